@@ -1,0 +1,225 @@
+// Package doc owns the JSON document that flows between tsim's stages
+// (DESIGN §3.2, §14): its types, reading it from stdin (with one-line errors
+// for garbage), and writing it. Each stage fills its own section and passes
+// the others through untouched. It does not compute anything.
+package doc
+
+// Schema is the current document schema version.
+const Schema = "tsim/v1"
+
+// Document is the pipeline document.
+type Document struct {
+	Schema string         `json:"schema"`
+	Facts  *FactsRef      `json:"facts,omitempty"`
+	Flows  []*Flow        `json:"flows,omitempty"`
+	Trace  []*Trace       `json:"trace,omitempty"`
+	Lab    *Lab           `json:"lab,omitempty"`
+	Reach  []*Reach       `json:"reach,omitempty"`
+	Report *Report        `json:"report,omitempty"`
+	Merged *Merged        `json:"merged,omitempty"`
+	Errors []*Error       `json:"errors,omitempty"`
+	Extra  map[string]any `json:"-"` // unknown top-level sections, passed through
+}
+
+// FactsRef references the facts a document was made from.
+type FactsRef struct {
+	Source  string `json:"source"`
+	Digest  string `json:"digest"`
+	Routers int    `json:"routers"`
+}
+
+// Flow is one probe-able flow: one service between two addresses.
+type Flow struct {
+	ID    string `json:"id"`
+	Src   string `json:"src"`
+	Dst   string `json:"dst"`
+	Proto string `json:"proto"` // tcp | udp | icmp
+	SPort int    `json:"sport,omitempty"`
+	DPort int    `json:"dport,omitempty"`
+	// Service is the SPEC token this flow came from (e.g. "ssh", "443/tcp").
+	Service string `json:"service,omitempty"`
+	// Expect is allow|deny when a flows file says what should happen.
+	Expect string `json:"expect,omitempty"`
+	// Ingress is ROUTER:IFACE for a source outside the network.
+	Ingress string `json:"ingress,omitempty"`
+}
+
+// Dispositions of a trace (Batfish vocabulary).
+const (
+	Delivered     = "DELIVERED"
+	ExitsNetwork  = "EXITS_NETWORK"
+	Denied        = "DENIED"
+	NoRoute       = "NO_ROUTE"
+	NullRouted    = "NULL_ROUTED"
+	Loop          = "LOOP"
+	UnknownSource = "UNKNOWN_SOURCE"
+	Unknown       = "UNKNOWN"
+)
+
+// Trace is the simulation result of one flow.
+type Trace struct {
+	Flow         string   `json:"flow"`
+	Disposition  string   `json:"disposition"`
+	Reason       string   `json:"reason,omitempty"` // one line: why (UNKNOWN rule, hint, …)
+	Hops         []*Hop   `json:"hops"`
+	DeniedBy     *RuleRef `json:"denied_by,omitempty"`
+	Alternatives []string `json:"alternatives,omitempty"` // ECMP notes
+}
+
+// Hop kinds.
+const (
+	HopRouter   = "router"
+	HopHost     = "host"
+	HopInternet = "internet"
+)
+
+// Hop is one node on a traced path.
+type Hop struct {
+	Node  string  `json:"node"`
+	Kind  string  `json:"kind"`
+	IP    string  `json:"ip"`
+	In    string  `json:"in"`
+	Out   string  `json:"out"`
+	Steps []*Step `json:"steps"`
+}
+
+// Step kinds.
+const (
+	StepPolicy = "policy"
+	StepRoute  = "route"
+	StepFilter = "filter"
+	StepNAT    = "nat"
+	StepMangle = "mangle"
+	StepLocal  = "local"
+)
+
+// Step explains one decision on a hop.
+type Step struct {
+	Kind string `json:"kind"`
+	// Policy: the rule that selected the table.
+	Priority int    `json:"priority,omitempty"`
+	Table    string `json:"table,omitempty"` // routing table name/id, or netfilter table
+	Chain    string `json:"chain,omitempty"`
+	Index    int    `json:"index,omitempty"`  // 1-based rule index, 0 = policy
+	Text     string `json:"text,omitempty"`   // original rule / route text
+	Action   string `json:"action,omitempty"` // ACCEPT, DROP, REJECT, DNAT, lookup, …
+	Detail   string `json:"detail,omitempty"` // human explanation
+	// Route: the query a kernel would be asked (ip route get …).
+	Query string `json:"query,omitempty"`
+	// NAT: the translation.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	Pos  string `json:"pos,omitempty"` // file:line of the deciding line
+}
+
+// RuleRef names a firewall rule that decided a flow.
+type RuleRef struct {
+	Router string `json:"router"`
+	Table  string `json:"table"`
+	Chain  string `json:"chain"`
+	Index  int    `json:"index"`
+	Rule   string `json:"rule"`
+}
+
+// Lab describes a lab built by `hosts up`.
+type Lab struct {
+	ID      string       `json:"id"`
+	Routers []*LabRouter `json:"routers"`
+	Hosts   []*LabHost   `json:"hosts"`
+	Fabric  string       `json:"fabric,omitempty"` // fabric namespace
+	Removed bool         `json:"removed,omitempty"`
+}
+
+// LabRouter is one router namespace of a lab.
+type LabRouter struct {
+	Name    string     `json:"name"`
+	Netns   string     `json:"netns"`
+	Refused []*Refusal `json:"refused"`
+}
+
+// Refusal is something the kernel refused to apply.
+type Refusal struct {
+	What  string `json:"what"` // route, rule, ipset, iptables, address, …
+	Line  string `json:"line"` // file:line or the line text
+	Error string `json:"error"`
+}
+
+// LabHost is an endpoint host namespace.
+type LabHost struct {
+	Name   string `json:"name"`
+	Netns  string `json:"netns"`
+	IP     string `json:"ip"`
+	Router string `json:"router"`
+	Iface  string `json:"iface"`
+}
+
+// Reach verdicts.
+const (
+	Reachable   = "REACHABLE"
+	Unreachable = "UNREACHABLE"
+	Allowed     = "ALLOWED"
+	Blocked     = "BLOCKED"
+)
+
+// Reach is the emulation result of one flow.
+type Reach struct {
+	Flow    string         `json:"flow"`
+	E2E     *E2E           `json:"e2e"`
+	Routers []*RouterReach `json:"routers"`
+}
+
+// E2E is the end-to-end verdict.
+type E2E struct {
+	Verdict   string   `json:"verdict"`
+	Reason    string   `json:"reason,omitempty"`
+	BlockedBy *RuleRef `json:"blocked_by,omitempty"`
+	Predicted string   `json:"predicted,omitempty"`
+	Agrees    *bool    `json:"agrees,omitempty"`
+}
+
+// RouterReach is one router's verdict for a flow.
+type RouterReach struct {
+	Router    string          `json:"router"`
+	Verdict   string          `json:"verdict"`
+	Reason    string          `json:"reason,omitempty"`
+	Rule      *LiveRule       `json:"rule,omitempty"`
+	Predicted string          `json:"predicted"`
+	Agrees    bool            `json:"agrees"`
+	Counters  []*CounterDelta `json:"counters,omitempty"`
+}
+
+// LiveRule is the deciding rule found from counters.
+type LiveRule struct {
+	Table string `json:"table"`
+	Chain string `json:"chain"`
+	Index int    `json:"index"` // 1-based, 0 = chain policy
+	Text  string `json:"text"`
+}
+
+// CounterDelta is a counter that moved during a probe.
+type CounterDelta struct {
+	Table   string `json:"table"`
+	Chain   string `json:"chain"`
+	Index   int    `json:"index"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// Report records the PDF written by `report`.
+type Report struct {
+	PDF   string `json:"pdf"`
+	Pages int    `json:"pages"`
+}
+
+// Merged records the PDF written by `merge`.
+type Merged struct {
+	PDF       string `json:"pdf"`
+	Pages     int    `json:"pages"`
+	Documents int    `json:"documents"`
+}
+
+// Error is a stage error recorded in the document.
+type Error struct {
+	Stage   string `json:"stage"`
+	Message string `json:"message"`
+}
