@@ -209,6 +209,15 @@ type CounterDelta struct {
 type Report struct {
 	PDF   string `json:"pdf"`
 	Pages int    `json:"pages"`
+	// Sections lists where each part of the PDF starts (summary, one per
+	// service), so merge can bookmark them.
+	Sections []Section `json:"sections,omitempty"`
+}
+
+// Section is one bookmarked part of a report PDF.
+type Section struct {
+	Title string `json:"title"`
+	Page  int    `json:"page"` // 1-based page number in the report PDF
 }
 
 // Merged records the PDF written by `merge`.
