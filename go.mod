@@ -10,5 +10,6 @@ require (
 
 require (
 	github.com/mattn/go-colorable v0.1.14 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.29.0 // indirect
 )

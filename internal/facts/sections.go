@@ -1,0 +1,226 @@
+package facts
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Line is one line of a section body with its 1-based line number in the file.
+type Line struct {
+	N    int
+	Text string
+}
+
+// Section is one `=== TSIM_SECTION_START:<name> ===` … `=== TSIM_SECTION_END:<name> ===`
+// block of a raw facts file.
+type Section struct {
+	Name      string
+	Title     string
+	Command   string
+	Timestamp string
+	// ExitCode is the EXIT_CODE value; HasExit is false when the line was missing.
+	ExitCode int
+	HasExit  bool
+	Body     []Line // the command output, trailing blank lines removed
+	Pos      Pos    // the START marker
+}
+
+// BodyText returns the body joined with newlines.
+func (s *Section) BodyText() string {
+	var b strings.Builder
+	for i, l := range s.Body {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(l.Text)
+	}
+	return b.String()
+}
+
+// FirstLine is the line number of the first body line (the line after `---`
+// when the body is empty).
+func (s *Section) FirstLine() int {
+	if len(s.Body) > 0 {
+		return s.Body[0].N
+	}
+	return s.Pos.Line
+}
+
+// RawFile is a parsed raw facts file: its header comments, its sections in
+// file order and the collection-complete trailer, if any.
+type RawFile struct {
+	File     string
+	Header   map[string]string // "# Key: value" comment lines before the first section
+	Sections []*Section
+	Complete bool              // the TSIM_FACTS_COLLECTION_COMPLETE trailer was seen
+	Trailer  map[string]string // its KEY: value lines
+}
+
+const (
+	markStart    = "=== TSIM_SECTION_START:"
+	markEnd      = "=== TSIM_SECTION_END:"
+	markComplete = "=== TSIM_FACTS_COLLECTION_COMPLETE ==="
+	markClose    = " ==="
+)
+
+// sectionName extracts NAME from "=== TSIM_SECTION_START:NAME ===" given the prefix.
+func sectionName(line, prefix string) (string, bool) {
+	if !strings.HasPrefix(line, prefix) || !strings.HasSuffix(line, markClose) || len(line) < len(prefix)+len(markClose) {
+		return "", false
+	}
+	name := line[len(prefix) : len(line)-len(markClose)]
+	if name == "" {
+		return "", false
+	}
+	for _, r := range name {
+		if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return "", false
+		}
+	}
+	return name, true
+}
+
+// ParseSections splits a raw facts file into its sections. It fails with a
+// file:line error on a truncated section, mismatched markers, text outside
+// any section, or a file with no section at all.
+func ParseSections(file string, data []byte) (*RawFile, error) {
+	rf := &RawFile{File: file, Header: map[string]string{}}
+	text := strings.ReplaceAll(string(data), "\r\n", "\n")
+	lines := strings.Split(text, "\n")
+	if len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	const (
+		outside = iota
+		header
+		body
+		afterExit
+		trailer
+	)
+	state := outside
+	var cur *Section
+	for i, raw := range lines {
+		n := i + 1
+		line := strings.TrimRight(raw, " \t\r")
+		pos := Pos{File: file, Line: n}
+		if name, ok := sectionName(line, markStart); ok {
+			if cur != nil {
+				return nil, posErrorf(cur.Pos, "section %s has no end marker (next section starts at line %d)", cur.Name, n)
+			}
+			cur = &Section{Name: name, Pos: pos}
+			state = header
+			continue
+		}
+		switch state {
+		case outside, trailer:
+			switch {
+			case line == markComplete:
+				rf.Complete = true
+				rf.Trailer = map[string]string{}
+				state = trailer
+			case strings.TrimSpace(line) == "":
+			case strings.HasPrefix(line, "#"):
+				if len(rf.Sections) == 0 {
+					if k, v, ok := strings.Cut(strings.TrimSpace(line[1:]), ":"); ok {
+						rf.Header[strings.TrimSpace(k)] = strings.TrimSpace(v)
+					}
+				}
+			case state == trailer && isTrailerLine(line):
+				k, v, _ := strings.Cut(line, ":")
+				rf.Trailer[k] = strings.TrimSpace(v)
+			case strings.HasPrefix(line, markEnd):
+				return nil, posErrorf(pos, "end marker without a matching section start")
+			default:
+				if len(rf.Sections) == 0 {
+					return nil, posErrorf(pos, "not a tsim raw facts file: expected %q or a # comment, got %s", markStart+"<name> ===", quoteLine(line))
+				}
+				return nil, posErrorf(pos, "text outside any section: %s", quoteLine(line))
+			}
+		case header:
+			switch {
+			case line == "---":
+				state = body
+			case strings.HasPrefix(line, markEnd):
+				return nil, posErrorf(pos, "section %s has no --- line before its end", cur.Name)
+			case strings.HasPrefix(line, "TITLE:"):
+				cur.Title = strings.TrimSpace(line[len("TITLE:"):])
+			case strings.HasPrefix(line, "COMMAND:"):
+				cur.Command = strings.TrimSpace(line[len("COMMAND:"):])
+			case strings.HasPrefix(line, "TIMESTAMP:"):
+				cur.Timestamp = strings.TrimSpace(line[len("TIMESTAMP:"):])
+			default:
+				return nil, posErrorf(pos, "section %s: expected TITLE:, COMMAND:, TIMESTAMP: or ---, got %s", cur.Name, quoteLine(line))
+			}
+		case body, afterExit:
+			if name, ok := sectionName(line, markEnd); ok {
+				if name != cur.Name {
+					return nil, posErrorf(pos, "end marker for section %s closes section %s (started at line %d)", name, cur.Name, cur.Pos.Line)
+				}
+				trimBody(cur)
+				rf.Sections = append(rf.Sections, cur)
+				cur = nil
+				state = outside
+				continue
+			}
+			if state == afterExit {
+				if strings.TrimSpace(line) != "" {
+					return nil, posErrorf(pos, "section %s: text after EXIT_CODE: %s", cur.Name, quoteLine(line))
+				}
+				continue
+			}
+			if rest, ok := strings.CutPrefix(line, "EXIT_CODE:"); ok {
+				code, err := strconv.Atoi(strings.TrimSpace(rest))
+				if err != nil {
+					return nil, posErrorf(pos, "section %s: bad EXIT_CODE %s", cur.Name, quoteLine(rest))
+				}
+				cur.ExitCode, cur.HasExit = code, true
+				state = afterExit
+				continue
+			}
+			cur.Body = append(cur.Body, Line{N: n, Text: strings.TrimRight(raw, "\r")})
+		}
+	}
+	if cur != nil {
+		return nil, posErrorf(cur.Pos, "section %s is truncated: no %s%s ===", cur.Name, markEnd, cur.Name)
+	}
+	if len(rf.Sections) == 0 {
+		return nil, posErrorf(Pos{File: file, Line: max(1, len(lines))}, "not a tsim raw facts file: no %q section found", markStart+"<name> ===")
+	}
+	return rf, nil
+}
+
+// isTrailerLine reports a "KEY: value" line of the collection-complete block.
+func isTrailerLine(line string) bool {
+	k, _, ok := strings.Cut(line, ":")
+	if !ok || k == "" {
+		return false
+	}
+	for _, r := range k {
+		if !(r == '_' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// trimBody drops the blank lines the collector writes before EXIT_CODE.
+func trimBody(s *Section) {
+	for len(s.Body) > 0 && strings.TrimSpace(s.Body[len(s.Body)-1].Text) == "" {
+		s.Body = s.Body[:len(s.Body)-1]
+	}
+}
+
+// Section returns the first section with the name, or nil.
+func (rf *RawFile) Section(name string) *Section {
+	for _, s := range rf.Sections {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func (s *Section) String() string {
+	return fmt.Sprintf("%s (%s)", s.Name, s.Pos)
+}
