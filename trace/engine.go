@@ -1,0 +1,373 @@
+// Package trace owns the forwarding model (DESIGN §5): where a packet
+// starts, policy routing, route lookup, the netfilter chains a real packet
+// traverses (evaluated by netfilter.go), next-hop resolution and the
+// disposition, hop by hop and explained. It also renders traces as text,
+// reproduces the predecessor's legacy JSON, and builds flows from a SPEC or a
+// flows file. It reads facts but never changes them, and never touches the
+// kernel or the CLI.
+package trace
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tsim-dev/tsim/internal/facts"
+)
+
+// Engine is the precomputed simulation model of one facts set. It is
+// read-only after New, so one Engine may trace flows from many goroutines.
+type Engine struct {
+	facts   *facts.Facts
+	routers []*rtr // sorted by name
+	byName  map[string]*rtr
+	// owners maps every interface address to the routers holding it,
+	// in router-name order.
+	owners map[netip.Addr][]owner
+	// uplinks are ROUTER:IFACE pairs carrying a default route: where a
+	// packet from outside the network would plausibly enter.
+	uplinks []string
+}
+
+type owner struct {
+	r   *rtr
+	ifc string
+}
+
+// rtr is one router prepared for lookups.
+type rtr struct {
+	f          *facts.Router
+	fw         *Firewall
+	addrs      []ifAddr
+	conns      []conn // connected prefixes (masked), as the kernel's prefix routes
+	rules      []*facts.Rule
+	tables     map[int]*table
+	forwarding bool
+	gateway    bool            // metadata type gateway: its default route leads to the Internet
+	chains     map[string]*facts.Chain // "table/chain" present in the facts
+	// neighbours per interface: other routers' interfaces on the same segment.
+	neighbours map[string][]owner
+}
+
+type ifAddr struct {
+	addr netip.Addr
+	pfx  netip.Prefix // connected prefix, masked
+	ifc  string
+}
+
+type conn struct {
+	pfx netip.Prefix
+	ifc string
+	src netip.Addr
+}
+
+type table struct {
+	id     int
+	name   string
+	routes []*route // longest prefix first, then tos-specific first, then lowest metric
+}
+
+type route struct {
+	r *facts.Route
+	// invalid says why the kernel would refuse this route ("" = valid);
+	// lookups skip such routes because they do not exist in a real router.
+	invalid string
+}
+
+// New precomputes the model of every router of f.
+func New(f *facts.Facts) *Engine {
+	e := &Engine{facts: f, byName: map[string]*rtr{}, owners: map[netip.Addr][]owner{}}
+	rs := slices.Clone(f.Routers)
+	slices.SortStableFunc(rs, func(a, b *facts.Router) int { return strings.Compare(a.Name, b.Name) })
+	for _, fr := range rs {
+		r := newRouter(fr)
+		e.routers = append(e.routers, r)
+		e.byName[fr.Name] = r
+		for _, a := range r.addrs {
+			e.owners[a.addr] = append(e.owners[a.addr], owner{r, a.ifc})
+		}
+	}
+	for _, r := range e.routers {
+		r.neighbours = map[string][]owner{}
+		for _, a := range r.addrs {
+			if a.pfx.Bits() == a.pfx.Addr().BitLen() || isLoopback(r.f, a.ifc) {
+				continue
+			}
+			for _, o := range e.routers {
+				if o == r {
+					continue
+				}
+				for _, b := range o.addrs {
+					if b.pfx.Overlaps(a.pfx) && !isLoopback(o.f, b.ifc) && !hasOwner(r.neighbours[a.ifc], o, b.ifc) {
+						r.neighbours[a.ifc] = append(r.neighbours[a.ifc], owner{o, b.ifc})
+					}
+				}
+			}
+		}
+		for _, t := range sortedTables(r) {
+			for _, rt := range t.routes {
+				if rt.r.Dst.Bits() == 0 && rt.r.Type == facts.RouteUnicast && rt.invalid == "" {
+					for _, d := range routeDevs(rt.r) {
+						u := r.f.Name + ":" + d
+						if d != "" && !slices.Contains(e.uplinks, u) {
+							e.uplinks = append(e.uplinks, u)
+						}
+					}
+				}
+			}
+		}
+	}
+	return e
+}
+
+func hasOwner(l []owner, r *rtr, ifc string) bool {
+	for _, o := range l {
+		if o.r == r && o.ifc == ifc {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopback(r *facts.Router, ifc string) bool {
+	if ifc == "lo" {
+		return true
+	}
+	i := r.Interface(ifc)
+	return i != nil && i.Kind == "loopback"
+}
+
+func routeDevs(r *facts.Route) []string {
+	if len(r.Nexthops) == 0 {
+		return []string{r.Dev}
+	}
+	var out []string
+	for _, n := range r.Nexthops {
+		out = append(out, n.Dev)
+	}
+	return out
+}
+
+func sortedTables(r *rtr) []*table {
+	out := make([]*table, 0, len(r.tables))
+	for _, t := range r.tables {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *table) int { return a.id - b.id })
+	return out
+}
+
+func newRouter(fr *facts.Router) *rtr {
+	r := &rtr{f: fr, fw: CompileFirewall(fr), tables: map[int]*table{}, chains: map[string]*facts.Chain{}}
+	r.gateway = strings.EqualFold(fr.Metadata.Type, "gateway")
+	r.forwarding = fr.Sysctls["net.ipv4.ip_forward"] != "0"
+	for _, ifc := range fr.Interfaces {
+		for _, a := range ifc.Addrs {
+			if !a.Prefix.Addr().Is4() {
+				continue // IPv6 is carried by the model but not simulated
+			}
+			p := a.Prefix.Masked()
+			if a.Peer.IsValid() {
+				p = a.Peer.Masked()
+			}
+			r.addrs = append(r.addrs, ifAddr{addr: a.Prefix.Addr(), pfx: p, ifc: ifc.Name})
+			if p.Bits() < 32 && !isLoopback(fr, ifc.Name) {
+				r.conns = append(r.conns, conn{pfx: p, ifc: ifc.Name, src: a.Prefix.Addr()})
+			}
+		}
+	}
+	for _, t := range fr.Iptables {
+		for _, c := range t.Chains {
+			r.chains[t.Name+"/"+c.Name] = c
+		}
+	}
+	r.rules = slices.Clone(fr.Rules)
+	if len(r.rules) == 0 {
+		// No `ip rule` facts: the kernel's three default rules apply.
+		r.rules = []*facts.Rule{
+			{Priority: 0, Action: facts.ActionLookup, Table: facts.TableLocal, TableName: "local", SuppressPrefixLen: -1, Text: "0:\tfrom all lookup local"},
+			{Priority: 32766, Action: facts.ActionLookup, Table: facts.TableMain, TableName: "main", SuppressPrefixLen: -1, Text: "32766:\tfrom all lookup main"},
+			{Priority: 32767, Action: facts.ActionLookup, Table: facts.TableDefault, TableName: "default", SuppressPrefixLen: -1, Text: "32767:\tfrom all lookup default"},
+		}
+	}
+	slices.SortStableFunc(r.rules, func(a, b *facts.Rule) int { return a.Priority - b.Priority })
+	for _, ft := range fr.Tables {
+		t := &table{id: ft.ID, name: tableName(fr, ft.ID, ft.Name)}
+		for _, x := range ft.Routes {
+			t.routes = append(t.routes, &route{r: x, invalid: r.validate(x)})
+		}
+		r.tables[ft.ID] = t
+	}
+	r.addKernelRoutes()
+	for _, t := range r.tables {
+		slices.SortStableFunc(t.routes, func(a, b *route) int {
+			if d := b.r.Dst.Bits() - a.r.Dst.Bits(); d != 0 {
+				return d
+			}
+			if d := int(b.r.TOS) - int(a.r.TOS); d != 0 {
+				return d
+			}
+			return a.r.Metric - b.r.Metric
+		})
+	}
+	return r
+}
+
+// addKernelRoutes adds the routes the kernel creates by itself when an
+// address is configured and that facts may lack: local routes for every
+// address (table local) and the prefix route of every connected subnet
+// (table main).
+func (r *rtr) addKernelRoutes() {
+	local := r.tables[facts.TableLocal]
+	if local == nil || len(local.routes) == 0 {
+		local = &table{id: facts.TableLocal, name: "local"}
+		r.tables[facts.TableLocal] = local
+		lo := "lo"
+		for _, i := range r.f.Interfaces {
+			if i.Kind == "loopback" {
+				lo = i.Name
+			}
+		}
+		local.routes = append(local.routes, &route{r: &facts.Route{Type: facts.RouteLocal,
+			Dst: netip.MustParsePrefix("127.0.0.0/8"), Dev: lo, Scope: "host", Proto: "kernel",
+			Src: netip.MustParseAddr("127.0.0.1"), Text: "local 127.0.0.0/8 dev " + lo + " proto kernel scope host src 127.0.0.1"}})
+		for _, a := range r.addrs {
+			s := a.addr.String()
+			local.routes = append(local.routes, &route{r: &facts.Route{Type: facts.RouteLocal,
+				Dst: netip.PrefixFrom(a.addr, 32), Dev: a.ifc, Scope: "host", Proto: "kernel", Src: a.addr,
+				Text: "local " + s + " dev " + a.ifc + " proto kernel scope host src " + s}})
+		}
+	}
+	main := r.tables[facts.TableMain]
+	if main == nil {
+		main = &table{id: facts.TableMain, name: "main"}
+		r.tables[facts.TableMain] = main
+	}
+	for _, c := range r.conns {
+		found := false
+		for _, rt := range main.routes {
+			if rt.r.Dst == c.pfx && rt.r.Dev == c.ifc {
+				found = true
+				break
+			}
+		}
+		if !found {
+			main.routes = append(main.routes, &route{r: &facts.Route{Type: facts.RouteUnicast, Dst: c.pfx,
+				Dev: c.ifc, Scope: "link", Proto: "kernel", Src: c.src,
+				Text: c.pfx.String() + " dev " + c.ifc + " proto kernel scope link src " + c.src.String()}})
+		}
+	}
+}
+
+// validate says why the kernel would refuse route x on this router.
+func (r *rtr) validate(x *facts.Route) string {
+	if !x.Dst.Addr().Is4() {
+		return "IPv6 is not simulated"
+	}
+	if x.Type != facts.RouteUnicast {
+		return ""
+	}
+	check := func(gw netip.Addr, dev string, onlink bool) string {
+		if dev != "" && r.f.Interface(dev) == nil {
+			return "device " + dev + " does not exist on " + r.f.Name
+		}
+		if !gw.IsValid() || onlink {
+			return ""
+		}
+		for _, c := range r.conns {
+			if c.pfx.Contains(gw) && (dev == "" || c.ifc == dev) {
+				return ""
+			}
+		}
+		if dev == "" {
+			return "gateway " + gw.String() + " is not on a connected subnet"
+		}
+		return "gateway " + gw.String() + " is not on a connected subnet of " + dev
+	}
+	if len(x.Nexthops) == 0 {
+		return check(x.Gateway, x.Dev, x.Onlink)
+	}
+	for _, n := range x.Nexthops {
+		if s := check(n.Gateway, n.Dev, n.Onlink); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// tableName gives the name `ip` would print for a table id.
+func tableName(fr *facts.Router, id int, name string) string {
+	if name != "" {
+		return name
+	}
+	switch id {
+	case facts.TableMain:
+		return "main"
+	case facts.TableLocal:
+		return "local"
+	case facts.TableDefault:
+		return "default"
+	}
+	best := ""
+	for n, i := range fr.TableNames {
+		if i == id && (best == "" || n < best) {
+			best = n
+		}
+	}
+	if best != "" {
+		return best
+	}
+	return strconv.Itoa(id)
+}
+
+// table returns the table with id or nil.
+func (r *rtr) table(id int) *table { return r.tables[id] }
+
+// connectedOn reports the connected prefix of interface ifc containing a.
+func (r *rtr) connectedOn(ifc string, a netip.Addr) (conn, bool) {
+	for _, c := range r.conns {
+		if c.ifc == ifc && c.pfx.Contains(a) {
+			return c, true
+		}
+	}
+	return conn{}, false
+}
+
+// addrOn returns the best source address of interface ifc towards a: one
+// whose subnet contains a, else the first address.
+func (r *rtr) addrOn(ifc string, a netip.Addr) netip.Addr {
+	var first netip.Addr
+	for _, x := range r.addrs {
+		if x.ifc != ifc {
+			continue
+		}
+		if a.IsValid() && x.pfx.Contains(a) {
+			return x.addr
+		}
+		if !first.IsValid() {
+			first = x.addr
+		}
+	}
+	return first
+}
+
+// Routers returns the router names in the order the engine considers them.
+func (e *Engine) Routers() []string {
+	out := make([]string, len(e.routers))
+	for i, r := range e.routers {
+		out[i] = r.f.Name
+	}
+	return out
+}
+
+// Uplinks returns the ROUTER:IFACE pairs that carry a default route.
+func (e *Engine) Uplinks() []string { return slices.Clone(e.uplinks) }
+
+// Owner returns the router and interface holding address a ("" if none).
+func (e *Engine) Owner(a netip.Addr) (router, iface string) {
+	if o := e.owners[a]; len(o) > 0 {
+		return o[0].r.f.Name, o[0].ifc
+	}
+	return "", ""
+}

@@ -1,0 +1,578 @@
+package trace
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/tsimerr"
+)
+
+// EphemeralPort is the source port used for a TCP/UDP flow that names none:
+// the first port of Linux's default ip_local_port_range.
+const EphemeralPort = 32768
+
+// InitialTTL is the TTL a simulated packet starts with (Linux default).
+const InitialTTL = 64
+
+// pkt is the packet as it travels: addresses and ports change under NAT.
+type pkt struct {
+	src, dst     netip.Addr
+	proto        int
+	sport, dport uint16
+	tos          uint8
+	ttl          int
+}
+
+// Validate checks that flow can be simulated: addresses parse, are IPv4,
+// the protocol is known and an ingress names an existing interface. Its
+// errors are input errors (exit 2).
+func (e *Engine) Validate(flow *doc.Flow) error {
+	_, err := e.parseFlow(flow)
+	return err
+}
+
+func (e *Engine) parseFlow(flow *doc.Flow) (pkt, error) {
+	var p pkt
+	src, err := netip.ParseAddr(flow.Src)
+	if err != nil {
+		return p, tsimerr.Inputf("flow %s: source %q is not an IP address", flow.ID, flow.Src)
+	}
+	dst, err := netip.ParseAddr(flow.Dst)
+	if err != nil {
+		return p, tsimerr.Inputf("flow %s: destination %q is not an IP address", flow.ID, flow.Dst)
+	}
+	if !src.Unmap().Is4() || !dst.Unmap().Is4() {
+		return p, tsimerr.Inputf("flow %s: %s -> %s: only IPv4 is simulated", flow.ID, flow.Src, flow.Dst)
+	}
+	p = pkt{src: src.Unmap(), dst: dst.Unmap(), ttl: InitialTTL}
+	switch strings.ToLower(flow.Proto) {
+	case "", "icmp":
+		p.proto = 1
+	case "tcp":
+		p.proto = 6
+	case "udp":
+		p.proto = 17
+	default:
+		return p, tsimerr.Inputf("flow %s: protocol %q (want tcp, udp or icmp)", flow.ID, flow.Proto)
+	}
+	if p.proto != 1 {
+		if flow.DPort < 1 || flow.DPort > 65535 {
+			return p, tsimerr.Inputf("flow %s: destination port %d out of range", flow.ID, flow.DPort)
+		}
+		if flow.SPort < 0 || flow.SPort > 65535 {
+			return p, tsimerr.Inputf("flow %s: source port %d out of range", flow.ID, flow.SPort)
+		}
+		p.dport = uint16(flow.DPort)
+		p.sport = EphemeralPort
+		if flow.SPort != 0 {
+			p.sport = uint16(flow.SPort)
+		}
+	}
+	if flow.Ingress != "" {
+		rn, ifc, ok := strings.Cut(flow.Ingress, ":")
+		r := e.byName[rn]
+		if !ok || r == nil || r.f.Interface(ifc) == nil {
+			return p, tsimerr.Inputf("flow %s: ingress %q is not ROUTER:IFACE of the facts", flow.ID, flow.Ingress)
+		}
+	}
+	return p, nil
+}
+
+// walker holds the state of one trace.
+type walker struct {
+	e    *Engine
+	t    *doc.Trace
+	p    pkt
+	seen map[string]bool
+}
+
+// Trace simulates one flow. Input problems (see Validate) give disposition
+// UNKNOWN with the problem as reason; callers wanting exit code 2 call
+// Validate first.
+func (e *Engine) Trace(ctx context.Context, flow *doc.Flow) *doc.Trace {
+	t := &doc.Trace{Flow: flow.ID, Hops: []*doc.Hop{}}
+	p, err := e.parseFlow(flow)
+	if err != nil {
+		t.Disposition, t.Reason = doc.Unknown, err.Error()
+		return t
+	}
+	if ctx.Err() != nil {
+		t.Disposition, t.Reason = doc.Unknown, ctx.Err().Error()
+		return t
+	}
+	w := &walker{e: e, t: t, p: p, seen: map[string]bool{}}
+	w.start(flow)
+	return t
+}
+
+func (w *walker) finish(disp, reason string) {
+	w.t.Disposition, w.t.Reason = disp, reason
+}
+
+func (w *walker) hop(node, kind, ip, in string) *doc.Hop {
+	h := &doc.Hop{Node: node, Kind: kind, IP: ip, In: in, Steps: []*doc.Step{}}
+	w.t.Hops = append(w.t.Hops, h)
+	return h
+}
+
+func (w *walker) start(flow *doc.Flow) {
+	e, p := w.e, w.p
+	if os := e.owners[p.src]; len(os) > 0 {
+		w.originate(os[0].r, os[0].ifc)
+		return
+	}
+	if flow.Ingress != "" {
+		rn, ifc, _ := strings.Cut(flow.Ingress, ":")
+		r := e.byName[rn]
+		w.hop(p.src.String(), doc.HopHost, p.src.String(), "").Out = ""
+		w.receive(r, ifc, r.addrOn(ifc, p.src))
+		return
+	}
+	// A host: the routers with the source on a connected subnet.
+	var cands []owner
+	var seg netip.Prefix
+	for _, r := range e.routers {
+		for _, c := range r.conns {
+			if c.pfx.Contains(p.src) {
+				cands = append(cands, owner{r, c.ifc})
+				if !seg.IsValid() || c.pfx.Bits() > seg.Bits() {
+					seg = c.pfx
+				}
+				break
+			}
+		}
+	}
+	if len(cands) == 0 {
+		hint := "no router has it on a connected subnet"
+		if len(e.uplinks) > 0 {
+			hint += "; give the ingress (ROUTER:IFACE), candidate uplinks: " + strings.Join(e.uplinks, ", ")
+		}
+		w.finish(doc.UnknownSource, "source "+p.src.String()+" is outside the modelled network: "+hint)
+		return
+	}
+	w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+	if seg.Contains(p.dst) {
+		// Same subnet: the host talks to the destination directly.
+		if os := e.owners[p.dst]; len(os) > 0 {
+			for _, o := range os {
+				if _, ok := o.r.connectedOn(o.ifc, p.dst); ok {
+					w.receive(o.r, o.ifc, p.dst)
+					return
+				}
+			}
+		}
+		if p.dst != p.src {
+			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+		}
+		w.finish(doc.Delivered, "source and destination share "+seg.String())
+		return
+	}
+	if len(cands) > 1 {
+		var others []string
+		for _, c := range cands[1:] {
+			others = append(others, c.r.f.Name+":"+c.ifc)
+		}
+		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("source %s could also use first hop %s", p.src, strings.Join(others, ", ")))
+	}
+	c := cands[0]
+	w.receive(c.r, c.ifc, c.r.addrOn(c.ifc, p.src))
+}
+
+// packet builds the netfilter view of the current packet.
+func (w *walker) packet(in, out string, mark uint32) *Packet {
+	p := &Packet{Src: w.p.src, Dst: w.p.dst, Proto: w.p.proto, SPort: w.p.sport, DPort: w.p.dport,
+		InIf: in, OutIf: out, Mark: mark, TOS: w.p.tos, CTState: "NEW", TTL: uint8(w.p.ttl)}
+	switch w.p.proto {
+	case 1:
+		p.ICMPType, p.Length = 8, 84
+	case 6:
+		p.TCPFlags, p.Length = "SYN", 60
+	default:
+		p.Length = 40
+	}
+	return p
+}
+
+// chain runs one netfilter chain if the router has it, records the step and
+// applies NAT and marks to the packet. It returns false when the packet
+// stops here (DENIED or UNKNOWN; the disposition is set).
+func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
+	if c := r.chains[tbl+"/"+ch]; c == nil || len(c.Rules) == 0 && c.Policy != "DROP" {
+		return true // absent or empty and accepting: nothing to explain
+	}
+	before := *np
+	res := r.fw.Traverse(tbl, ch, np)
+	st := &doc.Step{Kind: stepKind(tbl), Table: tbl, Chain: res.Chain, Index: res.Index, Action: res.Verdict}
+	if st.Chain == "" {
+		st.Chain = ch
+	}
+	if res.Rule != nil {
+		st.Text, st.Pos = res.Rule.Text, posString(res.Rule.Pos)
+	} else if res.Index == 0 {
+		st.Text = "policy " + chainPolicy(r.f, tbl, ch)
+	}
+	st.Detail = res.Reason
+	if st.Chain != ch {
+		st.Detail = strings.TrimSpace(tbl + " " + ch + " -> " + st.Chain + ". " + res.Reason)
+	}
+	h.Steps = append(h.Steps, st)
+	switch res.Verdict {
+	case "DROP", "REJECT":
+		w.t.DeniedBy = &doc.RuleRef{Router: r.f.Name, Table: tbl, Chain: st.Chain, Index: res.Index, Rule: st.Text}
+		w.finish(doc.Denied, fmt.Sprintf("%s: %s %s rule %d: %s", r.f.Name, tbl, st.Chain, res.Index, st.Text))
+		return false
+	case "UNKNOWN":
+		w.finish(doc.Unknown, fmt.Sprintf("%s: %s %s rule %d is not simulated: %s (%s)", r.f.Name, tbl, st.Chain, res.Index, st.Text, res.Reason))
+		return false
+	}
+	if np.Mark != before.Mark {
+		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepMangle, Table: tbl, Chain: st.Chain, Index: res.Index,
+			Action: "MARK", From: "0x" + strconv.FormatUint(uint64(before.Mark), 16), To: "0x" + strconv.FormatUint(uint64(np.Mark), 16), Text: st.Text})
+	}
+	if np.TOS != before.TOS {
+		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepMangle, Table: tbl, Chain: st.Chain, Index: res.Index,
+			Action: "TOS", From: "0x" + strconv.FormatUint(uint64(before.TOS), 16), To: "0x" + strconv.FormatUint(uint64(np.TOS), 16), Text: st.Text})
+		w.p.tos = np.TOS
+	}
+	if res.NAT != nil {
+		w.applyNAT(r, h, res, np, &before)
+	}
+	return true
+}
+
+func stepKind(tbl string) string {
+	switch tbl {
+	case "nat":
+		return doc.StepNAT
+	case "mangle", "raw":
+		return doc.StepMangle
+	}
+	return doc.StepFilter
+}
+
+func chainPolicy(r *facts.Router, tbl, ch string) string {
+	if t := r.IPTable(tbl); t != nil {
+		if c := t.Chain(ch); c != nil && c.Policy != "" {
+			return c.Policy
+		}
+	}
+	return "ACCEPT"
+}
+
+// applyNAT records a translation and makes the packet carry it, whether or
+// not Traverse already rewrote np.
+func (w *walker) applyNAT(r *rtr, h *doc.Hop, res ChainResult, np, before *Packet) {
+	n := res.NAT
+	st := &doc.Step{Kind: doc.StepNAT, Table: "nat", Chain: res.Chain, Index: res.Index, Action: n.Kind}
+	if res.Rule != nil {
+		st.Text, st.Pos = res.Rule.Text, posString(res.Rule.Pos)
+	}
+	switch strings.ToUpper(n.Kind) {
+	case "DNAT", "REDIRECT":
+		a, port := natTarget(n.To)
+		if strings.EqualFold(n.Kind, "REDIRECT") && !a.IsValid() {
+			a = r.addrOn(np.InIf, before.Src)
+		}
+		if np.Dst == before.Dst && a.IsValid() {
+			np.Dst = a
+		}
+		if np.DPort == before.DPort && port != 0 && w.p.proto != 1 {
+			np.DPort = port
+		}
+		st.From = natHostPort(before.Dst, before.DPort, w.p.proto)
+		st.To = natHostPort(np.Dst, np.DPort, w.p.proto)
+		w.p.dst, w.p.dport = np.Dst, np.DPort
+	case "SNAT", "MASQUERADE":
+		a, port := natTarget(n.To)
+		if !a.IsValid() {
+			a = r.addrOn(np.OutIf, w.p.dst)
+		}
+		if np.Src == before.Src && a.IsValid() {
+			np.Src = a
+		}
+		if np.SPort == before.SPort && port != 0 && w.p.proto != 1 {
+			np.SPort = port
+		}
+		st.From = natHostPort(before.Src, before.SPort, w.p.proto)
+		st.To = natHostPort(np.Src, np.SPort, w.p.proto)
+		w.p.src, w.p.sport = np.Src, np.SPort
+	default:
+		st.From, st.To = n.From, n.To
+	}
+	st.Detail = n.Kind + " " + st.From + " -> " + st.To
+	h.Steps = append(h.Steps, st)
+}
+
+// natTarget parses --to-destination/--to-source values: ADDR[-ADDR][:PORT[-PORT]].
+func natTarget(s string) (netip.Addr, uint16) {
+	s = strings.TrimSpace(s)
+	host, port, hasPort := strings.Cut(s, ":")
+	host, _, _ = strings.Cut(host, "-")
+	a, _ := netip.ParseAddr(host)
+	var pn uint16
+	if hasPort {
+		ps, _, _ := strings.Cut(port, "-")
+		if n, err := strconv.Atoi(ps); err == nil && n > 0 && n < 65536 {
+			pn = uint16(n)
+		}
+	}
+	return a, pn
+}
+
+func natHostPort(a netip.Addr, port uint16, proto int) string {
+	if proto == 1 || port == 0 {
+		return a.String()
+	}
+	return a.String() + ":" + strconv.Itoa(int(port))
+}
+
+func (w *walker) key(in string, mark uint32, local bool) flowKey {
+	return flowKey{src: w.p.src, dst: w.p.dst, iif: in, mark: mark, tos: w.p.tos, proto: w.p.proto,
+		sport: w.p.sport, dport: w.p.dport, local: local}
+}
+
+// receive handles a packet arriving on router r's interface in.
+func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
+	ipS := ""
+	if ip.IsValid() {
+		ipS = ip.String()
+	}
+	h := w.hop(r.f.Name, doc.HopRouter, ipS, in)
+	state := r.f.Name + "|" + in + "|" + w.p.src.String() + "|" + w.p.dst.String() + "|" +
+		strconv.Itoa(int(w.p.sport)) + "|" + strconv.Itoa(int(w.p.dport)) + "|" + strconv.Itoa(int(w.p.tos))
+	if w.seen[state] {
+		w.finish(doc.Loop, fmt.Sprintf("%s receives the same packet on %s again", r.f.Name, in))
+		return
+	}
+	w.seen[state] = true
+	np := w.packet(in, "", 0)
+	for _, c := range [][2]string{{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"nat", "PREROUTING"}} {
+		if !w.chain(r, h, c[0], c[1], np) {
+			return
+		}
+	}
+	d := r.decide(w.key(in, np.Mark, false))
+	h.Steps = append(h.Steps, d.steps...)
+	switch d.res {
+	case resLocal:
+		np.InIf = in
+		w.input(r, h, np)
+		return
+	case resUnicast:
+	default:
+		w.stop(d)
+		return
+	}
+	if !r.forwarding {
+		w.finish(doc.NoRoute, r.f.Name+": net.ipv4.ip_forward is 0, the packet is not forwarded")
+		return
+	}
+	if w.p.ttl <= 1 {
+		w.finish(doc.Loop, fmt.Sprintf("%s: TTL exceeded (started at %d)", r.f.Name, InitialTTL))
+		return
+	}
+	w.p.ttl-- // ip_forward decrements before the FORWARD hook
+	np.TTL = uint8(w.p.ttl)
+	gw, dev := w.outOf(r, d)
+	h.Out = dev
+	np.OutIf, np.Gateway = dev, gw
+	for _, c := range [][2]string{{"mangle", "FORWARD"}, {"filter", "FORWARD"}, {"mangle", "POSTROUTING"}, {"nat", "POSTROUTING"}} {
+		if !w.chain(r, h, c[0], c[1], np) {
+			return
+		}
+	}
+	w.next(r, d, gw, dev)
+}
+
+// originate handles a packet sent by router r itself (src is its address
+// on interface ifc): routing first, then the OUTPUT chains, rerouting when
+// mangle or nat OUTPUT changed what routing looks at (ip_route_me_harder).
+func (w *walker) originate(r *rtr, ifc string) {
+	h := w.hop(r.f.Name, doc.HopRouter, w.p.src.String(), "")
+	d := r.decide(w.key("lo", 0, true))
+	h.Steps = append(h.Steps, d.steps...)
+	if d.res == resNull || d.res == resNoRoute || d.res == resUnknown {
+		w.stop(d)
+		return
+	}
+	gw, dev := w.outOf(r, d)
+	if d.res == resLocal {
+		dev = "lo"
+	}
+	np := w.packet("", dev, 0)
+	for _, c := range [][2]string{{"raw", "OUTPUT"}, {"mangle", "OUTPUT"}, {"nat", "OUTPUT"}, {"filter", "OUTPUT"}} {
+		mark, dst, tos := np.Mark, np.Dst, np.TOS
+		if !w.chain(r, h, c[0], c[1], np) {
+			return
+		}
+		if np.Mark != mark || np.Dst != dst || np.TOS != tos {
+			d = r.decide(w.key("lo", np.Mark, true))
+			for _, s := range d.steps {
+				s.Detail = strings.TrimSpace("rerouted after " + c[0] + " OUTPUT. " + s.Detail)
+			}
+			h.Steps = append(h.Steps, d.steps...)
+			if d.res == resNull || d.res == resNoRoute || d.res == resUnknown {
+				w.stop(d)
+				return
+			}
+			gw, dev = w.outOf(r, d)
+			if d.res == resLocal {
+				dev = "lo"
+			}
+			np.OutIf = dev
+		}
+	}
+	if d.res == resLocal {
+		// Looped back: POSTROUTING on lo, then INPUT.
+		np.OutIf = ""
+		for _, c := range [][2]string{{"mangle", "POSTROUTING"}, {"nat", "POSTROUTING"}} {
+			if !w.chain(r, h, c[0], c[1], np) {
+				return
+			}
+		}
+		np.InIf = "lo"
+		w.input(r, h, np)
+		return
+	}
+	h.Out = dev
+	np.OutIf, np.Gateway = dev, gw
+	for _, c := range [][2]string{{"mangle", "POSTROUTING"}, {"nat", "POSTROUTING"}} {
+		if !w.chain(r, h, c[0], c[1], np) {
+			return
+		}
+	}
+	w.next(r, d, gw, dev)
+}
+
+// input runs the INPUT chains of a packet delivered locally.
+func (w *walker) input(r *rtr, h *doc.Hop, np *Packet) {
+	np.OutIf, np.Gateway = "", netip.Addr{}
+	for _, c := range [][2]string{{"mangle", "INPUT"}, {"filter", "INPUT"}, {"nat", "INPUT"}} {
+		if !w.chain(r, h, c[0], c[1], np) {
+			return
+		}
+	}
+	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepLocal, Action: "deliver", Detail: w.p.dst.String() + " is an address of " + r.f.Name})
+	w.finish(doc.Delivered, "")
+}
+
+// stop records a routing failure.
+func (w *walker) stop(d decision) {
+	switch d.res {
+	case resNull:
+		w.finish(doc.NullRouted, d.reason)
+	case resNoRoute:
+		w.finish(doc.NoRoute, d.reason)
+	default:
+		w.finish(doc.Unknown, d.reason)
+	}
+}
+
+// outOf returns the gateway and device of a unicast decision, noting ECMP
+// alternatives and resolving a missing device from the connected subnets.
+func (w *walker) outOf(r *rtr, d decision) (netip.Addr, string) {
+	if d.route == nil {
+		return netip.Addr{}, ""
+	}
+	rt := d.route.r
+	gw, dev := firstHop(rt)
+	if len(rt.Nexthops) > 1 {
+		var alt []string
+		for _, n := range rt.Nexthops[1:] {
+			alt = append(alt, "via "+n.Gateway.String()+" dev "+n.Dev)
+		}
+		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("%s: ECMP route %s: took via %s dev %s; also %s",
+			r.f.Name, rt.Dst, gw, dev, strings.Join(alt, ", ")))
+	}
+	if dev == "" && gw.IsValid() {
+		for _, c := range r.conns {
+			if c.pfx.Contains(gw) {
+				dev = c.ifc
+				break
+			}
+		}
+	}
+	return gw, dev
+}
+
+// next finds who receives the packet that r sends out of dev.
+func (w *walker) next(r *rtr, d decision, gw netip.Addr, dev string) {
+	e, p := w.e, w.p
+	target := p.dst
+	if gw.IsValid() {
+		target = gw
+	}
+	// A router on dev's segment that holds the next-hop address answers ARP.
+	for _, o := range e.owners[target] {
+		if o.r == r {
+			continue
+		}
+		if in, ip, ok := segmentPeer(r, dev, o.r, o.ifc, target); ok {
+			w.receive(o.r, in, ip)
+			return
+		}
+	}
+	isDefault := d.route != nil && d.route.r.Dst.Bits() == 0
+	alone := len(r.neighbours[dev]) == 0
+	if !gw.IsValid() {
+		if _, ok := r.connectedOn(dev, p.dst); ok {
+			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			w.finish(doc.Delivered, "")
+			return
+		}
+	}
+	if (isDefault && r.gateway) || alone {
+		w.hop("internet", doc.HopInternet, p.dst.String(), "")
+		via := "dev " + dev
+		if gw.IsValid() {
+			via = "via " + gw.String() + " dev " + dev
+		}
+		w.finish(doc.ExitsNetwork, fmt.Sprintf("%s sends it %s, outside the modelled network", r.f.Name, via))
+		return
+	}
+	if gw.IsValid() {
+		w.finish(doc.NoRoute, fmt.Sprintf("%s: next hop %s on %s is not an address of any router or connected host", r.f.Name, gw, dev))
+		return
+	}
+	w.finish(doc.NoRoute, fmt.Sprintf("%s: %s is not on a connected subnet of %s and no neighbour on %s owns it", r.f.Name, p.dst, dev, dev))
+}
+
+// segmentPeer finds the interface by which router o receives what r sends
+// out of dev towards target (an address o owns on interface oifc).
+func segmentPeer(r *rtr, dev string, o *rtr, oifc string, target netip.Addr) (string, netip.Addr, bool) {
+	var fallback *owner
+	for i, n := range r.neighbours[dev] {
+		if n.r != o {
+			continue
+		}
+		if n.ifc == oifc {
+			return oifc, target, true
+		}
+		if fallback == nil {
+			fallback = &r.neighbours[dev][i]
+		}
+	}
+	if fallback != nil {
+		// target lives elsewhere on o (e.g. a loopback): o answers ARP on
+		// the interface facing r.
+		var ip netip.Addr
+		for _, a := range r.addrs {
+			if a.ifc == dev {
+				ip = o.addrOn(fallback.ifc, a.addr)
+				break
+			}
+		}
+		return fallback.ifc, ip, true
+	}
+	// Point-to-point links (tunnels) without a shared subnet: trust the
+	// address owner when r's device has no other neighbour.
+	if len(r.neighbours[dev]) == 0 && !isLoopback(o.f, oifc) && r.f.Interface(dev) != nil && r.f.Interface(dev).Kind == "none" {
+		return oifc, target, true
+	}
+	return "", netip.Addr{}, false
+}
