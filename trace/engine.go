@@ -44,7 +44,7 @@ type rtr struct {
 	rules      []*facts.Rule
 	tables     map[int]*table
 	forwarding bool
-	gateway    bool            // metadata type gateway: its default route leads to the Internet
+	gateway    bool                    // metadata type gateway: its default route leads to the Internet
 	chains     map[string]*facts.Chain // "table/chain" present in the facts
 	// neighbours per interface: other routers' interfaces on the same segment.
 	neighbours map[string][]owner
