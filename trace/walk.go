@@ -220,29 +220,49 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 	if st.Chain != ch {
 		st.Detail = strings.TrimSpace(tbl + " " + ch + " -> " + st.Chain + ". " + res.Reason)
 	}
-	h.Steps = append(h.Steps, st)
+	// Other tables' ACCEPTs decide nothing; their marks and NAT get
+	// their own steps below.
+	if tbl == "filter" || res.Verdict != VerdictAccept {
+		h.Steps = append(h.Steps, st)
+	}
 	switch res.Verdict {
-	case "DROP", "REJECT":
+	case VerdictDrop, VerdictReject:
 		w.t.DeniedBy = &doc.RuleRef{Router: r.f.Name, Table: tbl, Chain: st.Chain, Index: res.Index, Rule: st.Text}
-		w.finish(doc.Denied, fmt.Sprintf("%s: %s %s rule %d: %s", r.f.Name, tbl, st.Chain, res.Index, st.Text))
+		w.finish(doc.Denied, fmt.Sprintf("%s: %s %s %s: %s", r.f.Name, tbl, st.Chain, ruleNo(res.Index), st.Text))
 		return false
-	case "UNKNOWN":
-		w.finish(doc.Unknown, fmt.Sprintf("%s: %s %s rule %d is not simulated: %s (%s)", r.f.Name, tbl, st.Chain, res.Index, st.Text, res.Reason))
+	case VerdictUnknown:
+		w.finish(doc.Unknown, fmt.Sprintf("%s: %s %s %s is not simulated: %s (%s)", r.f.Name, tbl, st.Chain, ruleNo(res.Index), st.Text, res.Reason))
 		return false
 	}
 	if np.Mark != before.Mark {
-		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepMangle, Table: tbl, Chain: st.Chain, Index: res.Index,
-			Action: "MARK", From: "0x" + strconv.FormatUint(uint64(before.Mark), 16), To: "0x" + strconv.FormatUint(uint64(np.Mark), 16), Text: st.Text})
+		h.Steps = append(h.Steps, changeStep(res, tbl, "MARK", uint64(before.Mark), uint64(np.Mark), "MARK", "CONNMARK"))
 	}
 	if np.TOS != before.TOS {
-		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepMangle, Table: tbl, Chain: st.Chain, Index: res.Index,
-			Action: "TOS", From: "0x" + strconv.FormatUint(uint64(before.TOS), 16), To: "0x" + strconv.FormatUint(uint64(np.TOS), 16), Text: st.Text})
+		h.Steps = append(h.Steps, changeStep(res, tbl, "TOS", uint64(before.TOS), uint64(np.TOS), "TOS", "DSCP"))
 		w.p.tos = np.TOS
 	}
 	if res.NAT != nil {
 		w.applyNAT(r, h, res, np, &before)
 	}
 	return true
+}
+
+// changeStep records a mark or TOS change, naming the last rule of the
+// walk whose target made it (the deciding rule of the chain is usually its
+// policy).
+func changeStep(res ChainResult, tbl, what string, from, to uint64, targets ...string) *doc.Step {
+	st := &doc.Step{Kind: doc.StepMangle, Table: tbl, Chain: res.Chain, Index: res.Index, Action: what,
+		From: "0x" + strconv.FormatUint(from, 16), To: "0x" + strconv.FormatUint(to, 16)}
+	for i := len(res.Visited) - 1; i >= 0; i-- {
+		v := res.Visited[i]
+		for _, t := range targets {
+			if strings.EqualFold(v.Target, t) {
+				st.Chain, st.Index, st.Text = v.Chain, v.Index, v.Text
+				return st
+			}
+		}
+	}
+	return st
 }
 
 func stepKind(tbl string) string {

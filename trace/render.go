@@ -1,0 +1,225 @@
+package trace
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+)
+
+// ANSI styles for the terminal rendering.
+const (
+	ansiReset  = "\x1b[0m"
+	ansiBold   = "\x1b[1m"
+	ansiDim    = "\x1b[2m"
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+	ansiCyan   = "\x1b[36m"
+)
+
+type painter bool
+
+func (p painter) paint(style, s string) string {
+	if !p || s == "" {
+		return s
+	}
+	return style + s + ansiReset
+}
+
+// RenderText writes the trace section of d for a person: per flow a header,
+// one line per hop (node, in→out interface, the route that was used, the
+// deciding firewall rule and any NAT or mark), then the disposition line.
+// color adds ANSI colours (for a terminal).
+func RenderText(w io.Writer, d *doc.Document, color bool) error {
+	p := painter(color)
+	if len(d.Trace) == 0 {
+		_, err := fmt.Fprintln(w, "no trace in this document (run `tsim trace` first)")
+		return err
+	}
+	flows := map[string]*doc.Flow{}
+	for _, f := range d.Flows {
+		flows[f.ID] = f
+	}
+	for i, t := range d.Trace {
+		if i > 0 {
+			if _, err := fmt.Fprintln(w); err != nil {
+				return err
+			}
+		}
+		if err := renderTrace(w, p, flows[t.Flow], t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func flowTitle(f *doc.Flow) string {
+	if f == nil {
+		return ""
+	}
+	svc := f.Proto
+	if f.Proto != "icmp" && f.Proto != "" {
+		svc = strconv.Itoa(f.DPort) + "/" + f.Proto
+	}
+	if f.Service != "" && f.Service != svc && f.Service != f.Proto {
+		svc += " (" + f.Service + ")"
+	}
+	s := f.Src + " → " + f.Dst + "  " + svc
+	if f.Ingress != "" {
+		s += "  ingress " + f.Ingress
+	}
+	return s
+}
+
+func renderTrace(w io.Writer, p painter, f *doc.Flow, t *doc.Trace) error {
+	if _, err := fmt.Fprintf(w, "%s  %s  %s\n", p.paint(ansiBold, t.Flow), flowTitle(f), dispo(p, t.Disposition)); err != nil {
+		return err
+	}
+	type row struct{ node, ip, ifs, sum, style string }
+	var rows []row
+	wNode, wIP, wIfs := 0, 0, 0
+	for _, h := range t.Hops {
+		r := row{node: h.Node, ip: h.IP}
+		switch h.Kind {
+		case doc.HopRouter:
+			r.style = ansiBold
+			in, out := h.In, h.Out
+			if in == "" {
+				in = "·"
+			}
+			if out == "" {
+				out = "·"
+			}
+			r.ifs = in + " → " + out
+		case doc.HopHost:
+			r.node = "host " + h.Node
+		case doc.HopInternet:
+			r.node, r.ip = "internet", ""
+		}
+		r.sum = hopSummary(p, h)
+		wNode = max(wNode, utf8.RuneCountInString(r.node))
+		wIP = max(wIP, utf8.RuneCountInString(r.ip))
+		wIfs = max(wIfs, utf8.RuneCountInString(r.ifs))
+		rows = append(rows, r)
+	}
+	for i, r := range rows {
+		line := fmt.Sprintf("  %2d  %s  %s  %s  %s", i+1, p.paint(r.style, pad(r.node, wNode)), pad(r.ip, wIP), pad(r.ifs, wIfs), r.sum)
+		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " ")); err != nil {
+			return err
+		}
+	}
+	line := "  ⇒ " + dispo(p, t.Disposition)
+	if t.DeniedBy != nil {
+		db := t.DeniedBy
+		line += fmt.Sprintf(" by %s %s %s %s: %s", p.paint(ansiBold, db.Router), db.Table, db.Chain, ruleNo(db.Index), db.Rule)
+	} else if t.Reason != "" {
+		line += ": " + t.Reason
+	}
+	if _, err := fmt.Fprintln(w, line); err != nil {
+		return err
+	}
+	for _, a := range t.Alternatives {
+		if _, err := fmt.Fprintln(w, "    "+p.paint(ansiDim, "also: "+a)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ruleNo(i int) string {
+	if i == 0 {
+		return "policy"
+	}
+	return "#" + strconv.Itoa(i)
+}
+
+func dispo(p painter, d string) string {
+	switch d {
+	case doc.Delivered, doc.ExitsNetwork:
+		return p.paint(ansiGreen+ansiBold, d)
+	case doc.Unknown, doc.UnknownSource, doc.Loop:
+		return p.paint(ansiYellow+ansiBold, d)
+	}
+	return p.paint(ansiRed+ansiBold, d)
+}
+
+// hopSummary is the route, the deciding filter rule and the NAT/mark
+// changes of one hop.
+func hopSummary(p painter, h *doc.Hop) string {
+	var route, rule string
+	var extra []string
+	var policy *doc.Step
+	for _, s := range h.Steps {
+		switch s.Kind {
+		case doc.StepPolicy:
+			if s.Action == "lookup" || s.Action == "blackhole" || s.Action == "unreachable" || s.Action == "prohibit" {
+				policy = s
+			}
+		case doc.StepRoute:
+			if s.Text == "" {
+				continue
+			}
+			route = s.Text
+			if s.Table != "main" && s.Table != "" {
+				route = s.Table + ": " + route
+			}
+			if policy != nil && policy.Priority != 32766 && policy.Priority != 0 {
+				route = "rule " + strconv.Itoa(policy.Priority) + " → " + route
+			}
+		case doc.StepFilter:
+			if s.Table != "filter" && s.Action == "ACCEPT" {
+				continue
+			}
+			verdict := s.Action
+			switch verdict {
+			case "ACCEPT":
+				verdict = p.paint(ansiGreen, verdict)
+			case "UNKNOWN":
+				verdict = p.paint(ansiYellow, verdict)
+			default:
+				verdict = p.paint(ansiRed, verdict)
+			}
+			txt := s.Text
+			if s.Index == 0 {
+				txt = ""
+			}
+			rule = strings.TrimSpace(fmt.Sprintf("%s %s %s %s", verdict, s.Chain, ruleNo(s.Index), p.paint(ansiDim, txt)))
+		case doc.StepNAT:
+			if s.From != "" || s.To != "" {
+				extra = append(extra, p.paint(ansiCyan, s.Action+" "+s.From+" → "+s.To))
+			} else if s.Action != "ACCEPT" {
+				extra = append(extra, s.Action+" "+s.Chain+" "+ruleNo(s.Index))
+			}
+		case doc.StepMangle:
+			if s.From != "" || s.To != "" {
+				extra = append(extra, p.paint(ansiCyan, s.Action+" "+s.From+" → "+s.To))
+			} else if s.Action != "ACCEPT" {
+				extra = append(extra, s.Action+" "+s.Table+" "+s.Chain+" "+ruleNo(s.Index))
+			}
+		case doc.StepLocal:
+			route = "local delivery"
+		}
+	}
+	if policy != nil && route == "" && policy.Action != "lookup" {
+		route = "rule " + strconv.Itoa(policy.Priority) + " " + policy.Action
+	}
+	parts := []string{}
+	for _, s := range []string{route, rule, strings.Join(extra, ", ")} {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, "  │  ")
+}
+
+// pad right-pads s to width runes (the columns hold →, · and names).
+func pad(s string, width int) string {
+	if n := utf8.RuneCountInString(s); n < width {
+		return s + strings.Repeat(" ", width-n)
+	}
+	return s
+}
