@@ -3,6 +3,7 @@ package facts
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -47,8 +48,7 @@ type legacyFile struct {
 func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 	pos := Pos{File: file}
 	var lf legacyFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&lf); err != nil {
+	if err := json.Unmarshal(data, &lf); err != nil {
 		return nil, nil, posErrorf(pos, "not a predecessor JSON facts file: %v", jsonErr(data, err))
 	}
 	name := strings.TrimSuffix(filepath.Base(file), ".json")
@@ -184,7 +184,7 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 			if perr != nil {
 				e.addf(pos, "firewall.iptables.raw_config: %v", perr)
 			}
-			r.Iptables = t
+			r.Iptables = canonIptables(t)
 		}
 	}
 	if r.Iptables == nil {
@@ -219,11 +219,20 @@ func isJSONArray(b json.RawMessage) bool {
 
 // jsonErr adds a line number to a JSON syntax error.
 func jsonErr(data []byte, err error) error {
-	if se, ok := err.(*json.SyntaxError); ok {
-		line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
-		return fmt.Errorf("line %d: %w", line, err)
+	var off int64
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	default:
+		return err
 	}
-	return err
+	// Offset counts the bytes read, the offending one included.
+	end := min(max(int(off)-1, 0), len(data))
+	return fmt.Errorf("line %d: %w", 1+bytes.Count(data[:end], []byte("\n")), err)
 }
 
 func str(o map[string]any, k string) string {
@@ -533,7 +542,8 @@ func legacyInterfaces(raw json.RawMessage, pos Pos) ([]*Interface, error) {
 				bits = p.Bits()
 			}
 			ifc := get(dev)
-			ifc.Addrs = append(ifc.Addrs, &IfAddr{Prefix: netip.PrefixFrom(a, bits), Scope: str(o, "scope"), Pos: pos})
+			// The entry's scope is the route's ("link"), not the address's: leave it unset.
+			ifc.Addrs = append(ifc.Addrs, &IfAddr{Prefix: netip.PrefixFrom(a, bits), Pos: pos})
 		}
 		return out, nil
 	}

@@ -210,7 +210,7 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 				t, w, perr := ParseIptablesSave(file, s.FirstLine(), s.BodyText())
 				find = append(find, w...)
 				addErr(perr)
-				r.Iptables = t
+				r.Iptables = canonIptables(t)
 			}
 		case s.Name == "ipset_save":
 			if usable(s) {
@@ -325,4 +325,26 @@ func parseMetadata(r *Router, s *Section) {
 			r.Metadata.Role = v
 		}
 	}
+}
+
+// canonIptables turns empty target option lists into nil: the field is
+// omitempty, so only nil survives a normalized-JSON round trip unchanged.
+func canonIptables(ts []*IPTable) []*IPTable {
+	for _, t := range ts {
+		for _, c := range t.Chains {
+			for _, r := range c.Rules {
+				if r.Target != nil && len(r.Target.Options) == 0 {
+					r.Target.Options = nil
+				}
+				for _, m := range r.Matches {
+					for _, o := range m.Options {
+						if len(o.Args) == 0 {
+							o.Args = nil
+						}
+					}
+				}
+			}
+		}
+	}
+	return ts
 }
