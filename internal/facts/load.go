@@ -144,6 +144,9 @@ func load(ctx context.Context, p string) (*Facts, error) {
 		return nil, err
 	}
 	facts.Source = p
+	if format == "raw" && len(jsons) > 0 {
+		facts.Findings = append(facts.Findings, warnf(Pos{File: p}, "%d *.json files ignored: the directory holds raw facts files", len(jsons)))
+	}
 	return facts, nil
 }
 

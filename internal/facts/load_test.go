@@ -251,3 +251,24 @@ func BenchmarkLoadCorpus(b *testing.B) {
 		}
 	}
 }
+
+func TestLoadMixedDirWarns(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(corpus(t, "raw_facts"), "hq-gw_facts.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hq-gw_facts.txt"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Routers) != 1 || len(f.Findings) != 1 || !strings.Contains(f.Findings[0].Message, "1 *.json files ignored") {
+		t.Errorf("routers %d findings %v", len(f.Routers), f.Findings)
+	}
+}

@@ -41,7 +41,7 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	name := strings.TrimSuffix(filepath.Base(file), RawSuffix)
+	name := routerName(file)
 	r := &Router{Name: name, File: file, Interfaces: []*Interface{}, Rules: []*Rule{}, Tables: []*Table{}}
 	var (
 		find []Finding
@@ -118,7 +118,9 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 		}
 		var id int
 		switch {
-		case suffix == "" || suffix == "main":
+		case suffix == "" || suffix == "main" || suffix == "all":
+			// "all" is `ip route show table all`: its lines name their
+			// tables except main's.
 			id = TableMain
 		case isDigits(suffix):
 			n, perr := strconv.ParseUint(suffix, 10, 32)
@@ -271,6 +273,16 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 		return nil, find, err
 	}
 	return r, find, nil
+}
+
+// routerName is the file name without "_facts.txt" (or, for a raw file
+// named otherwise, without its extension).
+func routerName(file string) string {
+	base := filepath.Base(file)
+	if n, ok := strings.CutSuffix(base, RawSuffix); ok && n != "" {
+		return n
+	}
+	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
 func isDigits(s string) bool {

@@ -119,8 +119,14 @@ func TestParseRawOlderNames(t *testing.T) {
 }
 
 func TestParseRawTableAll(t *testing.T) {
+	for _, name := range []string{"routing_table_main", "routing_table_all"} {
+		testTableAll(t, name)
+	}
+}
+
+func testTableAll(t *testing.T, section string) {
 	in := rawFile(
-		[3]string{"routing_table_main", "all tables", "default via 10.1.1.254 dev eth0\n10.9.0.0/16 via 10.1.1.2 dev eth0 table 100\nlocal 10.1.1.1 dev eth0 table local proto kernel scope host src 10.1.1.1"},
+		[3]string{section, "all tables", "default via 10.1.1.254 dev eth0\n10.9.0.0/16 via 10.1.1.2 dev eth0 table 100\nlocal 10.1.1.1 dev eth0 table local proto kernel scope host src 10.1.1.1"},
 	)
 	r, _, err := ParseRaw("a_facts.txt", []byte(in))
 	if err != nil {
@@ -173,5 +179,13 @@ func TestParseRawFailedCommand(t *testing.T) {
 	}
 	if r.Ipsets != nil || len(find) != 1 || find[0].String() != "f_facts.txt:4: warning: section ipset_save: command exited with 127; section ignored" {
 		t.Errorf("ipsets %v findings %v", r.Ipsets, find)
+	}
+}
+
+func TestRouterName(t *testing.T) {
+	for in, want := range map[string]string{"d/hq-gw_facts.txt": "hq-gw", "r1.txt": "r1", "_facts.txt": "_facts", "plain": "plain"} {
+		if got := routerName(in); got != want {
+			t.Errorf("routerName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
