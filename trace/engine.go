@@ -105,15 +105,19 @@ func New(f *facts.Facts) *Engine {
 				}
 			}
 		}
-		for _, t := range sortedTables(r) {
+		// Uplinks: main-table default routes towards a next hop no
+		// router of the facts owns.
+		if t := r.tables[facts.TableMain]; t != nil {
 			for _, rt := range t.routes {
-				if rt.r.Dst.Bits() == 0 && rt.r.Type == facts.RouteUnicast && rt.invalid == "" {
-					for _, d := range routeDevs(rt.r) {
-						u := r.f.Name + ":" + d
-						if d != "" && !slices.Contains(e.uplinks, u) {
-							e.uplinks = append(e.uplinks, u)
-						}
-					}
+				if rt.r.Dst.Bits() != 0 || rt.r.Type != facts.RouteUnicast || rt.invalid != "" {
+					continue
+				}
+				gw, dev := firstHop(rt.r)
+				if len(e.owners[gw]) > 0 || dev == "" {
+					continue
+				}
+				if u := r.f.Name + ":" + dev; !slices.Contains(e.uplinks, u) {
+					e.uplinks = append(e.uplinks, u)
 				}
 			}
 		}
@@ -136,26 +140,6 @@ func isLoopback(r *facts.Router, ifc string) bool {
 	}
 	i := r.Interface(ifc)
 	return i != nil && i.Kind == "loopback"
-}
-
-func routeDevs(r *facts.Route) []string {
-	if len(r.Nexthops) == 0 {
-		return []string{r.Dev}
-	}
-	var out []string
-	for _, n := range r.Nexthops {
-		out = append(out, n.Dev)
-	}
-	return out
-}
-
-func sortedTables(r *rtr) []*table {
-	out := make([]*table, 0, len(r.tables))
-	for _, t := range r.tables {
-		out = append(out, t)
-	}
-	slices.SortFunc(out, func(a, b *table) int { return a.id - b.id })
-	return out
 }
 
 func newRouter(fr *facts.Router) *rtr {

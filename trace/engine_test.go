@@ -126,7 +126,7 @@ func TestEngine(t *testing.T) {
 		{name: "custom chain RETURN", flow: tcp("10.0.1.77", "10.0.3.9", 25), disp: doc.Delivered,
 			path: "10.0.1.77 r1(eth0>eth2) r3(eth0>eth1) 10.0.3.9"},
 		{name: "custom chain REJECT", flow: tcp("10.0.1.77", "10.0.3.9", 26), disp: doc.Denied, denied: "r3 filter CHK 2"},
-		{name: "unknown match", flow: tcp("10.0.1.5", "10.0.3.9", 24), disp: doc.Unknown, reason: "FORWARD #3"},
+		{name: "unknown match", flow: tcp("10.0.1.5", "10.0.3.9", 24), disp: doc.Unknown, reason: "FORWARD rule 3"},
 		{name: "no route", flow: doc.Flow{Src: "10.0.3.9", Dst: "172.16.0.1", Proto: "icmp"}, disp: doc.NoRoute,
 			path: "10.0.3.9 r3(eth1>)", reason: "no route to 172.16.0.1"},
 		{name: "loop", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.9.1.1", Proto: "icmp"}, disp: doc.Loop,

@@ -65,7 +65,9 @@ func flowTitle(f *doc.Flow) string {
 	if f.Proto != "icmp" && f.Proto != "" {
 		svc = strconv.Itoa(f.DPort) + "/" + f.Proto
 	}
-	if f.Service != "" && f.Service != svc && f.Service != f.Proto {
+	if _, err := strconv.Atoi(f.Service); err == nil {
+		// a bare port says nothing more than the port
+	} else if f.Service != "" && f.Service != svc && f.Service != f.Proto {
 		svc += " (" + f.Service + ")"
 	}
 	s := f.Src + " → " + f.Dst + "  " + svc
@@ -115,7 +117,12 @@ func renderTrace(w io.Writer, p painter, f *doc.Flow, t *doc.Trace) error {
 	line := "  ⇒ " + dispo(p, t.Disposition)
 	if t.DeniedBy != nil {
 		db := t.DeniedBy
-		line += fmt.Sprintf(" by %s %s %s %s: %s", p.paint(ansiBold, db.Router), db.Table, db.Chain, ruleNo(db.Index), db.Rule)
+		line += fmt.Sprintf(" by %s %s %s %s", p.paint(ansiBold, db.Router), db.Table, db.Chain, ruleNo(db.Index))
+		if db.Index == 0 {
+			line += " " + strings.TrimPrefix(db.Rule, "policy ")
+		} else {
+			line += ": " + db.Rule
+		}
 	} else if t.Reason != "" {
 		line += ": " + t.Reason
 	}
@@ -164,7 +171,9 @@ func hopSummary(p painter, h *doc.Hop) string {
 				continue
 			}
 			route = s.Text
-			if s.Table != "main" && s.Table != "" {
+			if s.Action == "local" {
+				route = "local delivery"
+			} else if s.Table != "main" && s.Table != "" {
 				route = s.Table + ": " + route
 			}
 			if policy != nil && policy.Priority != 32766 && policy.Priority != 0 {

@@ -231,7 +231,11 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 		w.finish(doc.Denied, fmt.Sprintf("%s: %s %s %s: %s", r.f.Name, tbl, st.Chain, ruleNo(res.Index), st.Text))
 		return false
 	case VerdictUnknown:
-		w.finish(doc.Unknown, fmt.Sprintf("%s: %s %s %s is not simulated: %s (%s)", r.f.Name, tbl, st.Chain, ruleNo(res.Index), st.Text, res.Reason))
+		reason := res.Reason
+		if reason == "" {
+			reason = fmt.Sprintf("%s %s %s is not simulated: %s", tbl, st.Chain, ruleNo(res.Index), st.Text)
+		}
+		w.finish(doc.Unknown, r.f.Name+": "+reason)
 		return false
 	}
 	if np.Mark != before.Mark {
