@@ -203,6 +203,9 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 			find = append(find, warnf(pos, "firewall.iptables holds %d rules in the predecessor's structured form without raw_config; they are not read", n))
 		}
 	}
+	if w, ok := ipv6Note(r); ok {
+		find = append(find, w)
+	}
 	for i := range find {
 		find[i].Router = name
 	}

@@ -263,6 +263,9 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 	if r.Kernel == "" {
 		r.Kernel = rf.Header["Kernel"]
 	}
+	if w, ok := ipv6Note(r); ok {
+		find = append(find, w)
+	}
 	for i := range find {
 		find[i].Router = name
 	}
@@ -359,4 +362,37 @@ func canonIptables(ts []*IPTable) []*IPTable {
 		}
 	}
 	return ts
+}
+
+// ipv6Note flags, once per router, that global IPv6 addresses or routes are
+// kept in the model but not simulated. Loopback and link-local addresses,
+// which every Linux interface has, do not count.
+func ipv6Note(r *Router) (Finding, bool) {
+	addrs, routes := 0, 0
+	var first Pos
+	for _, i := range r.Interfaces {
+		for _, a := range i.Addrs {
+			ad := a.Prefix.Addr()
+			if ad.Is6() && !ad.IsLoopback() && !ad.IsLinkLocalUnicast() {
+				if addrs == 0 {
+					first = a.Pos
+				}
+				addrs++
+			}
+		}
+	}
+	for _, t := range r.Tables {
+		for _, rt := range t.Routes {
+			if rt.Dst.Addr().Is6() && !rt.Dst.Addr().IsLinkLocalUnicast() && !rt.Dst.Addr().IsMulticast() {
+				if addrs == 0 && routes == 0 {
+					first = rt.Pos
+				}
+				routes++
+			}
+		}
+	}
+	if addrs+routes == 0 {
+		return Finding{}, false
+	}
+	return warnf(first, "IPv6 is parsed and kept but not simulated: %d global IPv6 addresses, %d IPv6 routes", addrs, routes), true
 }

@@ -189,3 +189,22 @@ func TestRouterName(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRawIPv6Note(t *testing.T) {
+	in := rawFile(
+		[3]string{"interfaces", "i", "2: eth0: <UP> mtu 1500 state UP\n    inet 10.0.0.1/24 scope global eth0\n    inet6 fe80::1/64 scope link\n    inet6 2001:db8::1/64 scope global"},
+		[3]string{"routing_table_main", "m", "10.0.0.0/24 dev eth0\n2001:db8::/64 dev eth0"},
+	)
+	_, find, err := ParseRaw("v6_facts.txt", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(find) != 1 || find[0].String() != "v6_facts.txt:12: warning: IPv6 is parsed and kept but not simulated: 1 global IPv6 addresses, 1 IPv6 routes" {
+		t.Errorf("findings = %v", find)
+	}
+	// Link-local only: nothing to say.
+	_, find, _ = ParseRaw("v6_facts.txt", []byte(rawFile([3]string{"interfaces", "i", "2: eth0: <UP> mtu 1500\n    inet6 fe80::1/64 scope link"})))
+	if len(find) != 0 {
+		t.Errorf("findings = %v", find)
+	}
+}
