@@ -359,7 +359,7 @@ func (s *cSet) test(p *Packet, dirs []bool, depth int) (setResult, string) {
 		}
 		return sNotFound, ""
 	}
-	best, bestBits := -1, [2]int{-1, -1}
+	best, bestBits := -1, [2]int{-2, -2}
 	for i := range s.elems {
 		e := &s.elems[i]
 		// Dimensions a set does not have are zero on both sides.
@@ -432,7 +432,7 @@ func compileSetMatch(m *facts.Match, sets map[string]*cSet) []cMatch {
 			return unknown("-m set: more than 6 flags")
 		}
 		neg := o.Neg
-		cm := cMatch{module: "set", f: func(p *Packet, _ *evalCtx) mres {
+		cm := cMatch{module: "set", f: func(p *Packet, _ evalCtx) mres {
 			r, _ := s.test(p, dirs, 0)
 			var m bool
 			switch r {

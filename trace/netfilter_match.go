@@ -21,7 +21,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 	add := func(neg bool, f matcher) {
 		if neg {
 			g := f
-			f = func(p *Packet, e *evalCtx) mres {
+			f = func(p *Packet, e evalCtx) mres {
 				switch g(p, e) {
 				case mYes:
 					return mNo
@@ -76,7 +76,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				continue
 			}
 			src := o.Name == "source"
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres {
+			add(o.Neg, func(p *Packet, _ evalCtx) mres {
 				a := p.Dst
 				if src {
 					a = p.Src
@@ -91,7 +91,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 		case "/in-interface", "/out-interface":
 			name, wild := strings.CutSuffix(arg, "+")
 			in := o.Name == "in-interface"
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres {
+			add(o.Neg, func(p *Packet, _ evalCtx) mres {
 				i := p.OutIf
 				if in {
 					i = p.InIf
@@ -110,10 +110,10 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 			if n == 0 {
 				continue // "all" matches everything, even negated (the kernel skips proto 0)
 			}
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres { return yes(p.Proto == n) })
+			add(o.Neg, func(p *Packet, _ evalCtx) mres { return yes(p.Proto == n) })
 		case "/fragment":
 			// Probes are never non-first fragments.
-			add(o.Neg, func(*Packet, *evalCtx) mres { return mNo })
+			add(o.Neg, func(*Packet, evalCtx) mres { return mNo })
 		case "tcp/sport", "tcp/source-port", "udp/sport", "udp/source-port", "tcp/dport", "tcp/destination-port", "udp/dport", "udp/destination-port":
 			lo, hi, err := parsePortRange(arg)
 			if err != nil {
@@ -127,7 +127,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 			dst := strings.HasPrefix(o.Name, "d")
 			neg := o.Neg
 			// The kernel inverts only the port test, not the protocol check.
-			add(false, func(p *Packet, _ *evalCtx) mres {
+			add(false, func(p *Packet, _ evalCtx) mres {
 				if p.Proto != proto {
 					return mNo
 				}
@@ -153,7 +153,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				}
 			}
 			neg := o.Neg
-			add(false, func(p *Packet, _ *evalCtx) mres {
+			add(false, func(p *Packet, _ evalCtx) mres {
 				if p.Proto != 6 {
 					return mNo
 				}
@@ -171,7 +171,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				continue
 			}
 			neg := o.Neg
-			add(false, func(p *Packet, _ *evalCtx) mres {
+			add(false, func(p *Packet, _ evalCtx) mres {
 				if p.Proto != 1 {
 					return mNo
 				}
@@ -206,7 +206,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				}
 				return false
 			}
-			add(false, func(p *Packet, _ *evalCtx) mres {
+			add(false, func(p *Packet, _ evalCtx) mres {
 				if !hasPorts(p.Proto) {
 					return mNo
 				}
@@ -227,7 +227,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				bad(fmt.Errorf("unknown state %q", states[i]))
 				continue
 			}
-			add(o.Neg, func(p *Packet, e *evalCtx) mres {
+			add(o.Neg, func(p *Packet, e evalCtx) mres {
 				for _, s := range states {
 					if ctStateHas(p, e, s) {
 						return mYes
@@ -300,7 +300,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				continue
 			}
 			if mod == "mark" {
-				add(o.Neg, func(p *Packet, _ *evalCtx) mres { return yes(p.Mark&m == v) })
+				add(o.Neg, func(p *Packet, _ evalCtx) mres { return yes(p.Mark&m == v) })
 			} else {
 				add(o.Neg, ctOnly(func(p *Packet) bool { return p.CTMark&m == v }))
 			}
@@ -311,7 +311,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				continue
 			}
 			src := o.Name == "src-range"
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres {
+			add(o.Neg, func(p *Packet, _ evalCtx) mres {
 				a := p.Dst
 				if src {
 					a = p.Src
@@ -324,7 +324,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				bad(err)
 				continue
 			}
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres { return yes(uint32(p.Length) >= lo && uint32(p.Length) <= hi) })
+			add(o.Neg, func(p *Packet, _ evalCtx) mres { return yes(uint32(p.Length) >= lo && uint32(p.Length) <= hi) })
 		case "tos/tos":
 			var v, m uint32
 			if s, ok := tosSymbol(arg); ok {
@@ -336,7 +336,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 					continue
 				}
 			}
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres { return yes(uint32(p.TOS)&m == v) })
+			add(o.Neg, func(p *Packet, _ evalCtx) mres { return yes(uint32(p.TOS)&m == v) })
 		case "dscp/dscp", "dscp/dscp-class":
 			var d uint32
 			var err error
@@ -351,7 +351,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				bad(err)
 				continue
 			}
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres { return yes(uint32(p.TOS>>2) == d) })
+			add(o.Neg, func(p *Packet, _ evalCtx) mres { return yes(uint32(p.TOS>>2) == d) })
 		case "ttl/ttl-eq", "ttl/ttl-lt", "ttl/ttl-gt":
 			n, err := parseUint(arg, 255)
 			if err != nil {
@@ -359,7 +359,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				continue
 			}
 			op := o.Name
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres {
+			add(o.Neg, func(p *Packet, _ evalCtx) mres {
 				if p.TTL == 0 {
 					return mUnknown
 				}
@@ -381,7 +381,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				bad(fmt.Errorf("unknown packet type"))
 				continue
 			}
-			add(o.Neg, func(p *Packet, _ *evalCtx) mres {
+			add(o.Neg, func(p *Packet, _ evalCtx) mres {
 				got := "unicast"
 				if p.Dst.IsMulticast() {
 					got = "multicast"
@@ -394,9 +394,9 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 			// Probes carry no IPsec: "none" matches, "ipsec" does not.
 			switch arg {
 			case "none":
-				add(o.Neg, func(*Packet, *evalCtx) mres { return mYes })
+				add(o.Neg, func(*Packet, evalCtx) mres { return mYes })
 			case "ipsec":
-				add(o.Neg, func(*Packet, *evalCtx) mres { return mNo })
+				add(o.Neg, func(*Packet, evalCtx) mres { return mNo })
 			default:
 				bad(fmt.Errorf("want none or ipsec"))
 			}
@@ -416,7 +416,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 var knownStates = map[string]bool{"NEW": true, "ESTABLISHED": true, "RELATED": true, "INVALID": true,
 	"UNTRACKED": true, "SNAT": true, "DNAT": true}
 
-func alwaysUnknown(*Packet, *evalCtx) mres { return mUnknown }
+func alwaysUnknown(*Packet, evalCtx) mres { return mUnknown }
 
 func yes(b bool) mres {
 	if b {
@@ -473,7 +473,7 @@ var unknownModules = map[string]string{
 // ctOnly wraps a conntrack condition: without a conntrack entry (raw
 // table, NOTRACK) the kernel's match fails.
 func ctOnly(f func(p *Packet) bool) matcher {
-	return func(p *Packet, e *evalCtx) mres {
+	return func(p *Packet, e evalCtx) mres {
 		if !hasConntrack(p, e) {
 			return mNo
 		}
@@ -484,7 +484,7 @@ func ctOnly(f func(p *Packet) bool) matcher {
 // ctStateHas reports whether the packet's conntrack state includes s: a
 // probe is NEW (plus DNAT once a DNAT binding exists); in the raw table it
 // has no conntrack entry yet, which the kernel reports as INVALID.
-func ctStateHas(p *Packet, e *evalCtx, s string) bool {
+func ctStateHas(p *Packet, e evalCtx, s string) bool {
 	switch {
 	case p.CTState == "UNTRACKED":
 		return s == "UNTRACKED"
@@ -608,7 +608,7 @@ func compileAddrtype(m *facts.Match, fw *Firewall) []cMatch {
 			types = append(types, t)
 		}
 		src, neg := o.Name == "src-type", o.Neg
-		out = append(out, cMatch{module: "addrtype", f: func(p *Packet, _ *evalCtx) mres {
+		out = append(out, cMatch{module: "addrtype", f: func(p *Packet, _ evalCtx) mres {
 			a, dev, lim := p.Dst, p.OutIf, limitOut
 			if src {
 				a = p.Src
