@@ -294,6 +294,8 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 		return nil, tsimerr.Env(err)
 	}
 
+	t0 := time.Now()
+	defer func() { b.opts.Log.Debug().Dur("took", time.Since(t0)).Msg("lab built") }()
 	// Fabric: one bridge per segment.
 	var bridgeItems []Item
 	for _, s := range p.segments {
@@ -303,6 +305,7 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	if err != nil {
 		return nil, err
 	}
+	netx.Do(fabNS, func() error { noIPv6(); return nil })
 	bridges := map[string]int{}
 	for _, s := range p.segments {
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge, Flags: net.FlagUp}}
@@ -315,6 +318,7 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 		return nil, err
 	}
 
+	b.opts.Log.Debug().Dur("at", time.Since(t0)).Msg("fabric ready")
 	lab := &doc.Lab{ID: rec.ID, Fabric: p.fabric, Routers: make([]*doc.LabRouter, len(p.routers)), Hosts: []*doc.LabHost{}}
 	builds := make([]*routerBuild, len(p.routers))
 	g, gctx := errgroup.WithContext(ctx)
@@ -342,7 +346,7 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 				return tsimerr.Envf("netlink in %s: %w", p.fabric, err)
 			}
 			b.keep(netns.None(), fhw)
-			rb := &routerBuild{rp: rp, ns: h, rh: rh, fh: fhw, bridges: bridges}
+			rb := &routerBuild{rp: rp, ns: h, rh: rh, fh: fhw, bridges: bridges, log: b.opts.Log}
 			builds[i] = rb
 			if err := rb.configure(gctx); err != nil {
 				return err
@@ -358,6 +362,7 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 		return nil, err
 	}
 
+	b.opts.Log.Debug().Dur("at", time.Since(t0)).Msg("routers ready")
 	// Endpoint hosts (after the routers: internet hosts ask their gateway's
 	// kernel where the destination goes).
 	rbByName := map[string]*routerBuild{}
@@ -462,14 +467,15 @@ func (b *labBuild) buildHost(hp *hostPlan, fabric string, fabNS netns.NsHandle, 
 		return tsimerr.Envf("netlink in fabric: %w", err)
 	}
 	b.keep(netns.None(), fh)
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hp.fabric, Flags: net.FlagUp, MasterIndex: bridges[hp.seg.bridge]},
-		PeerName: "eth0", PeerNamespace: netlink.NsFd(int(h))}
-	if err := fh.LinkAdd(v); err != nil {
-		return tsimerr.Envf("host %s: create veth: %w", hp.name, err)
-	}
 	return netx.Do(h, func() error {
+		noIPv6()
 		for _, k := range []string{"all", "default"} {
 			netx.SetSysctl("net.ipv4.conf."+k+".rp_filter", "0")
+		}
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hp.fabric, Flags: net.FlagUp, MasterIndex: bridges[hp.seg.bridge]},
+			PeerName: "eth0", PeerNamespace: netlink.NsFd(int(h))}
+		if err := fh.LinkAdd(v); err != nil {
+			return tsimerr.Envf("host %s: create veth: %w", hp.name, err)
 		}
 		lo, err := hh.LinkByName("lo")
 		if err == nil {

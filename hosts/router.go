@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -27,6 +29,7 @@ type routerBuild struct {
 	bridges map[string]int  // bridge name -> ifindex in the fabric
 	index   map[string]int  // router interface name -> ifindex
 	refused []*doc.Refusal
+	log     zerolog.Logger
 }
 
 func (b *routerBuild) refuse(what, line string, err error) {
@@ -41,9 +44,55 @@ func errText(err error) string {
 }
 
 // configure applies the router's facts inside its namespace. Kernel
-// refusals are recorded; only environment failures are returned.
+// refusals are recorded; only environment failures are returned. ipsets and
+// iptables (slow: each restore waits for the kernel's netfilter commit) run
+// alongside the netlink work; they do not depend on the interfaces.
 func (b *routerBuild) configure(ctx context.Context) error {
+	type nfResult struct {
+		refused []*doc.Refusal
+		err     error
+	}
+	nfc := make(chan nfResult, 1)
+	go func() {
+		ref, err := b.netfilter(ctx)
+		nfc <- nfResult{ref, err}
+	}()
+	err := b.links(ctx)
+	nf := <-nfc
+	b.refused = append(b.refused, nf.refused...)
+	if err != nil {
+		return err
+	}
+	return nf.err
+}
+
+func (b *routerBuild) netfilter(ctx context.Context) ([]*doc.Refusal, error) {
 	r := b.rp.r
+	var refused []*doc.Refusal
+	t0 := time.Now()
+	if len(r.Ipsets) > 0 {
+		ref, err := applyIpsets(ctx, b.ns, r)
+		refused = append(refused, ref...)
+		if err != nil {
+			return refused, err
+		}
+	}
+	t1 := time.Now()
+	if len(r.Iptables) > 0 {
+		ref, err := applyIptables(ctx, b.ns, r)
+		refused = append(refused, ref...)
+		if err != nil {
+			return refused, err
+		}
+	}
+	b.log.Debug().Str("router", r.Name).Dur("ipset", t1.Sub(t0)).Dur("iptables", time.Since(t1)).Msg("router netfilter")
+	return refused, nil
+}
+
+// links builds interfaces, addresses, sysctls, rules and routes.
+func (b *routerBuild) links(ctx context.Context) error {
+	r := b.rp.r
+	t0 := time.Now()
 	b.index = map[string]int{"lo": 1}
 	b.refused = append(b.refused, b.rp.refused...)
 	err := netx.Do(b.ns, func() error {
@@ -78,22 +127,10 @@ func (b *routerBuild) configure(ctx context.Context) error {
 	if err := netx.Do(b.ns, func() error { b.sysctls(true); return nil }); err != nil {
 		return err
 	}
+	t1 := time.Now()
 	b.rules()
 	b.routes()
-	if len(r.Ipsets) > 0 {
-		ref, err := applyIpsets(ctx, b.ns, r)
-		b.refused = append(b.refused, ref...)
-		if err != nil {
-			return err
-		}
-	}
-	if len(r.Iptables) > 0 {
-		ref, err := applyIptables(ctx, b.ns, r)
-		b.refused = append(b.refused, ref...)
-		if err != nil {
-			return err
-		}
-	}
+	b.log.Debug().Str("router", r.Name).Dur("links", t1.Sub(t0)).Dur("routing", time.Since(t1)).Msg("router links")
 	return nil
 }
 
@@ -105,6 +142,7 @@ func (b *routerBuild) configure(ctx context.Context) error {
 func (b *routerBuild) sysctls(perIface bool) {
 	r := b.rp.r
 	if !perIface {
+		noIPv6()
 		if err := netx.SetSysctl("net.ipv4.ip_forward", "1"); err != nil {
 			b.refuse("sysctl", r.File, err)
 		}
@@ -398,8 +436,14 @@ func (b *routerBuild) routes() {
 		var left []*pendingRoute
 		for _, pr := range todo {
 			err := b.rh.RouteAdd(pr.nr)
-			if errors.Is(err, unix.EEXIST) && pr.rt.Proto == "kernel" {
-				err = nil // the kernel made it from an address already
+			if errors.Is(err, unix.EEXIST) {
+				// Same destination, tos and metric already there: the facts
+				// list both, so the router had both (`ip route append`);
+				// only an identical route is refused again.
+				err = b.rh.RouteAppend(pr.nr)
+				if errors.Is(err, unix.EEXIST) && pr.rt.Proto == "kernel" {
+					err = nil // the kernel made it from an address already
+				}
 			}
 			if err != nil {
 				pr.err = err
@@ -497,4 +541,14 @@ func (b *routerBuild) toNetlinkRoute(rt *facts.Route, table int) (*netlink.Route
 		nr.MultiPath = append(nr.MultiPath, ni)
 	}
 	return nr, nil
+}
+
+// noIPv6 turns IPv6 off in the calling thread's namespace before any
+// interface exists: the lab does not model it, and addrconf on every new
+// link (link-local addresses, DAD, MLD) costs time and puts noise on the
+// bridges.
+func noIPv6() {
+	for _, k := range []string{"all", "default"} {
+		netx.SetSysctl("net.ipv6.conf."+k+".disable_ipv6", "1")
+	}
 }
