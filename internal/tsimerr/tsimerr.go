@@ -52,7 +52,8 @@ func Envf(format string, a ...any) error { return Env(fmt.Errorf(format, a...)) 
 // negative (exit 1); it prints nothing more.
 var ErrNegative = &Error{Kind: KindNegative, Err: errors.New("negative answer")}
 
-// ExitCode maps any error to the process exit code.
+// ExitCode maps any error (an error with an ExitCode() int method, such as
+// the legacy trace's own codes, keeps its code) to the process exit code.
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
@@ -62,6 +63,10 @@ func ExitCode(err error) int {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ExitEnv
+	}
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
 	}
 	var e *Error
 	if errors.As(err, &e) {

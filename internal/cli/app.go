@@ -1,0 +1,137 @@
+// Package cli wires tsim's subcommands (one file each) to the domain
+// packages: it parses flags, picks text or JSON output, sets up logging and
+// maps errors to exit codes (through tsimerr) in one place. It holds no
+// domain logic.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/tsim-dev/tsim/internal/tsimerr"
+)
+
+// Stdio are the process's streams.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// app is the state of one invocation: streams, logger and output mode.
+type app struct {
+	io  Stdio
+	log zerolog.Logger
+}
+
+// Main runs tsim with args and returns the exit code.
+func Main(ctx context.Context, args []string, s Stdio) int {
+	a := &app{io: s, log: zerolog.Nop()}
+	root := a.command()
+	err := root.Run(ctx, args)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+		err = fmt.Errorf("%w: %w", context.Canceled, err)
+	}
+	code := tsimerr.ExitCode(err)
+	if err != nil && !tsimerr.Silent(err) {
+		msg := err.Error()
+		if code == tsimerr.ExitInterrupted {
+			msg = "interrupted"
+		}
+		fmt.Fprintf(s.Err, "tsim: %s\n", strings.TrimSpace(msg))
+	}
+	return code
+}
+
+func (a *app) command() *ucli.Command {
+	return &ucli.Command{
+		Name:  "tsim",
+		Usage: "can host A reach service B through these Linux routers? (simulate and emulate)",
+		Description: "tsim answers reachability questions from router facts (ip addr, ip rule, every routing\n" +
+			"table, iptables-save, ipset save) twice: by simulating the Linux forwarding path\n" +
+			"(trace) and by rebuilding the routers as network namespaces and sending real packets\n" +
+			"(hosts up, reach). Every stage reads one JSON document on stdin and writes one on stdout.\n\n" +
+			"Exit codes: 0 positive answer, 1 negative answer (denied, unreachable, lint errors),\n" +
+			"2 usage or input error, 3 environment error (not root, missing tool), 130 interrupted.",
+		Version:                    versionString(),
+		EnableShellCompletion:      true,
+		ShellCompletionCommandName: "completions",
+		ConfigureShellCompletionCommand: func(c *ucli.Command) {
+			c.Hidden = false
+			c.Usage = "print a shell completion script (bash, zsh, fish)"
+		},
+		Writer:    a.io.Out,
+		ErrWriter: a.io.Err,
+		Reader:    a.io.In,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "facts", Usage: "facts directory or normalized facts file (default: the built-in example network)", Sources: ucli.EnvVars("TSIM_FACTS"), TakesFile: true},
+			&ucli.BoolFlag{Name: "json", Usage: "print JSON on stdout even on a terminal"},
+			&ucli.BoolFlag{Name: "text", Usage: "print human-readable text on stdout even into a pipe"},
+			&ucli.StringFlag{Name: "log-level", Value: "warn", Usage: "stderr log level: debug, info, warn, error"},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only errors on stderr, no progress"},
+		},
+		Before: a.before,
+		// Errors are printed once, by Main.
+		ExitErrHandler: func(context.Context, *ucli.Command, error) {},
+		OnUsageError: func(_ context.Context, _ *ucli.Command, err error, _ bool) error {
+			return tsimerr.Input(err)
+		},
+		Commands: []*ucli.Command{
+			a.factsCommand(),
+			a.traceCommand(),
+			a.manCommand(),
+			a.versionCommand(),
+		},
+	}
+}
+
+func (a *app) before(ctx context.Context, cmd *ucli.Command) (context.Context, error) {
+	if cmd.Bool("json") && cmd.Bool("text") {
+		return ctx, tsimerr.Inputf("--json and --text exclude each other")
+	}
+	lvl, err := zerolog.ParseLevel(strings.ToLower(cmd.String("log-level")))
+	if err != nil || lvl == zerolog.NoLevel {
+		return ctx, tsimerr.Inputf("bad --log-level %q (want debug, info, warn or error)", cmd.String("log-level"))
+	}
+	if cmd.Bool("quiet") {
+		lvl = zerolog.ErrorLevel
+	}
+	var w io.Writer = a.io.Err
+	if isTerminal(a.io.Err) {
+		w = zerolog.ConsoleWriter{Out: a.io.Err, TimeFormat: "15:04:05"}
+	}
+	a.log = zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	return ctx, nil
+}
+
+// textOut reports whether stdout gets the human rendering.
+func (a *app) textOut(cmd *ucli.Command) bool {
+	switch {
+	case cmd.Bool("json"):
+		return false
+	case cmd.Bool("text"):
+		return true
+	}
+	return isTerminal(a.io.Out)
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// noArgs rejects stray positional arguments.
+func noArgs(cmd *ucli.Command) error {
+	if cmd.Args().Len() > 0 {
+		return tsimerr.Inputf("%s: unexpected argument %q", cmd.FullName(), cmd.Args().First())
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/tsimerr"
+)
+
+func (a *app) factsCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "facts",
+		Usage: "load, check, show and collect router facts",
+		Description: "Facts are accepted as a directory of raw section files (<router>_facts.txt, as written\n" +
+			"by `tsim facts script`), a directory of the predecessor's JSON facts (<router>.json),\n" +
+			"or one normalized facts file written by `tsim facts parse`. Without --facts the\n" +
+			"built-in example network is used.",
+		Commands: []*ucli.Command{
+			{
+				Name:      "show",
+				Usage:     "print routers, interfaces, subnets and counts",
+				UsageText: "tsim facts show [--facts PATH] [--json]",
+				Action:    a.factsShow,
+			},
+			{
+				Name:      "check",
+				Usage:     "lint the facts: one PATH:LINE: error|warning: message per finding; exit 1 on any error",
+				UsageText: "tsim facts check [--facts PATH]",
+				Action:    a.factsCheck,
+			},
+			{
+				Name:      "parse",
+				Usage:     "normalize any accepted facts input to one JSON file",
+				UsageText: "tsim facts parse [--facts PATH] [-o FILE]",
+				Flags: []ucli.Flag{
+					&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to FILE (atomically) instead of stdout", TakesFile: true},
+				},
+				Action: a.factsParse,
+			},
+			{
+				Name:      "script",
+				Usage:     "print the POSIX sh collector to run as root on a router",
+				UsageText: "tsim facts script > collect.sh; sh collect.sh > $(hostname)_facts.txt",
+				Action: func(ctx context.Context, cmd *ucli.Command) error {
+					if err := noArgs(cmd); err != nil {
+						return err
+					}
+					_, err := io.WriteString(a.io.Out, facts.CollectorScript())
+					return err
+				},
+			},
+		},
+	}
+}
+
+// loadFacts loads the facts named by --facts (or the built-in example).
+func (a *app) loadFacts(ctx context.Context, cmd *ucli.Command) (*facts.Facts, error) {
+	f, err := facts.Load(ctx, cmd.String("facts"))
+	if err != nil {
+		return nil, err
+	}
+	a.log.Debug().Str("source", f.Source).Int("routers", len(f.Routers)).Msg("facts loaded")
+	return f, nil
+}
+
+// showRouter is one router of `facts show --json` (DESIGN §14).
+type showRouter struct {
+	Name string `json:"name"`
+	Type string `json:"type,omitempty"`
+	facts.RouterCounts
+}
+
+func (a *app) factsShow(ctx context.Context, cmd *ucli.Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	f, err := a.loadFacts(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Source  string       `json:"source"`
+		Digest  string       `json:"digest"`
+		Routers []showRouter `json:"routers"`
+	}{Source: f.Source, Digest: f.Digest}
+	for _, r := range f.Routers {
+		out.Routers = append(out.Routers, showRouter{Name: r.Name, Type: r.Metadata.Type, RouterCounts: facts.Counts(r)})
+	}
+	if !a.textOut(cmd) {
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.io.Out, "%s\n", b)
+		return err
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "facts %s (%s), %d routers\n\n", f.Source, shortDigest(f.Digest), len(f.Routers))
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTER\tTYPE\tIFACES\tADDRS\tRULES\tTABLES\tROUTES\tIPT RULES\tIPSETS\tMEMBERS\tSUBNETS")
+	for _, r := range out.Routers {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Name, orDash(r.Type), r.Interfaces, r.Addresses,
+			r.Rules, r.Tables, r.Routes, r.IptablesRules, r.Ipsets, r.IpsetMembers, strings.Join(r.Subnets, " "))
+	}
+	tw.Flush()
+	buf.WriteString("\n")
+	for _, r := range f.Routers {
+		fmt.Fprintf(&buf, "%s\n", r.Name)
+		for _, i := range r.Interfaces {
+			var addrs []string
+			for _, ad := range i.Addrs {
+				addrs = append(addrs, ad.Prefix.String())
+			}
+			state := i.State
+			if state == "" {
+				state = "-"
+			}
+			fmt.Fprintf(&buf, "  %-12s %-8s mtu %-5d %s\n", i.Name, state, i.MTU, strings.Join(addrs, " "))
+		}
+	}
+	_, err = a.io.Out.Write(buf.Bytes())
+	return err
+}
+
+func shortDigest(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+func (a *app) factsCheck(ctx context.Context, cmd *ucli.Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	f, err := a.loadFacts(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	findings := a.lint(f)
+	var buf bytes.Buffer
+	errs := 0
+	for _, fd := range findings {
+		if fd.Severity == facts.SevError {
+			errs++
+		}
+		buf.WriteString(fd.String())
+		buf.WriteByte('\n')
+	}
+	if _, err := a.io.Out.Write(buf.Bytes()); err != nil {
+		return err
+	}
+	a.log.Info().Int("findings", len(findings)).Int("errors", errs).Msg("facts checked")
+	if errs > 0 {
+		return tsimerr.ErrNegative
+	}
+	return nil
+}
+
+func (a *app) factsParse(ctx context.Context, cmd *ucli.Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	f, err := a.loadFacts(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := facts.WriteNormalized(&buf, f); err != nil {
+		return err
+	}
+	out := cmd.String("output")
+	if out == "" || out == "-" {
+		_, err := a.io.Out.Write(buf.Bytes())
+		return err
+	}
+	return writeFileAtomic(out, buf.Bytes())
+}
+
+// writeFileAtomic writes via a temp file and rename, so a failure never
+// leaves a half-written file behind.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return tsimerr.Inputf("cannot write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return tsimerr.Envf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return tsimerr.Envf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return tsimerr.Envf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return tsimerr.Envf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/tsimerr"
+	"github.com/tsim-dev/tsim/trace"
+)
+
+func (a *app) traceCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "trace",
+		Usage: "simulate flows hop by hop: policy rules, routes, firewall rules, NAT",
+		UsageText: "tsim trace -s SRC -d DST [-p SPEC] [--sport N] [--ingress ROUTER:IFACE] [--format json|text|legacy-json]\n" +
+			"tsim trace --flows FILE            (NDJSON or CSV src,dst,spec[,expect]; one document per line)",
+		Description: "SPEC is a comma list of PORT[/PROTO], A-B[/PROTO] or service names (ssh, https, dns …);\n" +
+			"protocols tcp, udp, icmp; default: one ICMP echo flow. Exit 0 when every flow is delivered\n" +
+			"(or leaves the network through a gateway), 1 otherwise.",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "src", Aliases: []string{"s"}, Usage: "source IPv4 address"},
+			&ucli.StringFlag{Name: "dst", Aliases: []string{"d"}, Usage: "destination IPv4 address"},
+			&ucli.StringFlag{Name: "services", Aliases: []string{"p"}, Usage: "service SPEC, e.g. 22/tcp,https,53/udp,8000-8010/tcp"},
+			&ucli.IntFlag{Name: "sport", Usage: "source port of tcp/udp flows (default: an ephemeral port)"},
+			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where a source outside the network enters"},
+			&ucli.StringFlag{Name: "format", Usage: "json, text or legacy-json (the predecessor's output and exit codes); default by --json/--text/TTY"},
+			&ucli.StringFlag{Name: "flows", Usage: "trace every flow of FILE (NDJSON or CSV), streaming one document per line", TakesFile: true},
+		},
+		Action: a.trace,
+	}
+}
+
+// flowOK is the positive answer for a trace.
+func flowOK(t *doc.Trace) bool {
+	return t.Disposition == doc.Delivered || t.Disposition == doc.ExitsNetwork
+}
+
+func parseIPv4(flag, s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, tsimerr.Inputf("--%s is required", flag)
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, tsimerr.Inputf("--%s %q is not an IP address", flag, s)
+	}
+	if !ip.Is4() {
+		return netip.Addr{}, tsimerr.Inputf("--%s %s: IPv6 is parsed in facts but not simulated yet", flag, s)
+	}
+	return ip, nil
+}
+
+func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	format := cmd.String("format")
+	switch format {
+	case "":
+		format = "json"
+		if a.textOut(cmd) {
+			format = "text"
+		}
+	case "json", "text", "legacy-json":
+	default:
+		return tsimerr.Inputf("--format %q: want json, text or legacy-json", format)
+	}
+	if cmd.String("flows") != "" {
+		if cmd.IsSet("src") || cmd.IsSet("dst") || cmd.IsSet("services") {
+			return tsimerr.Inputf("--flows excludes -s/-d/-p")
+		}
+		if format == "legacy-json" {
+			return tsimerr.Inputf("--format legacy-json traces one src/dst pair; it does not take --flows")
+		}
+		return a.traceBatch(ctx, cmd, format)
+	}
+	src, err := parseIPv4("src", cmd.String("src"))
+	if err != nil {
+		return err
+	}
+	dst, err := parseIPv4("dst", cmd.String("dst"))
+	if err != nil {
+		return err
+	}
+	sport := cmd.Int("sport")
+	if sport < 0 || sport > 65535 {
+		return tsimerr.Inputf("--sport %d: want 0-65535", sport)
+	}
+	flows, err := trace.FlowsFromSpec(src.String(), dst.String(), cmd.String("services"), sport)
+	if err != nil {
+		return err
+	}
+	if in := cmd.String("ingress"); in != "" {
+		if !strings.Contains(in, ":") {
+			return tsimerr.Inputf("--ingress %q: want ROUTER:IFACE", in)
+		}
+		for _, f := range flows {
+			f.Ingress = in
+		}
+	}
+	f, err := a.loadFacts(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	eng := trace.New(f)
+	if format == "legacy-json" {
+		out, code := trace.LegacyJSON(eng, src.String(), dst.String())
+		if _, err := a.io.Out.Write(out); err != nil {
+			return err
+		}
+		if code != 0 {
+			return &tsimerr.Error{Kind: tsimerr.KindNegative, Err: legacyExit(code)}
+		}
+		return nil
+	}
+	d := newDoc(f)
+	d.Flows = flows
+	ok := true
+	for _, fl := range flows {
+		t := eng.Trace(ctx, fl)
+		d.Trace = append(d.Trace, t)
+		ok = ok && flowOK(t)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := a.writeDoc(d, format == "text"); err != nil {
+		return err
+	}
+	if !ok {
+		return tsimerr.ErrNegative
+	}
+	return nil
+}
+
+// legacyExit carries the predecessor's own exit code (1, 2 or 10).
+type legacyExit int
+
+func (e legacyExit) Error() string  { return fmt.Sprintf("exit %d", int(e)) }
+func (e legacyExit) ExitCode() int { return int(e) }
+
+func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) error {
+	path := cmd.String("flows")
+	fh, err := os.Open(path)
+	if err != nil {
+		return tsimerr.Inputf("--flows: %w", err)
+	}
+	defer fh.Close()
+	flows, err := trace.ReadFlowsFile(fh)
+	if err != nil {
+		return tsimerr.Inputf("%s: %w", path, err)
+	}
+	f, err := a.loadFacts(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	eng := trace.New(f)
+	w := bufio.NewWriterSize(a.io.Out, 1<<16)
+	defer w.Flush()
+	ok := true
+	for i, fl := range flows {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		t := eng.Trace(ctx, fl)
+		ok = ok && flowOK(t)
+		d := newDoc(f)
+		d.Flows = []*doc.Flow{fl}
+		d.Trace = []*doc.Trace{t}
+		if format == "text" {
+			var buf bytes.Buffer
+			trace.RenderText(&buf, d, false)
+			w.Write(buf.Bytes())
+			continue
+		}
+		if err := doc.WriteCompact(w, d); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if !ok {
+		return tsimerr.ErrNegative
+	}
+	return nil
+}
+
+func newDoc(f *facts.Facts) *doc.Document {
+	d := doc.New()
+	d.Facts = &doc.FactsRef{Source: f.Source, Digest: f.Digest, Routers: len(f.Routers)}
+	return d
+}
+
+// writeDoc prints the document: rendered text or indented JSON.
+func (a *app) writeDoc(d *doc.Document, text bool) error {
+	var buf bytes.Buffer
+	if text {
+		trace.RenderText(&buf, d, isTerminal(a.io.Out))
+	} else if err := doc.Write(&buf, d); err != nil {
+		return err
+	}
+	_, err := a.io.Out.Write(buf.Bytes())
+	return err
+}

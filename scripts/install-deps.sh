@@ -1,0 +1,34 @@
+#!/bin/sh
+# Installs what a fresh Debian machine lacks to build and test tsim:
+# iproute2, iptables, ipset (labs), poppler-utils (PDF checks), chromium
+# (browser tests), and a Go toolchain when none (or an old one) is present.
+# Safe to run repeatedly: it installs only what is missing.
+set -eu
+
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need="$need iproute2"
+have iptables-restore || need="$need iptables"
+have ipset || need="$need ipset"
+have pdftoppm || need="$need poppler-utils"
+have chromium || need="$need chromium"
+have dash || need="$need dash"
+have zsh || need="$need zsh"
+have fish || need="$need fish"
+[ -f /usr/share/bash-completion/bash_completion ] || need="$need bash-completion"
+have man || need="$need man-db"
+
+if [ -x /usr/local/go/bin/go ]; then PATH="/usr/local/go/bin:$PATH"; fi
+if ! have go; then need="$need golang-go"; fi
+
+if [ -n "$need" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "install-deps: missing:$need — run as root (sudo make test) or install them" >&2
+		exit 3
+	fi
+	echo "install-deps: installing:$need" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $need >&2
+fi
