@@ -144,7 +144,7 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 // legacyExit carries the predecessor's own exit code (1, 2 or 10).
 type legacyExit int
 
-func (e legacyExit) Error() string  { return fmt.Sprintf("exit %d", int(e)) }
+func (e legacyExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 func (e legacyExit) ExitCode() int { return int(e) }
 
 func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) error {
