@@ -58,6 +58,12 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 	if mod == "addrtype" {
 		return compileAddrtype(m, fw)
 	}
+	// noCT is what the conntrack match answers for a packet without a
+	// conntrack entry (see ctOnly).
+	noCT := false
+	for _, o := range m.Options {
+		noCT = noCT || mod == "conntrack" && o.Name == "ctstate"
+	}
 	for _, o := range m.Options {
 		arg := ""
 		if len(o.Args) > 0 {
@@ -241,7 +247,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				bad(fmt.Errorf("unknown protocol"))
 				continue
 			}
-			add(o.Neg, ctOnly(func(p *Packet) bool { return n == 0 || p.Proto == n }))
+			add(false, ctOnly(o.Neg, noCT, func(p *Packet) bool { return n == 0 || p.Proto == n }))
 		case "conntrack/ctorigsrc", "conntrack/ctorigdst", "conntrack/ctreplsrc", "conntrack/ctrepldst":
 			pr, err := parsePrefix(arg)
 			if err != nil {
@@ -249,7 +255,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				continue
 			}
 			name := o.Name
-			add(o.Neg, ctOnly(func(p *Packet) bool {
+			add(false, ctOnly(o.Neg, noCT, func(p *Packet) bool {
 				// The reply tuple is the inverse of the current (translated)
 				// one: its source is the packet's destination and vice versa.
 				var a netip.Addr
@@ -272,7 +278,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				continue
 			}
 			name := o.Name
-			add(o.Neg, ctOnly(func(p *Packet) bool {
+			add(false, ctOnly(o.Neg, noCT, func(p *Packet) bool {
 				var port uint16
 				switch name {
 				case "ctorigsrcport":
@@ -292,7 +298,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				bad(fmt.Errorf("want ORIGINAL or REPLY"))
 				continue
 			}
-			add(o.Neg, ctOnly(func(*Packet) bool { return orig }))
+			add(false, ctOnly(o.Neg, noCT, func(*Packet) bool { return orig }))
 		case "mark/mark", "connmark/mark":
 			v, m, _, err := parseValMask(arg, 0xffffffff)
 			if err != nil {
@@ -302,7 +308,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 			if mod == "mark" {
 				add(o.Neg, func(p *Packet, _ evalCtx) mres { return yes(p.Mark&m == v) })
 			} else {
-				add(o.Neg, ctOnly(func(p *Packet) bool { return p.CTMark&m == v }))
+				add(false, ctOnly(o.Neg, noCT, func(p *Packet) bool { return p.CTMark&m == v }))
 			}
 		case "iprange/src-range", "iprange/dst-range":
 			lo, hi, err := parseIPRange(arg)
@@ -470,14 +476,16 @@ var unknownModules = map[string]string{
 	"hl":          "IPv6 is not simulated",
 }
 
-// ctOnly wraps a conntrack condition: without a conntrack entry (raw
-// table, NOTRACK) the kernel's match fails.
-func ctOnly(f func(p *Packet) bool) matcher {
+// ctOnly wraps a conntrack-entry condition with its negation. Without a
+// conntrack entry (raw table, NOTRACK) the kernel does not evaluate it:
+// the conntrack match then answers whether it has a --ctstate option
+// (noCT), the connmark match answers false, whatever the negation.
+func ctOnly(neg, noCT bool, f func(p *Packet) bool) matcher {
 	return func(p *Packet, e evalCtx) mres {
 		if !hasConntrack(p, e) {
-			return mNo
+			return yes(noCT)
 		}
-		return yes(f(p))
+		return yes(f(p) != neg)
 	}
 }
 
@@ -781,7 +789,7 @@ func protoNumber(s string) (int, bool) {
 }
 
 var tcpFlagBits = map[string]uint8{"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20,
-	"ECE": 0x40, "CWR": 0x80, "ALL": 0xff, "NONE": 0}
+	"ALL": 0x3f, "NONE": 0} // iptables knows no ECE/CWR names; ALL is these six
 
 func parseTCPFlags(s string) (uint8, error) {
 	var f uint8

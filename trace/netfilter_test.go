@@ -285,6 +285,12 @@ func TestTraverseChains(t *testing.T) {
 			}},
 		{name: "NOTRACK makes ctstate UNTRACKED", save: "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m conntrack --ctstate INVALID -j CT --notrack\n-A PREROUTING -m conntrack --ctstate UNTRACKED -j DROP\nCOMMIT\n",
 			table: "raw", chain: "PREROUTING", verdict: "DROP", at: "PREROUTING#2"},
+		{name: "raw: conntrack options without ctstate fail even negated", save: "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m conntrack ! --ctproto udp -j DROP\n-A PREROUTING -m connmark ! --mark 0x1 -j DROP\nCOMMIT\n",
+			table: "raw", chain: "PREROUTING", verdict: "ACCEPT", at: "PREROUTING#0"},
+		{name: "raw: ctstate INVALID and other options unevaluated", save: "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m conntrack --ctstate NEW -j ACCEPT\n-A PREROUTING -m conntrack --ctstate INVALID --ctproto udp -j DROP\nCOMMIT\n",
+			table: "raw", chain: "PREROUTING", verdict: "DROP", at: "PREROUTING#2"},
+		{name: "mangle: negated connmark with conntrack", save: "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -m connmark ! --mark 0x1 -j DROP\nCOMMIT\n",
+			table: "mangle", chain: "PREROUTING", verdict: "DROP", at: "PREROUTING#1"},
 		{name: "TTL target", save: "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j TTL --ttl-dec 3\n-A PREROUTING -m ttl --ttl-eq 60 -j DROP\nCOMMIT\n",
 			table: "mangle", chain: "PREROUTING", verdict: "DROP"},
 	}
@@ -554,4 +560,38 @@ func BenchmarkTraverse(b *testing.B) {
 			b.Fatalf("verdict %s at %s#%d", res.Verdict, res.Chain, res.Index)
 		}
 	}
+}
+
+// FuzzCompileTraverse checks that no parsed ruleset makes CompileFirewall
+// or Traverse panic, and that verdicts stay within the four kinds.
+func FuzzCompileTraverse(f *testing.F) {
+	f.Add(filterWith("-A FORWARD -p tcp -m multiport --dports 1:5,22 -j A", "-A A -m set --match-set s src,dst -g B", "-A B -j RETURN"), "create s hash:ip,port\nadd s 10.0.1.5,tcp:22", "FORWARD")
+	f.Add(natTable("-A PREROUTING -j DNAT --to-destination 1.2.3.4:5-6", "-A POSTROUTING -j NETMAP --to 10.0.0.0/8"), "", "PREROUTING")
+	f.Add("*mangle\n-A PREROUTING -j MARK --set-xmark 0x1/0x1\n-A PREROUTING -m tos --tos 0x10/0x3f -j TOS --and-tos 0x3\nCOMMIT\n", "create l list:set\nadd l l", "PREROUTING")
+	f.Fuzz(func(t *testing.T, save, sets, chain string) {
+		tabs, _, err := facts.ParseIptablesSave("f", 1, save)
+		if err != nil {
+			return
+		}
+		r := &facts.Router{Name: "r", Iptables: tabs}
+		var lines []facts.Line
+		for i, l := range strings.Split(sets, "\n") {
+			lines = append(lines, facts.Line{N: i + 1, Text: l})
+		}
+		if s, err := facts.ParseIpsetSave("s", lines); err == nil {
+			r.Ipsets = s
+		}
+		fw := CompileFirewall(r)
+		_ = fw.Unknowns()
+		for _, tb := range []string{"raw", "mangle", "nat", "filter"} {
+			for _, p := range []*Packet{basePacket(), func() *Packet { p := basePacket(); icmpPacket(p); return p }()} {
+				res := fw.Traverse(tb, chain, p)
+				switch res.Verdict {
+				case VerdictAccept, VerdictDrop, VerdictReject, VerdictUnknown:
+				default:
+					t.Fatalf("verdict %q", res.Verdict)
+				}
+			}
+		}
+	})
 }
