@@ -44,7 +44,7 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 	name := routerName(file)
 	r := &Router{Name: name, File: file, Interfaces: []*Interface{}, Rules: []*Rule{}, Tables: []*Table{}}
 	var (
-		find []Finding
+		find = rf.Warnings
 		e    errs
 	)
 	addErr := func(err error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Line is one line of a section body with its 1-based line number in the file.
@@ -55,6 +56,7 @@ type RawFile struct {
 	Sections []*Section
 	Complete bool              // the TSIM_FACTS_COLLECTION_COMPLETE trailer was seen
 	Trailer  map[string]string // its KEY: value lines
+	Warnings []Finding         // problems that did not stop parsing
 }
 
 const (
@@ -102,8 +104,14 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 	var cur *Section
 	for i, raw := range lines {
 		n := i + 1
-		line := strings.TrimRight(raw, " \t\r")
 		pos := Pos{File: file, Line: n}
+		if !utf8.ValidString(raw) {
+			// JSON (the normalized facts, the document) cannot carry
+			// invalid UTF-8, so replace it now and say so.
+			raw = strings.ToValidUTF8(raw, "\uFFFD")
+			rf.Warnings = append(rf.Warnings, warnf(pos, "invalid UTF-8 replaced by U+FFFD"))
+		}
+		line := strings.TrimRight(raw, " \t\r")
 		if name, ok := sectionName(line, markStart); ok {
 			if cur != nil {
 				return nil, posErrorf(cur.Pos, "section %s has no end marker (next section starts at line %d)", cur.Name, n)

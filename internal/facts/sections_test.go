@@ -141,3 +141,16 @@ func TestParseSectionsMissingExit(t *testing.T) {
 		t.Errorf("section = %+v", s)
 	}
 }
+
+func TestParseSectionsInvalidUTF8(t *testing.T) {
+	rf, err := ParseSections("f", []byte("=== TSIM_SECTION_START:a ===\n---\nl\x8a\n=== TSIM_SECTION_END:a ===\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rf.Sections[0].Body[0].Text; got != "l\uFFFD" {
+		t.Errorf("body = %q", got)
+	}
+	if len(rf.Warnings) != 1 || rf.Warnings[0].String() != "f:3: warning: invalid UTF-8 replaced by U+FFFD" {
+		t.Errorf("warnings = %v", rf.Warnings)
+	}
+}
