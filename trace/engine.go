@@ -41,7 +41,7 @@ type rtr struct {
 	fw         *Firewall
 	addrs      []ifAddr
 	conns      []conn // connected prefixes (masked), as the kernel's prefix routes
-	rules      []*facts.Rule
+	rules      []prule
 	tables     map[int]*table
 	forwarding bool
 	gateway    bool                    // metadata type gateway: its default route leads to the Internet
@@ -73,6 +73,16 @@ type route struct {
 	// invalid says why the kernel would refuse this route ("" = valid);
 	// lookups skip such routes because they do not exist in a real router.
 	invalid string
+	pos     string // file:line, precomputed for steps
+	note    string // "\"text\" (why invalid)" for steps that skip it
+}
+
+// prule is a policy rule with what its steps need, precomputed.
+type prule struct {
+	*facts.Rule
+	pos      string
+	tname    string // table name for lookup rules
+	fallNote string // detail when its table has no route
 }
 
 // New precomputes the model of every router of f.
@@ -166,20 +176,28 @@ func newRouter(fr *facts.Router) *rtr {
 			r.chains[t.Name+"/"+c.Name] = c
 		}
 	}
-	r.rules = slices.Clone(fr.Rules)
-	if len(r.rules) == 0 {
+	rules := slices.Clone(fr.Rules)
+	if len(rules) == 0 {
 		// No `ip rule` facts: the kernel's three default rules apply.
-		r.rules = []*facts.Rule{
+		rules = []*facts.Rule{
 			{Priority: 0, Action: facts.ActionLookup, Table: facts.TableLocal, TableName: "local", SuppressPrefixLen: -1, Text: "0:\tfrom all lookup local"},
 			{Priority: 32766, Action: facts.ActionLookup, Table: facts.TableMain, TableName: "main", SuppressPrefixLen: -1, Text: "32766:\tfrom all lookup main"},
 			{Priority: 32767, Action: facts.ActionLookup, Table: facts.TableDefault, TableName: "default", SuppressPrefixLen: -1, Text: "32767:\tfrom all lookup default"},
 		}
 	}
-	slices.SortStableFunc(r.rules, func(a, b *facts.Rule) int { return a.Priority - b.Priority })
+	slices.SortStableFunc(rules, func(a, b *facts.Rule) int { return a.Priority - b.Priority })
+	for _, ru := range rules {
+		tn := tableName(fr, ru.Table, ru.TableName)
+		r.rules = append(r.rules, prule{Rule: ru, pos: posString(ru.Pos), tname: tn, fallNote: "no route in table " + tn + "; fall through"})
+	}
 	for _, ft := range fr.Tables {
 		t := &table{id: ft.ID, name: tableName(fr, ft.ID, ft.Name)}
 		for _, x := range ft.Routes {
-			t.routes = append(t.routes, &route{r: x, invalid: r.validate(x)})
+			rt := &route{r: x, invalid: r.validate(x), pos: posString(x.Pos)}
+			if rt.invalid != "" {
+				rt.note = strconv.Quote(x.Text) + " (" + rt.invalid + ")"
+			}
+			t.routes = append(t.routes, rt)
 		}
 		r.tables[ft.ID] = t
 	}

@@ -42,6 +42,7 @@ type decision struct {
 // query renders the `ip route get` command a kernel would be asked for k.
 func (k flowKey) query() string {
 	var b strings.Builder
+	b.Grow(112)
 	b.WriteString("ip route get ")
 	b.WriteString(k.dst.String())
 	b.WriteString(" from ")
@@ -84,7 +85,7 @@ func protoName(p int) string {
 }
 
 // ruleMatches is fib_rule_match + fib4_rule_match.
-func ruleMatches(ru *facts.Rule, k flowKey) bool {
+func ruleMatches(ru *facts.Rule, k *flowKey) bool {
 	m := func() bool {
 		if ru.IIF != "" && ru.IIF != k.iif {
 			return false
@@ -156,15 +157,16 @@ func (t *table) lookup(dst netip.Addr, tos uint8) (best *route, skipped []*route
 }
 
 // decide runs the routing decision (fib_lookup with policy rules) for k.
-func (r *rtr) decide(k flowKey) decision {
+func (r *rtr) decide(k flowKey, a *arena) decision {
 	var d decision
 	q := k.query()
 	for i := 0; i < len(r.rules); i++ {
-		ru := r.rules[i]
-		if !ruleMatches(ru, k) {
+		ru := &r.rules[i]
+		if !ruleMatches(ru.Rule, &k) {
 			continue
 		}
-		ps := &doc.Step{Kind: doc.StepPolicy, Priority: ru.Priority, Text: ru.Text, Action: ru.Action, Pos: posString(ru.Pos)}
+		ps := a.step()
+		*ps = doc.Step{Kind: doc.StepPolicy, Priority: ru.Priority, Text: ru.Text, Action: ru.Action, Pos: ru.pos}
 		d.steps = append(d.steps, ps)
 		switch ru.Action {
 		case facts.ActionGoto:
@@ -186,36 +188,41 @@ func (r *rtr) decide(k flowKey) decision {
 			ps.Detail = "nop: continue with the next rule"
 			continue
 		case facts.ActionBlackhole, facts.ActionUnreachable, facts.ActionProhibit:
-			d.res, d.rule = resNull, ru
+			d.res, d.rule = resNull, ru.Rule
 			d.reason = fmt.Sprintf("%s: policy rule %d (%s)", r.f.Name, ru.Priority, ru.Action)
 			ps.Detail = "rule action " + ru.Action + ": the packet is discarded"
 			return d
 		}
 		// lookup
 		t := r.table(ru.Table)
-		tname := tableName(r.f, ru.Table, ru.TableName)
+		tname := ru.tname
 		ps.Table = tname
 		if t == nil {
 			ps.Detail = "table " + tname + " is empty; fall through"
 			continue
 		}
 		rt, skipped := t.lookup(k.dst, k.tos)
-		rs := &doc.Step{Kind: doc.StepRoute, Table: tname, Query: q}
+		if rt == nil && len(skipped) == 0 {
+			if ru.Table == facts.TableLocal {
+				// Every packet not for the router misses the local
+				// table; saying so on every hop is noise.
+				d.steps = d.steps[:len(d.steps)-1]
+			} else {
+				ps.Detail = ru.fallNote
+			}
+			continue
+		}
+		rs := a.step()
+		*rs = doc.Step{Kind: doc.StepRoute, Table: tname, Query: q}
 		if len(skipped) > 0 {
 			var s []string
 			for _, x := range skipped {
-				s = append(s, fmt.Sprintf("%q (%s)", x.r.Text, x.invalid))
+				s = append(s, x.note)
 			}
 			rs.Detail = "ignored, the kernel refuses: " + strings.Join(s, "; ") + ". "
 		}
-		if rt == nil && ru.Table == facts.TableLocal && len(skipped) == 0 {
-			// Every packet not for the router misses the local table;
-			// saying so on every hop is noise.
-			d.steps = d.steps[:len(d.steps)-1]
-			continue
-		}
 		if rt == nil {
-			ps.Detail = "no route for " + k.dst.String() + " in table " + tname + "; fall through"
+			ps.Detail = ru.fallNote
 			if rs.Detail != "" {
 				rs.Action = "none"
 				rs.Detail += "no route matched"
@@ -223,19 +230,19 @@ func (r *rtr) decide(k flowKey) decision {
 			}
 			continue
 		}
-		rs.Text, rs.Action, rs.Pos = rt.r.Text, rt.r.Type, posString(rt.r.Pos)
+		rs.Text, rs.Action, rs.Pos = rt.r.Text, rt.r.Type, rt.pos
 		d.steps = append(d.steps, rs)
 		switch rt.r.Type {
 		case facts.RouteThrow:
 			rs.Detail += "throw: continue with the next rule"
 			continue
 		case facts.RouteBlackhole, facts.RouteUnreachable, facts.RouteProhibit:
-			d.res, d.route, d.table, d.rule = resNull, rt, t, ru
+			d.res, d.route, d.table, d.rule = resNull, rt, t, ru.Rule
 			d.reason = fmt.Sprintf("%s: %s route %s in table %s", r.f.Name, rt.r.Type, rt.r.Dst, tname)
 			rs.Detail += rt.r.Type + " route: the packet is discarded"
 			return d
 		case facts.RouteMulticast, facts.RouteNAT:
-			d.res, d.route, d.table, d.rule = resUnknown, rt, t, ru
+			d.res, d.route, d.table, d.rule = resUnknown, rt, t, ru.Rule
 			d.reason = fmt.Sprintf("%s: %s route %q is not simulated", r.f.Name, rt.r.Type, rt.r.Text)
 			return d
 		}
@@ -244,7 +251,7 @@ func (r *rtr) decide(k flowKey) decision {
 				rt.r.Dst.Bits(), ru.SuppressPrefixLen)
 			continue
 		}
-		d.route, d.table, d.rule = rt, t, ru
+		d.route, d.table, d.rule = rt, t, ru.Rule
 		switch rt.r.Type {
 		case facts.RouteLocal, facts.RouteBroadcast, facts.RouteAnycast:
 			d.res = resLocal
@@ -279,4 +286,16 @@ func posString(p facts.Pos) string {
 		return ""
 	}
 	return p.String()
+}
+
+// arena hands out steps from chunks, so a trace makes a few allocations
+// instead of one per step.
+type arena struct{ buf []doc.Step }
+
+func (a *arena) step() *doc.Step {
+	if len(a.buf) == cap(a.buf) {
+		a.buf = make([]doc.Step, 0, 16)
+	}
+	a.buf = a.buf[:len(a.buf)+1]
+	return &a.buf[len(a.buf)-1]
 }

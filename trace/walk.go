@@ -88,7 +88,17 @@ type walker struct {
 	e    *Engine
 	t    *doc.Trace
 	p    pkt
-	seen map[string]bool
+	seen map[loopKey]bool
+	a    arena
+}
+
+// loopKey is what makes a packet "the same packet again" on a router.
+type loopKey struct {
+	r            *rtr
+	in           string
+	src, dst     netip.Addr
+	sport, dport uint16
+	tos          uint8
 }
 
 // Trace simulates one flow. Input problems (see Validate) give disposition
@@ -105,7 +115,7 @@ func (e *Engine) Trace(ctx context.Context, flow *doc.Flow) *doc.Trace {
 		t.Disposition, t.Reason = doc.Unknown, ctx.Err().Error()
 		return t
 	}
-	w := &walker{e: e, t: t, p: p, seen: map[string]bool{}}
+	w := &walker{e: e, t: t, p: p, seen: map[loopKey]bool{}}
 	w.start(flow)
 	return t
 }
@@ -367,8 +377,7 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 		ipS = ip.String()
 	}
 	h := w.hop(r.f.Name, doc.HopRouter, ipS, in)
-	state := r.f.Name + "|" + in + "|" + w.p.src.String() + "|" + w.p.dst.String() + "|" +
-		strconv.Itoa(int(w.p.sport)) + "|" + strconv.Itoa(int(w.p.dport)) + "|" + strconv.Itoa(int(w.p.tos))
+	state := loopKey{r, in, w.p.src, w.p.dst, w.p.sport, w.p.dport, w.p.tos}
 	if w.seen[state] {
 		w.finish(doc.Loop, fmt.Sprintf("%s receives the same packet on %s again", r.f.Name, in))
 		return
@@ -380,7 +389,7 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 			return
 		}
 	}
-	d := r.decide(w.key(in, np.Mark, false))
+	d := r.decide(w.key(in, np.Mark, false), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
 	switch d.res {
 	case resLocal:
@@ -418,7 +427,7 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 // mangle or nat OUTPUT changed what routing looks at (ip_route_me_harder).
 func (w *walker) originate(r *rtr, ifc string) {
 	h := w.hop(r.f.Name, doc.HopRouter, w.p.src.String(), "")
-	d := r.decide(w.key("lo", 0, true))
+	d := r.decide(w.key("lo", 0, true), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
 	if d.res == resNull || d.res == resNoRoute || d.res == resUnknown {
 		w.stop(d)
@@ -435,7 +444,7 @@ func (w *walker) originate(r *rtr, ifc string) {
 			return
 		}
 		if np.Mark != mark || np.Dst != dst || np.TOS != tos {
-			d = r.decide(w.key("lo", np.Mark, true))
+			d = r.decide(w.key("lo", np.Mark, true), &w.a)
 			for _, s := range d.steps {
 				s.Detail = strings.TrimSpace("rerouted after " + c[0] + " OUTPUT. " + s.Detail)
 			}
