@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/tsim-dev/tsim/hosts"
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/tsimerr"
+	"github.com/tsim-dev/tsim/trace"
+)
+
+func (a *app) hostsCommand() *ucli.Command {
+	flowFlags := []ucli.Flag{
+		&ucli.StringFlag{Name: "src", Aliases: []string{"s"}, Usage: "source IPv4 address (instead of a document on stdin)"},
+		&ucli.StringFlag{Name: "dst", Aliases: []string{"d"}, Usage: "destination IPv4 address"},
+		&ucli.StringFlag{Name: "services", Aliases: []string{"p"}, Usage: "service SPEC, e.g. 22/tcp,https"},
+	}
+	return &ucli.Command{
+		Name:  "hosts",
+		Usage: "build, list and remove labs: routers rebuilt as network namespaces (root)",
+		Description: "A lab is an isolated copy of the routers (one network namespace each, with the facts'\n" +
+			"interfaces, addresses, policy rules, routing tables, ipsets and iptables) plus endpoint\n" +
+			"hosts for each flow. Every namespace carries the lab id; the registry lives in\n" +
+			"/run/tsim/labs. Needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN).",
+		Commands: []*ucli.Command{
+			{
+				Name:      "up",
+				Usage:     "build a lab for the flows of the document on stdin (or -s/-d/-p)",
+				UsageText: "tsim trace -s SRC -d DST -p SPEC | tsim hosts up [--scope all|path] [--strict]",
+				Flags: append([]ucli.Flag{
+					&ucli.StringFlag{Name: "scope", Value: "all", Usage: "all: every router of the facts; path: only routers on the traced paths"},
+					&ucli.BoolFlag{Name: "strict", Usage: "exit 3 (after removing the lab) when the kernel refused any line"},
+				}, flowFlags...),
+				Action: a.hostsUp,
+			},
+			{
+				Name:      "down",
+				Usage:     "remove a lab: the one of the document on stdin, --lab ID, --all or --stale",
+				UsageText: "tsim hosts down < doc.json | tsim hosts down --lab ID | --all | --stale",
+				Flags: []ucli.Flag{
+					&ucli.StringFlag{Name: "lab", Usage: "remove the lab with this id"},
+					&ucli.BoolFlag{Name: "all", Usage: "remove every lab in the registry"},
+					&ucli.BoolFlag{Name: "stale", Usage: "remove labs whose owner process is gone"},
+				},
+				Action: a.hostsDown,
+			},
+			{
+				Name:   "ls",
+				Usage:  "list labs",
+				Action: a.hostsLs,
+			},
+		},
+	}
+}
+
+// flowDoc builds a traced document from -s/-d/-p, for stages that accept
+// either flags or a document.
+func (a *app) flowDoc(ctx context.Context, cmd *ucli.Command) (*doc.Document, error) {
+	src, err := parseIPv4("src", cmd.String("src"))
+	if err != nil {
+		return nil, err
+	}
+	dst, err := parseIPv4("dst", cmd.String("dst"))
+	if err != nil {
+		return nil, err
+	}
+	flows, err := trace.FlowsFromSpec(src.String(), dst.String(), cmd.String("services"), 0)
+	if err != nil {
+		return nil, err
+	}
+	f, err := a.loadFacts(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	d := newDoc(f)
+	d.Flows = flows
+	eng := trace.New(f)
+	for _, fl := range flows {
+		d.Trace = append(d.Trace, eng.Trace(ctx, fl))
+	}
+	return d, nil
+}
+
+func (a *app) hostsOptions(cmd *ucli.Command) hosts.Options {
+	return hosts.Options{Log: a.log, OwnerPID: os.Getppid()}
+}
+
+func (a *app) hostsUp(ctx context.Context, cmd *ucli.Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	scope := cmd.String("scope")
+	if scope != hosts.ScopeAll && scope != hosts.ScopePath {
+		return tsimerr.Inputf("--scope %q: want all or path", scope)
+	}
+	var d *doc.Document
+	var err error
+	if cmd.IsSet("src") || cmd.IsSet("dst") {
+		d, err = a.flowDoc(ctx, cmd)
+	} else {
+		d, err = a.readDoc("hosts up")
+	}
+	if err != nil {
+		return err
+	}
+	if len(d.Flows) == 0 {
+		return tsimerr.Inputf("hosts up: the document has no flows: run `tsim trace` first")
+	}
+	if d.Lab != nil && !d.Lab.Removed {
+		return tsimerr.Inputf("hosts up: the document already has lab %s: run `tsim hosts down` first", d.Lab.ID)
+	}
+	f, err := a.factsForDoc(ctx, cmd, d)
+	if err != nil {
+		return err
+	}
+	if d.Trace == nil {
+		eng := trace.New(f)
+		for _, fl := range d.Flows {
+			d.Trace = append(d.Trace, eng.Trace(ctx, fl))
+		}
+	}
+	opts := a.hostsOptions(cmd)
+	opts.Scope, opts.Strict = scope, cmd.Bool("strict")
+	d.Lab = nil
+	if _, err := hosts.Up(ctx, f, d, opts); err != nil {
+		return err
+	}
+	return a.emit(cmd, d, renderLab)
+}
+
+func renderLab(d *doc.Document) string {
+	var b strings.Builder
+	l := d.Lab
+	fmt.Fprintf(&b, "lab %s: %d routers, %d hosts\n", l.ID, len(l.Routers), len(l.Hosts))
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, r := range l.Routers {
+		fmt.Fprintf(tw, "  router\t%s\t%s\t%d refused\n", r.Name, r.Netns, len(r.Refused))
+	}
+	for _, h := range l.Hosts {
+		fmt.Fprintf(tw, "  host\t%s\t%s\t%s via %s %s\n", h.Name, h.Netns, h.IP, h.Router, h.Iface)
+	}
+	tw.Flush()
+	for _, r := range l.Routers {
+		for _, x := range r.Refused {
+			fmt.Fprintf(&b, "  refused on %s: %s %s: %s\n", r.Name, x.What, x.Line, x.Error)
+		}
+	}
+	return b.String()
+}
+
+func (a *app) hostsDown(ctx context.Context, cmd *ucli.Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	opts := a.hostsOptions(cmd)
+	n := 0
+	for _, f := range []string{"lab", "all", "stale"} {
+		if cmd.IsSet(f) {
+			n++
+		}
+	}
+	if n > 1 {
+		return tsimerr.Inputf("hosts down: --lab, --all and --stale exclude each other")
+	}
+	var ids []string
+	var err error
+	switch {
+	case cmd.Bool("all"):
+		ids, err = hosts.DownAll(ctx, opts)
+	case cmd.Bool("stale"):
+		ids, err = hosts.DownStale(ctx, opts)
+	case cmd.String("lab") != "":
+		err = hosts.Down(ctx, cmd.String("lab"), opts)
+		ids = []string{cmd.String("lab")}
+	default:
+		d, rerr := a.readDoc("hosts down")
+		if rerr != nil {
+			return rerr
+		}
+		if d.Lab == nil {
+			return tsimerr.Inputf("hosts down: the document has no lab: nothing to remove (run `tsim hosts up` first, or use --lab/--all/--stale)")
+		}
+		if !d.Lab.Removed {
+			if err := hosts.Down(ctx, d.Lab.ID, opts); err != nil && !errors.Is(err, hosts.ErrNoLab) {
+				return err
+			} else if err != nil {
+				a.log.Warn().Str("lab", d.Lab.ID).Msg("lab already gone")
+			}
+		}
+		d.Lab.Removed = true
+		return doc.Write(a.io.Out, d)
+	}
+	if errors.Is(err, hosts.ErrNoLab) {
+		return tsimerr.Input(err)
+	}
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		a.log.Info().Str("lab", id).Msg("lab removed")
+	}
+	if !a.textOut(cmd) {
+		if ids == nil {
+			ids = []string{}
+		}
+		b, _ := json.Marshal(map[string]any{"removed": ids})
+		_, err := fmt.Fprintf(a.io.Out, "%s\n", b)
+		return err
+	}
+	for _, id := range ids {
+		fmt.Fprintf(a.io.Out, "removed lab %s\n", id)
+	}
+	return nil
+}
+
+func (a *app) hostsLs(ctx context.Context, cmd *ucli.Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	labs, err := hosts.List(a.hostsOptions(cmd))
+	if err != nil {
+		return err
+	}
+	if !a.textOut(cmd) {
+		b, _ := json.MarshalIndent(map[string]any{"labs": labs}, "", "  ")
+		_, err := fmt.Fprintf(a.io.Out, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(a.io.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tOWNER\tCREATED\tROUTERS\tHOSTS\tSTATE")
+	for _, l := range labs {
+		state := "up"
+		switch {
+		case l.Stale:
+			state = "stale (owner gone; tsim hosts down --stale)"
+		case !l.Complete:
+			state = "building"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", l.ID, l.OwnerPID, l.Created.Format("2006-01-02 15:04:05"), len(l.Routers), len(l.Hosts), state)
+	}
+	return tw.Flush()
+}
