@@ -1,0 +1,326 @@
+package hosts
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/trace"
+)
+
+// The kernel-agreement suite (issue 4): for many flows, every router hop
+// of `tsim trace` is compared with what the lab's kernel answers to the
+// same question — the `ip route get …` recorded in the hop's route step,
+// run inside that router's namespace.
+
+// hostAddr picks an address inside p owned by no router (.100 when the
+// subnet is large enough).
+func hostAddr(p netip.Prefix, owned map[netip.Addr]bool) (netip.Addr, bool) {
+	p = p.Masked()
+	a := p.Addr()
+	if p.Bits() <= 24 {
+		for range 100 {
+			a = a.Next()
+		}
+	} else {
+		a = a.Next()
+	}
+	for ; p.Contains(a); a = a.Next() {
+		if !owned[a] && a != lastAddr(p) {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= 1<<(32-p.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+type svc struct {
+	proto        string
+	dport, sport int
+}
+
+// agreementFlows: every ordered pair of host subnets (services rotating
+// through tcp/udp/icmp ports), plus flows built from each policy rule's
+// selectors (from, to, dport, sport, ipproto; fwmark through the mangle
+// rules the ports trigger; iif/oif by the paths themselves), plus flows
+// leaving the network and to nowhere.
+func agreementFlows(f *facts.Facts) []*doc.Flow {
+	owned := map[netip.Addr]bool{}
+	subnets := map[netip.Prefix]bool{}
+	for _, r := range f.Routers {
+		for _, ifc := range r.Interfaces {
+			for _, a := range ifc.Addrs {
+				owned[a.Prefix.Addr()] = true
+				if a.Prefix.Addr().Is4() && !a.Peer.IsValid() && a.Prefix.Bits() < 31 && !a.Prefix.Addr().IsLoopback() {
+					subnets[a.Prefix.Masked()] = true
+				}
+			}
+		}
+	}
+	var hosts []netip.Addr
+	for p := range subnets {
+		if a, ok := hostAddr(p, owned); ok {
+			hosts = append(hosts, a)
+		}
+	}
+	sort.Slice(hosts, func(i, j int) bool { return hosts[i].Less(hosts[j]) })
+	services := []svc{{"tcp", 443, 0}, {"tcp", 22, 0}, {"udp", 53, 0}, {"icmp", 0, 0}, {"tcp", 80, 0}, {"tcp", 3306, 0}, {"udp", 161, 0}}
+	var flows []*doc.Flow
+	add := func(src, dst netip.Addr, s svc) {
+		flows = append(flows, &doc.Flow{ID: fmt.Sprintf("f%d", len(flows)+1), Src: src.String(), Dst: dst.String(), Proto: s.proto, DPort: s.dport, SPort: s.sport})
+	}
+	i := 0
+	for _, s := range hosts {
+		for _, d := range hosts {
+			if s != d {
+				add(s, d, services[i%len(services)])
+				i++
+			}
+		}
+	}
+	inside := func(p netip.Prefix, fallback netip.Addr) netip.Addr {
+		if !p.IsValid() || p.Bits() == 0 {
+			return fallback
+		}
+		if p.Bits() == 32 {
+			return p.Addr()
+		}
+		if a, ok := hostAddr(p, owned); ok {
+			return a
+		}
+		return fallback
+	}
+	for _, r := range f.Routers {
+		for ri, ru := range r.Rules {
+			if isDefaultRule(ru) {
+				continue
+			}
+			s := svc{"tcp", 443, 0}
+			if !ru.DPort.Any() {
+				s.dport = int(ru.DPort.Lo)
+			}
+			if !ru.SPort.Any() {
+				s.sport = int(ru.SPort.Lo)
+			}
+			switch ru.IPProto {
+			case 1:
+				s = svc{"icmp", 0, 0}
+			case 17:
+				s.proto = "udp"
+			}
+			for k := 0; k < 3 && len(hosts) > 1; k++ {
+				src := inside(ru.From, hosts[(ri+k)%len(hosts)])
+				dst := inside(ru.To, hosts[(ri+k+len(hosts)/2)%len(hosts)])
+				if src != dst {
+					add(src, dst, s)
+				}
+			}
+		}
+	}
+	for k, h := range hosts {
+		if k%3 == 0 {
+			add(h, netip.MustParseAddr("8.8.8.8"), svc{"tcp", 443, 0})
+			add(h, netip.MustParseAddr("172.31.255.1"), svc{"udp", 53, 0})
+		}
+	}
+	return flows
+}
+
+// kernelRoute is one answer of `ip -j route get`.
+type kernelRoute struct {
+	Type    string `json:"type"`
+	Dst     string `json:"dst"`
+	Gateway string `json:"gateway"`
+	Dev     string `json:"dev"`
+	Table   string `json:"table"`
+	err     string
+}
+
+func (k kernelRoute) String() string {
+	if k.err != "" {
+		return "error: " + k.err
+	}
+	s := k.Type
+	if s == "" {
+		s = "unicast"
+	}
+	if k.Gateway != "" {
+		s += " via " + k.Gateway
+	}
+	return s + " dev " + k.Dev + " table " + k.Table
+}
+
+var reVia = regexp.MustCompile(`\bvia (\S+)`)
+
+type agreement struct {
+	mu      sync.Mutex
+	cache   map[string]kernelRoute
+	flows   int
+	checked int
+	bad     []string
+}
+
+func (a *agreement) kernel(ns, query string) kernelRoute {
+	key := ns + "|" + query
+	a.mu.Lock()
+	k, ok := a.cache[key]
+	a.mu.Unlock()
+	if ok {
+		return k
+	}
+	args := append([]string{"-n", ns, "-j"}, strings.Fields(strings.TrimPrefix(query, "ip "))...)
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		k.err = strings.TrimSpace(string(out))
+	} else {
+		var rs []kernelRoute
+		if jerr := json.Unmarshal(out, &rs); jerr != nil || len(rs) == 0 {
+			k.err = fmt.Sprintf("unparsable: %s", out)
+		} else {
+			k = rs[0]
+		}
+	}
+	a.mu.Lock()
+	a.cache[key] = k
+	a.mu.Unlock()
+	return k
+}
+
+// check compares one trace with the kernel, hop by hop.
+func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
+	nsOf := map[string]string{}
+	for _, r := range lab.Routers {
+		nsOf[r.Name] = r.Netns
+	}
+	for i, h := range tr.Hops {
+		if h.Kind != doc.HopRouter {
+			continue
+		}
+		var rs *doc.Step
+		for _, s := range h.Steps {
+			if s.Kind == doc.StepRoute && s.Query != "" {
+				rs = s
+			}
+		}
+		if rs == nil {
+			continue // decided before routing (local input, denied in PREROUTING …)
+		}
+		k := a.kernel(nsOf[h.Node], rs.Query)
+		a.mu.Lock()
+		a.checked++
+		a.mu.Unlock()
+		last := i == len(tr.Hops)-1
+		var want, why string
+		switch {
+		case rs.Action == facts.RouteBlackhole || rs.Action == facts.RouteUnreachable || rs.Action == facts.RouteProhibit:
+			want = rs.Action
+			if k.err == "" && k.Type != rs.Action {
+				why = "trace discards here"
+			}
+		case rs.Action == "none" || last && tr.Disposition == doc.NoRoute && h.Out == "":
+			want = "no route"
+			if k.err == "" && k.Type != "unreachable" {
+				why = "trace finds no route"
+			}
+		case rs.Action == facts.RouteLocal || h.Out == "" && last && tr.Disposition == doc.Delivered:
+			want = "local"
+			if k.Type != "local" {
+				why = "trace delivers locally"
+			}
+		case h.Out != "":
+			gw := "" // the chosen route's gateway (Detail may quote skipped routes)
+			if m := reVia.FindStringSubmatch(rs.Text); m != nil && !strings.Contains(rs.Text, "nexthop") {
+				gw = m[1]
+			}
+			want = "dev " + h.Out
+			if gw != "" {
+				want = "via " + gw + " " + want
+			}
+			switch {
+			case k.err != "":
+				why = "kernel has no route"
+			case k.Dev != h.Out:
+				why = "different out interface"
+			case strings.Contains(rs.Text, "nexthop"):
+				// multipath: the kernel hashes, any listed path is fine
+			case k.Gateway != gw:
+				why = "different next hop"
+			}
+		default:
+			continue
+		}
+		if why != "" {
+			a.mu.Lock()
+			a.bad = append(a.bad, fmt.Sprintf("%s %s→%s %s/%d hop %s (in %s): %s — trace: %s (table %s, %q at %s); kernel: %s\n    query: %s",
+				fl.ID, fl.Src, fl.Dst, fl.Proto, fl.DPort, h.Node, h.In, why, want, rs.Table, rs.Text, rs.Pos, k, rs.Query))
+			a.mu.Unlock()
+		}
+	}
+}
+
+func runAgreement(t *testing.T, f *facts.Facts) {
+	noLeak(t)
+	opts := testOpts(t)
+	lab := upT(t, f, doc.New(), opts)
+	e := trace.New(f)
+	flows := agreementFlows(f)
+	a := &agreement{cache: map[string]kernelRoute{}, flows: len(flows)}
+	g := errgroup.Group{}
+	g.SetLimit(8)
+	disp := map[string]int{}
+	var mu sync.Mutex
+	for _, fl := range flows {
+		g.Go(func() error {
+			tr := e.Trace(context.Background(), fl)
+			mu.Lock()
+			disp[tr.Disposition]++
+			mu.Unlock()
+			a.check(fl, tr, lab)
+			return nil
+		})
+	}
+	g.Wait()
+	t.Logf("kernel agreement: %d flows, %d router hops compared, %d disagreements; dispositions %v", a.flows, a.checked, len(a.bad), disp)
+	sort.Strings(a.bad)
+	for i, b := range a.bad {
+		if i == 60 {
+			t.Errorf("… and %d more", len(a.bad)-i)
+			break
+		}
+		t.Errorf("disagreement: %s", b)
+	}
+	if a.checked == 0 {
+		t.Error("no hop compared")
+	}
+}
+
+func TestKernelAgreementCorpus(t *testing.T) {
+	needRoot(t)
+	runAgreement(t, loadCorpus(t))
+}
+
+func TestKernelAgreementExample(t *testing.T) {
+	needRoot(t)
+	f, err := facts.Load(context.Background(), "")
+	if err != nil {
+		t.Fatalf("built-in example: %v", err)
+	}
+	runAgreement(t, f)
+}
