@@ -149,6 +149,7 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 			switch {
 			case line == "---":
 				state = body
+			case strings.TrimSpace(line) == "":
 			case strings.HasPrefix(line, markEnd):
 				return nil, posErrorf(pos, "section %s has no --- line before its end", cur.Name)
 			case strings.HasPrefix(line, "TITLE:"):
