@@ -88,6 +88,8 @@ func (a *app) command() *ucli.Command {
 			a.factsCommand(),
 			a.traceCommand(),
 			a.hostsCommand(),
+			a.reportCommand(),
+			a.mergeCommand(),
 			a.manCommand(),
 			a.versionCommand(),
 		},
