@@ -344,6 +344,9 @@ func (fw *Firewall) Traverse(table, chain string, p *Packet) ChainResult {
 		if cr.r.Target != nil {
 			tname = cr.r.Target.Name
 		}
+		if res.Visited == nil {
+			res.Visited = make([]RuleHit, 0, 8) // one allocation for typical walks
+		}
 		res.Visited = append(res.Visited, RuleHit{Table: table, Chain: cr.chain.name, Index: cr.r.Index, Text: cr.r.Text, Target: tname})
 		tg := &cr.tgt
 		switch tg.kind {

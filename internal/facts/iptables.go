@@ -56,6 +56,8 @@ var optArity = map[string]int{
 	"socket-exists": 0, "transparent": 0, "nowildcard": 0, "restore": 0,
 	"mss": 1, "connlimit-saddr": 0, "connlimit-daddr": 0, "hashlimit-rate-match": 0,
 	"loose": 0, "validmark": 0, "accept-local": 0, "invert": 0, "ignore-udp": 0,
+	// Free text that may start with "-": always exactly one argument.
+	"log-prefix": 1, "comment": 1, "nflog-prefix": 1, "ulog-prefix": 1,
 }
 
 // protoOpts are the options of the tcp, udp and icmp matches: after

@@ -103,6 +103,8 @@ func TestParseIptablesRules(t *testing.T) {
 		{"fragment", `-A INPUT -f -j DROP`, `[ fragment] -> DROP`},
 		{"target options", `-A INPUT -j LOG --log-prefix "IN DROP: " --log-level 4 --log-uid`,
 			` -> LOG log-prefix=IN DROP:  log-level=4 log-uid`},
+		{"free text starting with a dash", `-A INPUT -m comment --comment "--x" -j LOG --log-prefix "-- DROP: "`,
+			`[comment comment=--x] -> LOG log-prefix=-- DROP: `},
 		{"reject", `-A INPUT -p tcp -j REJECT --reject-with tcp-reset`,
 			`[ protocol=tcp] -> REJECT reject-with=tcp-reset`},
 		{"dnat", `-A PREROUTING -i eth0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.1.1.10:8080`,
