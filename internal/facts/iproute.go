@@ -235,11 +235,11 @@ func parseRouteLine(text string, names map[string]int) (r *Route, table int, war
 			if err != nil {
 				return nil, 0, "", err
 			}
-			t, perr := strconv.ParseUint(v, 0, 8)
-			if perr != nil {
-				return nil, 0, "", fmt.Errorf("bad %s %q (only numeric values are understood)", kw, v)
+			t, ok := ParseDSField(v)
+			if !ok {
+				return nil, 0, "", fmt.Errorf("bad %s %q", kw, v)
 			}
-			r.TOS = uint8(t)
+			r.TOS = t
 		case "mtu":
 			v, err := arg()
 			if err != nil {

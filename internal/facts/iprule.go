@@ -31,6 +31,27 @@ func ParseIPProto(s string) (int, bool) {
 	return n, true
 }
 
+// ParseDSField reads a tos/dsfield value as ip prints it: a number, or a
+// name from iproute2's stock rt_dsfield file (AF11…AF43, CS1…CS7, EF, default).
+func ParseDSField(s string) (uint8, bool) {
+	if n, err := strconv.ParseUint(s, 0, 8); err == nil {
+		return uint8(n), true
+	}
+	u := strings.ToUpper(s)
+	switch {
+	case u == "DEFAULT":
+		return 0, true
+	case u == "EF":
+		return 0xb8, true
+	case len(u) == 3 && u[:2] == "CS" && u[2] >= '1' && u[2] <= '7':
+		return (u[2] - '0') << 5, true
+	case len(u) == 4 && u[:2] == "AF" && u[2] >= '1' && u[2] <= '4' && u[3] >= '1' && u[3] <= '3':
+		// AFxy is DSCP 8x+2y, shifted into the TOS byte.
+		return ((u[2]-'0')*8 + (u[3]-'0')*2) << 2, true
+	}
+	return 0, false
+}
+
 // resolveTable maps a table as printed ("main", "100", "priority_table") to
 // its id through names (which holds the reserved names too).
 func resolveTable(s string, names map[string]int) (int, bool) {
@@ -138,11 +159,11 @@ func parseRuleLine(text string, names map[string]int) (*Rule, error) {
 				r.FwmarkMask = uint32(mm)
 			}
 		case "tos", "dsfield":
-			t, err := strconv.ParseUint(v, 0, 8)
-			if err != nil {
-				return nil, fmt.Errorf("bad %s %q (only numeric values are understood)", kw, v)
+			t, ok := ParseDSField(v)
+			if !ok {
+				return nil, fmt.Errorf("bad %s %q", kw, v)
 			}
-			r.HasTOS, r.TOS = true, uint8(t)
+			r.HasTOS, r.TOS = true, t
 		case "ipproto":
 			p, ok := ParseIPProto(v)
 			if !ok {

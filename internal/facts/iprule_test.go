@@ -99,3 +99,18 @@ func TestParseIPRuleErrors(t *testing.T) {
 		t.Errorf("multi-error = %v", err)
 	}
 }
+
+func TestParseDSField(t *testing.T) {
+	// Values of iproute2's stock rt_dsfield file.
+	for in, want := range map[string]uint8{"0x10": 0x10, "8": 8, "default": 0, "AF11": 0x28, "af12": 0x30, "AF13": 0x38,
+		"AF21": 0x48, "AF33": 0x78, "AF41": 0x88, "AF43": 0x98, "CS1": 0x20, "CS5": 0xa0, "CS7": 0xe0, "EF": 0xb8} {
+		if got, ok := ParseDSField(in); !ok || got != want {
+			t.Errorf("ParseDSField(%q) = %#x, %v; want %#x", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"AF51", "AF14", "CS8", "lowdelay", "0x100", ""} {
+		if _, ok := ParseDSField(in); ok {
+			t.Errorf("ParseDSField(%q) accepted", in)
+		}
+	}
+}
