@@ -39,11 +39,6 @@ func (a *app) traceCommand() *ucli.Command {
 	}
 }
 
-// flowOK is the positive answer for a trace.
-func flowOK(t *doc.Trace) bool {
-	return t.Disposition == doc.Delivered || t.Disposition == doc.ExitsNetwork
-}
-
 func parseIPv4(flag, s string) (netip.Addr, error) {
 	if s == "" {
 		return netip.Addr{}, tsimerr.Inputf("--%s is required", flag)
@@ -123,19 +118,13 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	}
 	d := newDoc(f)
 	d.Flows = flows
-	ok := true
-	for _, fl := range flows {
-		t := eng.Trace(ctx, fl)
-		d.Trace = append(d.Trace, t)
-		ok = ok && flowOK(t)
-	}
-	if err := ctx.Err(); err != nil {
+	if d.Trace, err = eng.TraceAll(ctx, flows); err != nil {
 		return err
 	}
 	if err := a.writeDoc(d, format == "text"); err != nil {
 		return err
 	}
-	if !ok {
+	if trace.ExitCode(d.Trace) != 0 {
 		return tsimerr.ErrNegative
 	}
 	return nil
@@ -163,6 +152,13 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 		return err
 	}
 	eng := trace.New(f)
+	// Validate every flow before the first line goes out: a bad line fails
+	// the batch without a half-written stream.
+	for _, fl := range flows {
+		if err := eng.Validate(fl); err != nil {
+			return err
+		}
+	}
 	w := bufio.NewWriterSize(a.io.Out, 1<<16)
 	defer w.Flush()
 	ok := true
@@ -173,7 +169,7 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 			}
 		}
 		t := eng.Trace(ctx, fl)
-		ok = ok && flowOK(t)
+		ok = ok && trace.Positive(t.Disposition)
 		d := newDoc(f)
 		d.Flows = []*doc.Flow{fl}
 		d.Trace = []*doc.Trace{t}
