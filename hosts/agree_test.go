@@ -276,7 +276,6 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 }
 
 func runAgreement(t *testing.T, f *facts.Facts) {
-	noLeak(t)
 	opts := testOpts(t)
 	lab := upT(t, f, doc.New(), opts)
 	e := trace.New(f)

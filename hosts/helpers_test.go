@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tsim-dev/tsim/internal/facts"
@@ -22,9 +23,38 @@ func needRoot(t testing.TB) {
 	}
 }
 
-// testOpts gives each test its own registry directory.
-func testOpts(t testing.TB) Options {
-	return Options{RegistryDir: filepath.Join(t.TempDir(), "labs")}
+// testOpts gives each test its own registry directory and checks, when
+// the test ends, that no namespace of any lab it reserved is left (other
+// processes' namespaces on this machine are none of its business).
+func testOpts(t *testing.T) Options {
+	t.Helper()
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	opts := Options{RegistryDir: filepath.Join(t.TempDir(), "labs")}
+	opts.onID = func(id string) {
+		mu.Lock()
+		ids[id] = true
+		mu.Unlock()
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range netnsList(t) {
+			for id := range ids {
+				if strings.HasPrefix(n, "tsim-"+id+"-") {
+					t.Errorf("namespace %s of lab %s left behind", n, id)
+				}
+			}
+		}
+		if ents, _ := os.ReadDir(opts.RegistryDir); len(ents) != 0 {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("registry not empty at the end: %v", names)
+		}
+	})
+	return opts
 }
 
 func loadCorpus(t testing.TB) *facts.Facts {
@@ -54,15 +84,4 @@ func netnsList(t testing.TB) []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-// noLeak registers a check that the namespace list is as before the test.
-func noLeak(t *testing.T) {
-	t.Helper()
-	before := strings.Join(netnsList(t), " ")
-	t.Cleanup(func() {
-		if after := strings.Join(netnsList(t), " "); after != before {
-			t.Errorf("namespaces leaked:\nbefore: %s\nafter:  %s", before, after)
-		}
-	})
 }

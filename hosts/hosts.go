@@ -62,6 +62,8 @@ type Options struct {
 	OwnerPID int
 	// Log receives progress and warnings (zero value: silent).
 	Log zerolog.Logger
+
+	onID func(id string) // tests: learn each reserved lab id
 }
 
 func (o *Options) dir() string {
@@ -133,6 +135,9 @@ func Up(ctx context.Context, f *facts.Facts, d *doc.Document, opts Options) (lab
 		Created: time.Now().UTC(), Facts: f.Source, Digest: f.Digest, Routers: []string{}, Hosts: []string{}}, newID)
 	if err != nil {
 		return nil, tsimerr.Env(err)
+	}
+	if opts.onID != nil {
+		opts.onID(reg.rec.ID)
 	}
 	b := &labBuild{opts: &opts, reg: reg, f: f, d: d}
 	defer func() {

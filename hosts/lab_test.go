@@ -400,7 +400,6 @@ func inconsistentRoutes(r *facts.Router) map[string]string {
 
 func TestCorpusLab(t *testing.T) {
 	needRoot(t)
-	noLeak(t)
 	f := loadCorpus(t)
 	opts := testOpts(t)
 	lab := upT(t, f, doc.New(), opts)
@@ -459,7 +458,6 @@ func TestCorpusLab(t *testing.T) {
 
 func TestStrictCorpusFailsAndCleansUp(t *testing.T) {
 	needRoot(t)
-	noLeak(t)
 	f := loadCorpus(t)
 	opts := testOpts(t)
 	opts.Strict = true

@@ -87,7 +87,6 @@ func udpProbe(t *testing.T, srcNS, dstNS, dst string, port, n int) int {
 
 func TestTwoLabsIsolated(t *testing.T) {
 	needRoot(t)
-	noLeak(t)
 	f := tinyFacts()
 	opts := testOpts(t)
 	a := upT(t, f, tinyDoc(), opts)
@@ -127,7 +126,7 @@ func TestTwoLabsIsolated(t *testing.T) {
 		t.Fatalf("List: %v %+v", err, ls)
 	}
 	for _, l := range ls {
-		if l.Stale || !l.Complete || l.OwnerPID != os.Getpid() || len(l.Routers) != 2 || len(l.Hosts) != 2 {
+		if l.Stale || !l.Complete || l.OwnerPID != os.Getpid() || len(l.Routers) != 3 || len(l.Hosts) != 2 {
 			t.Errorf("List entry %+v", l)
 		}
 	}
@@ -139,12 +138,13 @@ func TestTwoLabsIsolated(t *testing.T) {
 
 func TestInterruptedUpCleansUp(t *testing.T) {
 	needRoot(t)
-	noLeak(t)
 	f := loadCorpus(t)
 	opts := testOpts(t)
+	var last string
+	record := opts.onID
+	opts.onID = func(id string) { last = id; record(id) }
 	interrupted := 0
 	for _, d := range []time.Duration{time.Millisecond, 10 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond} {
-		before := strings.Join(netnsList(t), " ")
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		lab, err := Up(ctx, f, doc.New(), opts)
 		cancel()
@@ -159,8 +159,8 @@ func TestInterruptedUpCleansUp(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("after %v: error %v is not the context's", d, err)
 		}
-		if after := strings.Join(netnsList(t), " "); after != before {
-			t.Errorf("after %v: namespaces left behind:\nbefore %s\nafter  %s", d, before, after)
+		if left := labNamespaces(t, last); len(left) != 0 {
+			t.Errorf("after %v: namespaces left behind: %v", d, left)
 		}
 		if ents, _ := os.ReadDir(opts.dir()); len(ents) != 0 {
 			t.Errorf("after %v: registry left behind: %v", d, ents)
@@ -196,9 +196,9 @@ func helper(t *testing.T, mode, registry string) *exec.Cmd {
 
 // killedLab starts a helper that builds a lab, SIGKILLs it, and returns
 // the orphaned lab's id.
-func killedLab(t *testing.T, registry string) string {
+func killedLab(t *testing.T, opts Options) string {
 	t.Helper()
-	cmd := helper(t, "up-and-wait", registry)
+	cmd := helper(t, "up-and-wait", opts.RegistryDir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +214,9 @@ func killedLab(t *testing.T, registry string) string {
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	return strings.TrimSpace(strings.TrimPrefix(line, "READY "))
+	id := strings.TrimSpace(strings.TrimPrefix(line, "READY "))
+	opts.onID(id)
+	return id
 }
 
 func labNamespaces(t *testing.T, id string) []string {
@@ -229,11 +231,10 @@ func labNamespaces(t *testing.T, id string) []string {
 
 func TestKilledUpIsReaped(t *testing.T) {
 	needRoot(t)
-	noLeak(t)
 	opts := testOpts(t)
 
 	// Reaped by DownStale.
-	id := killedLab(t, opts.dir())
+	id := killedLab(t, opts)
 	if len(labNamespaces(t, id)) == 0 {
 		t.Fatalf("killed helper's lab %s has no namespaces; nothing to reap", id)
 	}
@@ -251,7 +252,7 @@ func TestKilledUpIsReaped(t *testing.T) {
 
 	// Reaped by the next Up; a live lab is not.
 	live := upT(t, tinyFacts(), tinyDoc(), opts)
-	id = killedLab(t, opts.dir())
+	id = killedLab(t, opts)
 	next := upT(t, tinyFacts(), tinyDoc(), opts)
 	if left := labNamespaces(t, id); len(left) != 0 {
 		t.Errorf("Up did not reap the killed lab: %v", left)

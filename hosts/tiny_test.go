@@ -9,7 +9,8 @@ import (
 
 // tinyFacts is a two-router network built by hand from the model:
 //
-//	LAN A 10.0.1.0/24 — r1 — 10.0.12.0/30 — r2 — LAN B 10.0.2.0/24
+//	LAN A 10.0.1.0/24 — r1 — 10.0.12.0/30 — r2 — LAN B 10.0.2.0/24 (— r3)
+//	                                         r2 — uplink 203.0.113.0/24 (Internet)
 //
 // r1 forwards only udp/9999 (FORWARD policy DROP), so its counters show
 // exactly the probes a test sends.
@@ -27,30 +28,29 @@ func tinyFacts() *facts.Facts {
 		}
 		return r
 	}
-	rule := func(file string, line, idx int, chain, text string) *facts.IptRule {
-		return &facts.IptRule{Chain: chain, Index: idx, Text: text, Pos: pos(file, line)}
-	}
 	r1 := &facts.Router{Name: "r1", File: "r1_facts.txt",
 		Interfaces: []*facts.Interface{iface("r1_facts.txt", 10, "eth0", "10.0.1.1/24"), iface("r1_facts.txt", 13, "eth1", "10.0.12.1/30")},
 		Tables: []*facts.Table{{ID: facts.TableMain, Name: "main", Routes: []*facts.Route{
 			route("r1_facts.txt", 20, "10.0.2.0/24 via 10.0.12.2 dev eth1", "10.0.2.0/24", "10.0.12.2", "eth1"),
+			route("r1_facts.txt", 21, "default via 10.0.12.2 dev eth1", "0.0.0.0/0", "10.0.12.2", "eth1"),
 		}}},
-		Iptables: []*facts.IPTable{{Name: "filter", Pos: pos("r1_facts.txt", 30), Chains: []*facts.Chain{
-			{Name: "INPUT", Policy: "ACCEPT", Pos: pos("r1_facts.txt", 31)},
-			{Name: "FORWARD", Policy: "DROP", Pos: pos("r1_facts.txt", 32), Rules: []*facts.IptRule{
-				rule("r1_facts.txt", 34, 1, "FORWARD", "-A FORWARD -p udp -m udp --dport 9999 -j ACCEPT"),
-				rule("r1_facts.txt", 35, 2, "FORWARD", "-A FORWARD -p udp -m udp --sport 9999 -j ACCEPT"),
-			}},
-			{Name: "OUTPUT", Policy: "ACCEPT", Pos: pos("r1_facts.txt", 33)},
-		}}},
+		Iptables: r1Iptables(),
 	}
 	r2 := &facts.Router{Name: "r2", File: "r2_facts.txt",
-		Interfaces: []*facts.Interface{iface("r2_facts.txt", 10, "eth0", "10.0.12.2/30"), iface("r2_facts.txt", 13, "eth1", "10.0.2.1/24")},
+		Interfaces: []*facts.Interface{iface("r2_facts.txt", 10, "eth0", "10.0.12.2/30"), iface("r2_facts.txt", 13, "eth1", "10.0.2.1/24"),
+			iface("r2_facts.txt", 16, "eth2", "203.0.113.10/24")},
 		Tables: []*facts.Table{{ID: facts.TableMain, Name: "main", Routes: []*facts.Route{
 			route("r2_facts.txt", 20, "10.0.1.0/24 via 10.0.12.1 dev eth0", "10.0.1.0/24", "10.0.12.1", "eth0"),
+			route("r2_facts.txt", 21, "default via 203.0.113.1 dev eth2", "0.0.0.0/0", "203.0.113.1", "eth2"),
 		}}},
 	}
-	return &facts.Facts{Source: "test:tiny", Digest: "sha256:tiny", Format: "builtin", Routers: []*facts.Router{r1, r2}}
+	r3 := &facts.Router{Name: "r3", File: "r3_facts.txt",
+		Interfaces: []*facts.Interface{iface("r3_facts.txt", 10, "eth0", "10.0.2.3/24")},
+		Tables: []*facts.Table{{ID: facts.TableMain, Name: "main", Routes: []*facts.Route{
+			route("r3_facts.txt", 20, "default via 10.0.2.1 dev eth0", "0.0.0.0/0", "10.0.2.1", "eth0"),
+		}}},
+	}
+	return &facts.Facts{Source: "test:tiny", Digest: "sha256:tiny", Format: "builtin", Routers: []*facts.Router{r1, r2, r3}}
 }
 
 // tinyDoc has one flow between the two LANs.
@@ -58,4 +58,22 @@ func tinyDoc() *doc.Document {
 	d := doc.New()
 	d.Flows = []*doc.Flow{{ID: "f1", Src: "10.0.1.10", Dst: "10.0.2.10", Proto: "udp", DPort: 9999}}
 	return d
+}
+
+// r1Iptables parses r1's firewall with the facts parser (the trace engine
+// needs the parsed matches, not only the text).
+func r1Iptables() []*facts.IPTable {
+	const save = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -p udp -m udp --dport 9999 -j ACCEPT
+-A FORWARD -p udp -m udp --sport 9999 -j ACCEPT
+COMMIT
+`
+	t, _, err := facts.ParseIptablesSave("r1_facts.txt", 30, save)
+	if err != nil {
+		panic(err)
+	}
+	return t
 }
