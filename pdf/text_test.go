@@ -1,0 +1,97 @@
+package pdf
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"codeberg.org/go-pdf/fpdf"
+)
+
+func testCanvas(t testing.TB) *canvas {
+	t.Helper()
+	fd := loadFonts()
+	if fd.err != nil {
+		t.Fatal(fd.err)
+	}
+	f := fpdf.New("P", "mm", "A4", "")
+	return newCanvas(f, fd)
+}
+
+// checkWrap asserts the wrapping invariants: no line wider than w (unless
+// it is a single rune), and no character lost or reordered.
+func checkWrap(t *testing.T, c *canvas, s string, w float64, fc face) []string {
+	t.Helper()
+	ls := c.wrap(s, w, fc)
+	for _, l := range ls {
+		if c.width(l, fc) > w+1e-6 && utf8.RuneCountInString(l) > 1 {
+			t.Errorf("line %q is %.2f mm wide, limit %.2f", l, c.width(l, fc), w)
+		}
+	}
+	if squash(strings.Join(ls, "")) != squash(s) {
+		t.Errorf("wrap lost text:\n in  %q\n out %q", s, ls)
+	}
+	return ls
+}
+
+func TestWrap(t *testing.T) {
+	c := testCanvas(t)
+	tests := []struct {
+		s     string
+		w     float64
+		lines int
+	}{
+		{"short", 50, 1},
+		{"", 50, 1},
+		{"core-router-01.datacenter-frankfurt.example.net", 30, 4},
+		{strings.Repeat("x", 200), 40, 0},
+		{"-A FORWARD -m comment --comment \"Zugang für Büro → Rechenzentrum (café, Straße)\" -j ACCEPT", 60, 0},
+		{"允许 HTTPS 流量 → 数据中心 路由器路由器路由器路由器路由器", 20, 0},
+		{"a\nb", 50, 2},
+	}
+	for _, tc := range tests {
+		ls := checkWrap(t, c, tc.s, tc.w, fMono)
+		if tc.lines > 0 && len(ls) != tc.lines {
+			t.Errorf("%q in %.0f mm: %d lines %q, want %d", tc.s, tc.w, len(ls), ls, tc.lines)
+		}
+	}
+	// FQDNs break after a dot where one fits.
+	ls := c.wrap("core-router-01.datacenter-frankfurt.example.net", 40, face{famSans, "B", 8})
+	if !strings.HasSuffix(ls[0], ".") && !strings.HasSuffix(ls[0], "-") {
+		t.Errorf("FQDN broke mid-label: %q", ls)
+	}
+}
+
+func TestRunsUseFallbackOnlyForMissingGlyphs(t *testing.T) {
+	c := testCanvas(t)
+	rs := c.runs("Zürich → 路由器 gw", fBody)
+	var got []string
+	for _, r := range rs {
+		got = append(got, r.fam+":"+r.text)
+	}
+	want := []string{famSans + ":Zürich → ", famFallback + ":路由器", famSans + ": gw"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("runs = %q, want %q", got, want)
+	}
+	if !c.fallback {
+		t.Error("fallback font not registered after use")
+	}
+	c2 := testCanvas(t)
+	c2.runs("plain ASCII and Ελληνικά", fBody)
+	if c2.fallback {
+		t.Error("fallback font registered for text DejaVu covers")
+	}
+}
+
+func FuzzWrap(f *testing.F) {
+	f.Add("core-router-01.datacenter-frankfurt.example.net", 30.0)
+	f.Add("-A FORWARD -m comment --comment \"é ß →\" -j ACCEPT", 12.0)
+	f.Add("路由器 Zürich", 3.0)
+	c := testCanvas(f)
+	f.Fuzz(func(t *testing.T, s string, w float64) {
+		if !utf8.ValidString(s) || len(s) > 2000 || !(w >= 1 && w <= 300) {
+			return
+		}
+		checkWrap(t, c, s, w, fMono)
+	})
+}
