@@ -52,6 +52,13 @@ func FuzzSections(f *testing.F) {
 				t.Fatalf("section %s at line %d after line %d", s.Name, s.Pos.Line, last)
 			}
 			last = s.Pos.Line
+			var texts []string
+			for _, l := range s.Body {
+				texts = append(texts, l.Text)
+			}
+			if got, want := s.BodyText(), strings.Join(texts, "\n"); got != want {
+				t.Fatalf("BodyText = %q, want the lines joined: %q", got, want)
+			}
 			for _, l := range s.Body {
 				if l.N <= last || l.N > nlines {
 					t.Fatalf("body line %d out of order (after %d, file has %d)", l.N, last, nlines)

@@ -25,10 +25,17 @@ type Section struct {
 	HasExit  bool
 	Body     []Line // the command output, trailing blank lines removed
 	Pos      Pos    // the START marker
+	// text is the body as one slice of the file when exact: no line of it
+	// was changed on the way in, so BodyText need not copy.
+	text  string
+	exact bool
 }
 
 // BodyText returns the body joined with newlines.
 func (s *Section) BodyText() string {
+	if s.exact {
+		return s.text
+	}
 	var b strings.Builder
 	for i, l := range s.Body {
 		if i > 0 {
@@ -102,10 +109,16 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 	)
 	state := outside
 	var cur *Section
+	off := 0       // byte offset of the current line in text
+	dirty := false // a body line of cur differs from the file text
+	starts := make([]int, len(lines)+1)
 	for i, raw := range lines {
 		n := i + 1
+		starts[i] = off
+		off += len(raw) + 1
 		pos := Pos{File: file, Line: n}
 		if !utf8.ValidString(raw) {
+			dirty = true
 			// JSON (the normalized facts, the document) cannot carry
 			// invalid UTF-8, so replace it now and say so.
 			raw = strings.ToValidUTF8(raw, "\uFFFD")
@@ -117,6 +130,7 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 				return nil, posErrorf(cur.Pos, "section %s has no end marker (next section starts at line %d)", cur.Name, n)
 			}
 			cur = &Section{Name: name, Pos: pos}
+			dirty = false
 			state = header
 			continue
 		}
@@ -167,6 +181,10 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 					return nil, posErrorf(pos, "end marker for section %s closes section %s (started at line %d)", name, cur.Name, cur.Pos.Line)
 				}
 				trimBody(cur)
+				if len(cur.Body) > 0 && !dirty {
+					first, last := cur.Body[0].N-1, cur.Body[len(cur.Body)-1].N-1
+					cur.text, cur.exact = text[starts[first]:starts[last]+len(lines[last])], true
+				}
 				rf.Sections = append(rf.Sections, cur)
 				cur = nil
 				state = outside
@@ -187,7 +205,9 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 				state = afterExit
 				continue
 			}
-			cur.Body = append(cur.Body, Line{N: n, Text: strings.TrimRight(raw, "\r")})
+			body := strings.TrimRight(raw, "\r")
+			dirty = dirty || len(body) != len(raw)
+			cur.Body = append(cur.Body, Line{N: n, Text: body})
 		}
 	}
 	if cur != nil {

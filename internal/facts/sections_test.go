@@ -154,3 +154,22 @@ func TestParseSectionsInvalidUTF8(t *testing.T) {
 		t.Errorf("warnings = %v", rf.Warnings)
 	}
 }
+
+func TestBodyText(t *testing.T) {
+	for _, in := range []string{goodRaw, strings.ReplaceAll(goodRaw, "\n", "\r\n"), strings.Replace(goodRaw, "6.1.0-test", "6.1\xff", 1),
+		"=== TSIM_SECTION_START:a ===\n---\nx\r\ny\n=== TSIM_SECTION_END:a ===\n"} {
+		rf, err := ParseSections("f", []byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range rf.Sections {
+			var texts []string
+			for _, l := range s.Body {
+				texts = append(texts, l.Text)
+			}
+			if got, want := s.BodyText(), strings.Join(texts, "\n"); got != want {
+				t.Errorf("section %s: BodyText = %q, want %q", s.Name, got, want)
+			}
+		}
+	}
+}
