@@ -27,15 +27,37 @@ type legacyFile struct {
 		Forwarding *bool           `json:"ip_forwarding_enabled"`
 	} `json:"network"`
 	Firewall struct {
-		Iptables map[string]json.RawMessage `json:"iptables"`
+		Iptables json.RawMessage `json:"iptables"`
 		Ipset    struct {
-			Lists []map[string]struct {
-				Type    string   `json:"type"`
-				Header  string   `json:"header"`
-				Members []string `json:"members"`
-			} `json:"lists"`
+			Lists json.RawMessage `json:"lists"`
 		} `json:"ipset"`
 	} `json:"firewall"`
+}
+
+// legacySet is one entry of firewall.ipset.lists.
+type legacySet struct {
+	Type    string   `json:"type"`
+	Header  string   `json:"header"`
+	Members []string `json:"members"`
+}
+
+// notList explains a value that should be a list but is not: the
+// predecessor writes {"parsing_error": …} or {"error": …} there when its
+// own parsing failed.
+func notList(b json.RawMessage) (string, bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" || string(b) == `""` || b[0] == '[' {
+		return "", false
+	}
+	var o map[string]any
+	if json.Unmarshal(b, &o) == nil {
+		for _, k := range []string{"parsing_error", "error"} {
+			if v, ok := o[k].(string); ok {
+				return v, true
+			}
+		}
+	}
+	return "not a list", true
 }
 
 // ParseLegacyJSON converts one predecessor JSON facts file (`<router>.json`)
@@ -76,7 +98,13 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 	}
 
 	names := reservedTables()
+	if msg, ok := lf.Routing.TableNames["error"].(string); ok {
+		find = append(find, warnf(pos, "routing.table_names: the source says %q; only reserved table names are known", msg))
+	}
 	for idS, nv := range lf.Routing.TableNames {
+		if idS == "error" || idS == "raw_output" {
+			continue
+		}
 		n, _ := nv.(string)
 		id, err := strconv.ParseUint(idS, 10, 32)
 		if err != nil || n == "" {
@@ -93,8 +121,8 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 		if err := json.Unmarshal(lf.Routing.Tables, &routes); err != nil {
 			e.addf(pos, "routing.tables: %v", err)
 		}
-	} else if len(lf.Routing.Tables) > 0 && string(lf.Routing.Tables) != "null" {
-		find = append(find, warnf(pos, "routing.tables is not a list (parsing error in the source?); no routes"))
+	} else if msg, bad := notList(lf.Routing.Tables); bad {
+		find = append(find, warnf(pos, "routing.tables: %s; no routes", msg))
 	}
 	tables := map[int]*Table{}
 	for i, o := range routes {
@@ -126,6 +154,8 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 		if err := json.Unmarshal(lf.Routing.Rules, &rules); err != nil {
 			e.addf(pos, "routing.rules: %v", err)
 		}
+	} else if msg, bad := notList(lf.Routing.Rules); bad {
+		find = append(find, warnf(pos, "routing.rules: %s; no rules", msg))
 	}
 	for i, o := range rules {
 		rule, err := legacyRule(o, names)
@@ -145,7 +175,21 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 	r.Interfaces = append(r.Interfaces, ifs...)
 
 	// Firewall.
-	for _, l := range lf.Firewall.Ipset.Lists {
+	var lists []map[string]legacySet
+	if isJSONArray(lf.Firewall.Ipset.Lists) {
+		if err := json.Unmarshal(lf.Firewall.Ipset.Lists, &lists); err != nil {
+			e.addf(pos, "firewall.ipset.lists: %v", err)
+		}
+	} else if msg, bad := notList(lf.Firewall.Ipset.Lists); bad {
+		find = append(find, warnf(pos, "firewall.ipset.lists: %s; no ipsets", msg))
+	}
+	var ipt map[string]json.RawMessage
+	if b := bytes.TrimSpace(lf.Firewall.Iptables); len(b) > 0 && b[0] == '{' {
+		if err := json.Unmarshal(b, &ipt); err != nil {
+			e.addf(pos, "firewall.iptables: %v", err)
+		}
+	}
+	for _, l := range lists {
 		setNames := make([]string, 0, len(l))
 		for n := range l {
 			setNames = append(setNames, n)
@@ -176,7 +220,7 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 			r.Ipsets = append(r.Ipsets, set)
 		}
 	}
-	if raw, ok := lf.Firewall.Iptables["raw_config"]; ok {
+	if raw, ok := ipt["raw_config"]; ok {
 		var text string
 		if json.Unmarshal(raw, &text) == nil && strings.Contains("\n"+text, "\n*") {
 			t, w, perr := ParseIptablesSave(file, 0, text)
@@ -191,7 +235,7 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 		n := 0
 		for _, tn := range []string{"filter", "nat", "mangle", "raw"} {
 			var chains []map[string][]json.RawMessage
-			if json.Unmarshal(lf.Firewall.Iptables[tn], &chains) == nil {
+			if json.Unmarshal(ipt[tn], &chains) == nil {
 				for _, c := range chains {
 					for _, rs := range c {
 						n += len(rs)

@@ -122,3 +122,36 @@ func TestParseLegacyJSONErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestParseLegacyJSONFailedParts: where the predecessor's own parsing
+// failed it wrote {"parsing_error": …} or {"error": …} instead of a list;
+// such files load with warnings.
+func TestParseLegacyJSONFailedParts(t *testing.T) {
+	in := `{
+  "routing": {"tables": {"parsing_error": "boom"}, "rules": {"error": "Command failed or IP wrapper not available", "exit_code": 1},
+              "table_names": {"error": "rt_tables file not accessible"}},
+  "network": {"interfaces": {"command": "ip addr show", "exit_code": 0, "parsing_error": "bad"}},
+  "firewall": {"iptables": {"available": true, "filter": [{"INPUT": [{"number": 1, "target": "ACCEPT"}]}]},
+               "ipset": {"available": false, "lists": ""}}
+}`
+	r, find, err := ParseLegacyJSON("p.json", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Tables) != 0 || len(r.Rules) != 0 || len(r.Interfaces) != 0 || r.Ipsets != nil {
+		t.Errorf("router = %+v", r)
+	}
+	var got []string
+	for _, f := range find {
+		got = append(got, f.String())
+	}
+	want := []string{
+		`p.json: warning: routing.table_names: the source says "rt_tables file not accessible"; only reserved table names are known`,
+		`p.json: warning: routing.tables: boom; no routes`,
+		`p.json: warning: routing.rules: Command failed or IP wrapper not available; no rules`,
+		`p.json: warning: firewall.iptables holds 1 rules in the predecessor's structured form without raw_config; they are not read`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
