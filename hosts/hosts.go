@@ -230,6 +230,7 @@ type labBuild struct {
 	d    *doc.Document
 
 	mu      sync.Mutex
+	rtnlMu  sync.Mutex
 	handles []netns.NsHandle
 	nl      []*netlink.Handle
 }
@@ -310,7 +311,7 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	if err != nil {
 		return nil, err
 	}
-	netx.Do(fabNS, func() error { noIPv6(); return nil })
+	netx.Do(fabNS, func() error { noIPv6(); return nil }) // before any bridge exists
 	bridges := map[string]int{}
 	for _, s := range p.segments {
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge, Flags: net.FlagUp}}
@@ -351,7 +352,7 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 				return tsimerr.Envf("netlink in %s: %w", p.fabric, err)
 			}
 			b.keep(netns.None(), fhw)
-			rb := &routerBuild{rp: rp, ns: h, rh: rh, fh: fhw, bridges: bridges, log: b.opts.Log}
+			rb := &routerBuild{rp: rp, ns: h, rh: rh, fh: fhw, bridges: bridges, log: b.opts.Log, rtnlMu: &b.rtnlMu}
 			builds[i] = rb
 			if err := rb.configure(gctx); err != nil {
 				return err
@@ -473,7 +474,9 @@ func (b *labBuild) buildHost(hp *hostPlan, fabric string, fabNS netns.NsHandle, 
 	}
 	b.keep(netns.None(), fh)
 	return netx.Do(h, func() error {
+		b.rtnlMu.Lock()
 		noIPv6()
+		b.rtnlMu.Unlock()
 		for _, k := range []string{"all", "default"} {
 			netx.SetSysctl("net.ipv4.conf."+k+".rp_filter", "0")
 		}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,6 +31,7 @@ type routerBuild struct {
 	index   map[string]int  // router interface name -> ifindex
 	refused []*doc.Refusal
 	log     zerolog.Logger
+	rtnlMu  *sync.Mutex // shared by the lab's builders, see sysctls
 }
 
 func (b *routerBuild) refuse(what, line string, err error) {
@@ -142,8 +144,14 @@ func (b *routerBuild) links(ctx context.Context) error {
 func (b *routerBuild) sysctls(perIface bool) {
 	r := b.rp.r
 	if !perIface {
+		// These two writes retry while another thread holds the kernel's
+		// rtnl lock; letting only one of our threads spin at a time keeps
+		// them from starving the lock holder on small machines.
+		b.rtnlMu.Lock()
 		noIPv6()
-		if err := netx.SetSysctl("net.ipv4.ip_forward", "1"); err != nil {
+		err := netx.SetSysctl("net.ipv4.ip_forward", "1")
+		b.rtnlMu.Unlock()
+		if err != nil {
 			b.refuse("sysctl", r.File, err)
 		}
 		for _, k := range []string{"all", "default"} {
@@ -548,7 +556,5 @@ func (b *routerBuild) toNetlinkRoute(rt *facts.Route, table int) (*netlink.Route
 // link (link-local addresses, DAD, MLD) costs time and puts noise on the
 // bridges.
 func noIPv6() {
-	for _, k := range []string{"all", "default"} {
-		netx.SetSysctl("net.ipv6.conf."+k+".disable_ipv6", "1")
-	}
+	netx.SetSysctl("net.ipv6.conf.default.disable_ipv6", "1")
 }

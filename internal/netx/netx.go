@@ -240,6 +240,11 @@ func SetSysctl(key, value string) error {
 		return fmt.Errorf("sysctl %s: only net.* keys are per namespace", key)
 	}
 	p := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	// Writing an unchanged value is skipped: some keys (ip_forward,
+	// disable_ipv6) spin on the kernel's rtnl lock even when nothing changes.
+	if cur, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(cur)) == strings.TrimSpace(value) {
+		return nil
+	}
 	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
 		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
 	}
