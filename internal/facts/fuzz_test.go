@@ -200,3 +200,32 @@ func FuzzRaw(f *testing.F) {
 		}
 	})
 }
+
+func FuzzLegacyJSON(f *testing.F) {
+	f.Add([]byte(processedJSON))
+	files, _ := filepath.Glob(filepath.Join(corpus(f, "tsim_facts"), "*.json"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, _, err := ParseLegacyJSON("r.json", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "r.json") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error without file or not one line: %q", err)
+			}
+			return
+		}
+		for _, tb := range r.Tables {
+			for _, rt := range tb.Routes {
+				if !rt.Dst.IsValid() || rt.Dst != rt.Dst.Masked() {
+					t.Fatalf("bad route %+v", rt)
+				}
+			}
+		}
+		_ = Counts(r)
+	})
+}
