@@ -292,3 +292,39 @@ func TestNotRootIsEnvError(t *testing.T) {
 		t.Errorf("as nobody: %q, want exit code 3 and a message naming root", s)
 	}
 }
+
+func TestDownKillsProcessesFirst(t *testing.T) {
+	needRoot(t)
+	opts := testOpts(t)
+	lab := upT(t, tinyFacts(), tinyDoc(), opts)
+	// A long-lived process inside a host and one inside a router, as a
+	// probe listener or an engineer's shell would be.
+	var cmds []*exec.Cmd
+	for _, ns := range []string{hostNS(t, lab, "10.0.2.10"), labRouter(t, lab, "r1").Netns} {
+		cmd := exec.Command("sleep", "300")
+		if err := netx.Do(mustNS(ns), cmd.Start); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	done := make(chan error, len(cmds))
+	for _, c := range cmds {
+		go func() { done <- c.Wait() }()
+	}
+	if err := Down(context.Background(), lab.ID, opts); err != nil {
+		t.Fatal(err)
+	}
+	for range cmds {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Error("sleep exited cleanly; it should have been killed")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a process inside the lab survived Down")
+		}
+	}
+	if left := labNamespaces(t, lab.ID); len(left) != 0 {
+		t.Errorf("left %v", left)
+	}
+}

@@ -109,7 +109,9 @@ func (g *registry) write() error {
 	}
 	p := recordPath(g.dir, g.rec.ID)
 	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+	// Readable by all: `hosts ls` need not be root, and a record holds
+	// nothing secret.
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("write lab record: %w", err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
