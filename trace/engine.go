@@ -155,7 +155,8 @@ func isLoopback(r *facts.Router, ifc string) bool {
 func newRouter(fr *facts.Router) *rtr {
 	r := &rtr{f: fr, fw: CompileFirewall(fr), tables: map[int]*table{}, chains: map[string]*facts.Chain{}}
 	r.gateway = strings.EqualFold(fr.Metadata.Type, "gateway")
-	r.forwarding = fr.Sysctls["net.ipv4.ip_forward"] != "0"
+	r.forwarding = strings.TrimSpace(fr.Sysctls["net.ipv4.ip_forward"]) != "0" &&
+		strings.TrimSpace(fr.Sysctls["net.ipv4.conf.all.forwarding"]) != "0"
 	for _, ifc := range fr.Interfaces {
 		for _, a := range ifc.Addrs {
 			if !a.Prefix.Addr().Is4() {
@@ -193,15 +194,18 @@ func newRouter(fr *facts.Router) *rtr {
 	for _, ft := range fr.Tables {
 		t := &table{id: ft.ID, name: tableName(fr, ft.ID, ft.Name)}
 		for _, x := range ft.Routes {
-			rt := &route{r: x, invalid: r.validate(x), pos: posString(x.Pos)}
-			if rt.invalid != "" {
-				rt.note = strconv.Quote(x.Text) + " (" + rt.invalid + ")"
-			}
-			t.routes = append(t.routes, rt)
+			t.routes = append(t.routes, &route{r: x, pos: posString(x.Pos)})
 		}
 		r.tables[ft.ID] = t
 	}
 	r.addKernelRoutes()
+	for _, t := range r.tables {
+		for _, rt := range t.routes {
+			if rt.invalid = r.validate(t.id, rt.r); rt.invalid != "" {
+				rt.note = strconv.Quote(rt.r.Text) + " (" + rt.invalid + ")"
+			}
+		}
+	}
 	for _, t := range r.tables {
 		slices.SortStableFunc(t.routes, func(a, b *route) int {
 			if d := b.r.Dst.Bits() - a.r.Dst.Bits(); d != 0 {
@@ -262,8 +266,11 @@ func (r *rtr) addKernelRoutes() {
 	}
 }
 
-// validate says why the kernel would refuse route x on this router.
-func (r *rtr) validate(x *facts.Route) string {
+// validate says why the kernel would refuse route x of table tid
+// (fib_check_nh): a device that does not exist, or a gateway that no
+// link-scope route of the same table, else of the local and main tables,
+// puts on the route's device.
+func (r *rtr) validate(tid int, x *facts.Route) string {
 	if !x.Dst.Addr().Is4() {
 		return "IPv6 is not simulated"
 	}
@@ -277,15 +284,16 @@ func (r *rtr) validate(x *facts.Route) string {
 		if !gw.IsValid() || onlink {
 			return ""
 		}
-		for _, c := range r.conns {
-			if c.pfx.Contains(gw) && (dev == "" || c.ifc == dev) {
-				return ""
-			}
+		if tid != facts.TableMain && r.linkRoute(r.tables[tid], gw, dev) {
+			return ""
+		}
+		if r.linkRoute(r.tables[facts.TableLocal], gw, dev) || r.linkRoute(r.tables[facts.TableMain], gw, dev) {
+			return ""
 		}
 		if dev == "" {
 			return "gateway " + gw.String() + " is not on a connected subnet"
 		}
-		return "gateway " + gw.String() + " is not on a connected subnet of " + dev
+		return "gateway " + gw.String() + " is not reachable on " + dev + " by a link route"
 	}
 	if len(x.Nexthops) == 0 {
 		return check(x.Gateway, x.Dev, x.Onlink)
@@ -296,6 +304,28 @@ func (r *rtr) validate(x *facts.Route) string {
 		}
 	}
 	return ""
+}
+
+// linkRoute reports whether table t has a gateway-less unicast or local
+// route for gw on dev (any dev when dev is ""): what the kernel needs to
+// accept gw as a next hop.
+func (r *rtr) linkRoute(t *table, gw netip.Addr, dev string) bool {
+	if t == nil {
+		return false
+	}
+	for _, rt := range t.routes {
+		x := rt.r
+		if !x.Dst.Contains(gw) || x.Gateway.IsValid() || len(x.Nexthops) > 0 {
+			continue
+		}
+		if x.Type != facts.RouteUnicast && x.Type != facts.RouteLocal {
+			continue
+		}
+		if dev == "" || x.Dev == dev {
+			return true
+		}
+	}
+	return false
 }
 
 // tableName gives the name `ip` would print for a table id.
@@ -321,6 +351,39 @@ func tableName(fr *facts.Router, id int, name string) string {
 		return best
 	}
 	return strconv.Itoa(id)
+}
+
+// sysctlInt reads an integer sysctl, def when absent or unparsable.
+func (r *rtr) sysctlInt(key string, def int) int {
+	if v, ok := r.f.Sysctls[key]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+// conf is the kernel's per-interface setting: IN_DEV_MAXCONF for
+// rp_filter, IN_DEV_ORCONF for src_valid_mark and accept_local.
+func (r *rtr) conf(ifc, name string, useMax bool) int {
+	all := r.sysctlInt("net.ipv4.conf.all."+name, 0)
+	dev := r.sysctlInt("net.ipv4.conf."+ifc+"."+name, 0)
+	if useMax {
+		return max(all, dev)
+	}
+	if all != 0 || dev != 0 {
+		return 1
+	}
+	return 0
+}
+
+// forwards reports whether packets arriving on ifc are forwarded
+// (IN_DEV_FORWARD: the interface's forwarding, else ip_forward).
+func (r *rtr) forwards(ifc string) bool {
+	if v, ok := r.f.Sysctls["net.ipv4.conf."+ifc+".forwarding"]; ok {
+		return strings.TrimSpace(v) != "0"
+	}
+	return r.forwarding
 }
 
 // table returns the table with id or nil.

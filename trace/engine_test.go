@@ -139,6 +139,10 @@ func TestEngine(t *testing.T) {
 		{name: "input policy drop", flow: tcp("10.0.1.5", "10.0.12.2", 80), disp: doc.Denied, denied: "r2 filter INPUT 0"},
 		{name: "input accept", flow: tcp("10.0.1.5", "10.0.12.2", 22), disp: doc.Delivered,
 			path: "10.0.1.5 r1(eth0>eth1) r2(eth0>)", hasStep: "local:deliver"},
+		{name: "rp_filter strict drops a spoofed source", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.0.2.5", Proto: "icmp", Ingress: "r2:eth9"},
+			disp: doc.NoRoute, path: "10.0.1.5 r2(eth9>)", hasStep: "route:rp_filter", reason: "leaves by eth0, not eth9"},
+		{name: "forwarding off on the in interface", flow: doc.Flow{Src: "10.0.3.9", Dst: "10.0.1.5", Proto: "icmp"},
+			disp: doc.NoRoute, path: "10.0.3.9 r3(eth1>)", reason: "forwarding is off on eth1"},
 		{name: "same subnet without router", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.0.1.6", Proto: "icmp"}, disp: doc.Delivered, path: "10.0.1.5 10.0.1.6"},
 		{name: "host to its router", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.0.1.1", Proto: "icmp"}, disp: doc.Delivered, path: "10.0.1.5 r1(eth0>)"},
 	}

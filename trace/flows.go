@@ -163,8 +163,6 @@ func csvFlow(out []*doc.Flow, line string) ([]*doc.Flow, error) {
 	if len(rest) > 1 {
 		if e, err := normExpect(rest[len(rest)-1]); err == nil && e != "" {
 			expect, rest = e, rest[:len(rest)-1]
-		} else if len(rest) == 2 {
-			return nil, fmt.Errorf("expect %q: want allow or deny", rest[1])
 		}
 	}
 	spec = strings.Join(rest, ",")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -392,17 +393,21 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	d := r.decide(w.key(in, np.Mark, false), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
 	switch d.res {
-	case resLocal:
-		np.InIf = in
-		w.input(r, h, np)
-		return
-	case resUnicast:
+	case resLocal, resUnicast:
 	default:
 		w.stop(d)
 		return
 	}
-	if !r.forwarding {
-		w.finish(doc.NoRoute, r.f.Name+": net.ipv4.ip_forward is 0, the packet is not forwarded")
+	if d.res == resUnicast && !r.forwards(in) {
+		w.finish(doc.NoRoute, r.f.Name+": forwarding is off on "+in+" (net.ipv4.ip_forward / conf."+in+".forwarding), the packet is not forwarded")
+		return
+	}
+	if !w.rpFilter(r, h, in, np.Mark, d) {
+		return
+	}
+	if d.res == resLocal {
+		np.InIf = in
+		w.input(r, h, np)
 		return
 	}
 	if w.p.ttl <= 1 {
@@ -482,6 +487,55 @@ func (w *walker) originate(r *rtr, ifc string) {
 	w.next(r, d, gw, dev)
 }
 
+// rpFilter is the kernel's reverse path filter (fib_validate_source) for a
+// packet received on in and routed by d: with rp_filter on, the route back
+// to the source must exist and be unicast, and in strict mode (1) leave by
+// in. It records the check when it drops the packet.
+func (w *walker) rpFilter(r *rtr, h *doc.Hop, in string, mark uint32, d decision) bool {
+	rpf := r.conf(in, "rp_filter", true)
+	if rpf == 0 {
+		return true
+	}
+	back := flowKey{src: w.p.dst, dst: w.p.src, iif: "lo", tos: w.p.tos, proto: w.p.proto, sport: w.p.dport, dport: w.p.sport}
+	if d.res == resUnicast {
+		_, back.iif = r.hopOf(d.route.r)
+	}
+	if r.conf(in, "src_valid_mark", false) != 0 {
+		back.mark = mark
+	}
+	var scratch arena
+	rd := r.decide(back, &scratch)
+	why := ""
+	switch {
+	case rd.res == resNoRoute:
+		why = "there is no route back to " + w.p.src.String()
+	case rd.res == resLocal && r.conf(in, "accept_local", false) != 0:
+		return true
+	case rd.res != resUnicast:
+		why = "the route back to " + w.p.src.String() + " is not unicast"
+	default:
+		_, dev := r.hopOf(rd.route.r)
+		devs := []string{dev}
+		for _, n := range rd.route.r.Nexthops {
+			devs = append(devs, n.Dev)
+		}
+		if slices.Contains(devs, in) || rpf == 2 {
+			return true
+		}
+		why = "the route back to " + w.p.src.String() + " leaves by " + dev + ", not " + in
+	}
+	mode := map[int]string{1: "strict", 2: "loose"}[rpf]
+	st := &doc.Step{Kind: doc.StepRoute, Action: "rp_filter", Query: w.key(in, mark, false).query(),
+		Detail: fmt.Sprintf("reverse path filter (%s, rp_filter=%d on %s): %s; the kernel drops it as a martian source", mode, rpf, in, why)}
+	if rd.route != nil {
+		st.Table, st.Text, st.Pos = rd.table.name, rd.route.r.Text, rd.route.pos
+	}
+	h.Steps = append(h.Steps, st)
+	h.Out = ""
+	w.finish(doc.NoRoute, r.f.Name+": "+st.Detail)
+	return false
+}
+
 // input runs the INPUT chains of a packet delivered locally.
 func (w *walker) input(r *rtr, h *doc.Hop, np *Packet) {
 	np.OutIf, np.Gateway = "", netip.Addr{}
@@ -513,7 +567,7 @@ func (w *walker) outOf(r *rtr, d decision) (netip.Addr, string) {
 		return netip.Addr{}, ""
 	}
 	rt := d.route.r
-	gw, dev := firstHop(rt)
+	gw, dev := r.hopOf(rt)
 	if len(rt.Nexthops) > 1 {
 		var alt []string
 		for _, n := range rt.Nexthops[1:] {
@@ -522,6 +576,13 @@ func (w *walker) outOf(r *rtr, d decision) (netip.Addr, string) {
 		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("%s: ECMP route %s: took via %s dev %s; also %s",
 			r.f.Name, rt.Dst, gw, dev, strings.Join(alt, ", ")))
 	}
+	return gw, dev
+}
+
+// hopOf returns the gateway and device of a route's first path, resolving a
+// missing device from the connected subnets.
+func (r *rtr) hopOf(rt *facts.Route) (netip.Addr, string) {
+	gw, dev := firstHop(rt)
 	if dev == "" && gw.IsValid() {
 		for _, c := range r.conns {
 			if c.pfx.Contains(gw) {
@@ -549,6 +610,10 @@ func (w *walker) next(r *rtr, d decision, gw netip.Addr, dev string) {
 			w.receive(o.r, in, ip)
 			return
 		}
+	}
+	if gw.IsValid() && len(e.owners[gw]) > 0 && e.owners[gw][0].r == r {
+		w.finish(doc.NoRoute, fmt.Sprintf("%s: next hop %s on %s is the router's own address; no neighbour answers for it", r.f.Name, gw, dev))
+		return
 	}
 	isDefault := d.route != nil && d.route.r.Dst.Bits() == 0
 	alone := len(r.neighbours[dev]) == 0

@@ -164,6 +164,11 @@ COMMIT
 -A INPUT -s 10.0.0.0/8 -p tcp -m tcp --dport 22 -j ACCEPT
 COMMIT
 EOF
+sec sysctls "Routing sysctls" "sysctl -a" <<'EOF'
+net.ipv4.ip_forward = 1
+net.ipv4.conf.all.rp_filter = 0
+net.ipv4.conf.eth9.rp_filter = 1
+EOF
 } > r2_facts.txt
 
 {
@@ -209,5 +214,9 @@ EOF
 sec ipset_save "ipset save" "ipset save" <<'EOF'
 create blocked hash:ip family inet hashsize 1024 maxelem 65536
 add blocked 10.0.1.66
+EOF
+sec sysctls "Routing sysctls" "sysctl -a" <<'EOF'
+net.ipv4.ip_forward = 1
+net.ipv4.conf.eth1.forwarding = 0
 EOF
 } > r3_facts.txt
