@@ -262,7 +262,7 @@ func (fw *Firewall) Traverse(table, chain string, p *Packet) ChainResult {
 	if start == nil {
 		return res
 	}
-	if !facts.IsBuiltinChain(table, chain) || start.policy == "" {
+	if !facts.IsBuiltinChain(table, chain) {
 		res.Verdict = VerdictUnknown
 		res.Reason = fmt.Sprintf("%s/%s is not a built-in chain of table %s; the kernel only enters tables through built-in chains", table, chain, table)
 		return res
@@ -286,6 +286,11 @@ func (fw *Firewall) Traverse(table, chain string, p *Packet) ChainResult {
 	cur, i := start, 0
 	policy := func() ChainResult {
 		res.Verdict, res.Chain, res.Index, res.Rule = start.policy, chain, 0, nil
+		if start.policy == "" {
+			// Facts without policies (the predecessor's JSON) cannot say.
+			res.Verdict = VerdictUnknown
+			res.Reason = fmt.Sprintf("%s/%s: the facts do not give this built-in chain's policy", table, chain)
+		}
 		res.Marked = p.Mark != mark0
 		return res
 	}

@@ -478,6 +478,22 @@ func TestTraverseUnknown(t *testing.T) {
 	runNF(t, tests)
 }
 
+// TestTraverseNoPolicy: facts without chain policies (the predecessor's
+// JSON) are UNKNOWN only when a walk reaches the policy.
+func TestTraverseNoPolicy(t *testing.T) {
+	r := nfRouter(t, filterWith("-A FORWARD -p udp -j ACCEPT"), "")
+	r.IPTable("filter").Chain("FORWARD").Policy = ""
+	fw := CompileFirewall(r)
+	if res := fw.Traverse("filter", "FORWARD", basePacket()); res.Verdict != VerdictUnknown || res.Index != 0 || !strings.Contains(res.Reason, "policy") {
+		t.Errorf("tcp: %+v", res)
+	}
+	p := basePacket()
+	udpPacket(p)
+	if res := fw.Traverse("filter", "FORWARD", p); res.Verdict != VerdictAccept || res.Index != 1 {
+		t.Errorf("udp: %+v", res)
+	}
+}
+
 func TestUnknowns(t *testing.T) {
 	r := nfRouter(t, filterWith("-A FORWARD -j ACCEPT", "-A FORWARD -m recent --rcheck -j DROP", "-A A -j NFQUEUE", "-A A -m ttl --ttl-eq 3 -j ACCEPT"), "")
 	got := CompileFirewall(r).Unknowns()
