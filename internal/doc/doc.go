@@ -166,6 +166,9 @@ type Reach struct {
 	Flow    string         `json:"flow"`
 	E2E     *E2E           `json:"e2e"`
 	Routers []*RouterReach `json:"routers"`
+	// Disagreements lists, one line each, where a live verdict differs
+	// from trace's prediction.
+	Disagreements []string `json:"disagreements,omitempty"`
 }
 
 // E2E is the end-to-end verdict.
@@ -175,11 +178,16 @@ type E2E struct {
 	BlockedBy *RuleRef `json:"blocked_by,omitempty"`
 	Predicted string   `json:"predicted,omitempty"`
 	Agrees    *bool    `json:"agrees,omitempty"`
+	// Routers is what each router on the path did to the end-to-end probe
+	// (from its counter deltas), in path order up to where it stopped.
+	Routers []*RouterReach `json:"routers,omitempty"`
 }
 
 // RouterReach is one router's verdict for a flow.
 type RouterReach struct {
 	Router    string          `json:"router"`
+	In        string          `json:"in,omitempty"`  // ingress interface
+	Out       string          `json:"out,omitempty"` // egress interface
 	Verdict   string          `json:"verdict"`
 	Reason    string          `json:"reason,omitempty"`
 	Rule      *LiveRule       `json:"rule,omitempty"`
@@ -203,6 +211,7 @@ type CounterDelta struct {
 	Index   int    `json:"index"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
+	Target  string `json:"target,omitempty"` // the rule's target or the policy
 }
 
 // Report records the PDF written by `report`.

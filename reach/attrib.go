@@ -1,0 +1,387 @@
+package reach
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+)
+
+// ruleMap ties a router's kernel rules to the facts: the lab applies the
+// facts' rules in order and drops the ones the kernel refuses, so kernel
+// rule k of a chain is the k-th rule of that chain that was not refused.
+type ruleMap struct {
+	router string
+	chains map[string]map[string]*chainMap // table -> chain
+	// refused are the facts rules the kernel refused, by position.
+	refused map[string]*doc.Refusal
+}
+
+type chainMap struct {
+	table, name string
+	policy      string // "" for user chains
+	kernel      []*facts.IptRule
+	all         []*facts.IptRule // every facts rule, refused ones too
+	// rank orders rules by when a packet entering the chain's hook meets
+	// them (a jump's target chain is ranked where the jump is); the
+	// policy ranks after every rule of its chain.
+	rank       []int
+	policyRank int
+}
+
+// hookChains are the built-in chains a packet meets, per kind of router
+// hop, in the order the kernel's hooks run them.
+var hookChains = map[string][][2]string{
+	hopForward: {{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"nat", "PREROUTING"},
+		{"mangle", "FORWARD"}, {"filter", "FORWARD"}, {"security", "FORWARD"},
+		{"mangle", "POSTROUTING"}, {"nat", "POSTROUTING"}},
+	hopInput: {{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"nat", "PREROUTING"},
+		{"mangle", "INPUT"}, {"filter", "INPUT"}, {"security", "INPUT"}, {"nat", "INPUT"}},
+	hopOutput: {{"raw", "OUTPUT"}, {"mangle", "OUTPUT"}, {"nat", "OUTPUT"}, {"filter", "OUTPUT"},
+		{"security", "OUTPUT"}, {"mangle", "POSTROUTING"}, {"nat", "POSTROUTING"}},
+}
+
+// Kinds of router hop.
+const (
+	hopForward = "forward"
+	hopInput   = "input"
+	hopOutput  = "output"
+)
+
+func newRuleMap(r *facts.Router, refusals []*doc.Refusal) *ruleMap {
+	m := &ruleMap{router: r.Name, chains: map[string]map[string]*chainMap{}, refused: map[string]*doc.Refusal{}}
+	for _, x := range refusals {
+		if x.What == "iptables" {
+			m.refused[x.Line] = x
+		}
+	}
+	for _, t := range r.Iptables {
+		cm := map[string]*chainMap{}
+		m.chains[t.Name] = cm
+		for _, c := range t.Chains {
+			ch := &chainMap{table: t.Name, name: c.Name, policy: c.Policy, all: c.Rules}
+			for _, rule := range c.Rules {
+				if m.refused[rule.Pos.String()] == nil {
+					ch.kernel = append(ch.kernel, rule)
+				}
+			}
+			ch.rank = make([]int, len(ch.kernel))
+			for i := range ch.rank {
+				ch.rank[i] = -1
+			}
+			ch.policyRank = -1
+			cm[c.Name] = ch
+		}
+	}
+	// Rank by depth-first walk from each built-in chain in hook order.
+	n := 0
+	var walk func(ch *chainMap, depth int)
+	walk = func(ch *chainMap, depth int) {
+		if depth > 32 {
+			return
+		}
+		for i, rule := range ch.kernel {
+			if ch.rank[i] < 0 {
+				ch.rank[i] = n
+				n++
+			}
+			if rule.Target != nil {
+				if sub := m.chains[ch.table][rule.Target.Name]; sub != nil && sub.policy == "" && sub != ch {
+					walk(sub, depth+1)
+				}
+			}
+		}
+	}
+	seen := map[[2]string]bool{}
+	for _, kind := range []string{hopForward, hopInput, hopOutput} {
+		for _, tc := range hookChains[kind] {
+			ch := m.chains[tc[0]][tc[1]]
+			if ch == nil || seen[tc] {
+				continue
+			}
+			seen[tc] = true
+			walk(ch, 0)
+			ch.policyRank = n
+			n++
+		}
+	}
+	for _, tm := range m.chains {
+		for _, ch := range tm {
+			for i := range ch.rank {
+				if ch.rank[i] < 0 {
+					ch.rank[i] = n
+					n++
+				}
+			}
+			if ch.policyRank < 0 {
+				ch.policyRank = n
+				n++
+			}
+		}
+	}
+	return m
+}
+
+// check compares a first snapshot with the expected kernel rules and
+// returns the chains whose rule count differs (their texts are then not
+// trusted).
+func (m *ruleMap) check(c Counters) []string {
+	var bad []string
+	for tn, tm := range m.chains {
+		for cn, ch := range tm {
+			k := c[tn][cn]
+			if k == nil && len(ch.kernel) == 0 {
+				continue
+			}
+			got := 0
+			if k != nil {
+				got = len(k.Rules)
+			}
+			if got != len(ch.kernel) {
+				bad = append(bad, fmt.Sprintf("%s %s: kernel has %d rules, facts minus refusals %d", tn, cn, got, len(ch.kernel)))
+			}
+		}
+	}
+	return bad
+}
+
+// moved is one counter that moved during a probe, with its facts rule.
+type moved struct {
+	table, chain string
+	index        int // facts index (1-based), 0 = policy
+	target       string
+	rule         *facts.IptRule // nil for a policy
+	rank         int
+	delta        Count
+}
+
+func (mv *moved) live() *doc.LiveRule {
+	lr := &doc.LiveRule{Table: mv.table, Chain: mv.chain, Index: mv.index}
+	if mv.rule != nil {
+		lr.Text = mv.rule.Text
+	} else {
+		lr.Text = ":" + mv.chain + " " + mv.target
+	}
+	return lr
+}
+
+func (mv *moved) ref(router string) *doc.RuleRef {
+	l := mv.live()
+	return &doc.RuleRef{Router: router, Table: l.Table, Chain: l.Chain, Index: l.Index, Rule: l.Text}
+}
+
+// diff lists every counter that moved between two snapshots, in rank
+// order.
+func (m *ruleMap) diff(before, after Counters) []*moved {
+	var out []*moved
+	for tn, tm := range after {
+		for cn, ac := range tm {
+			bc := before[tn][cn]
+			ch := m.chains[tn][cn]
+			if ac.Policy.Packets > polPackets(bc) {
+				mv := &moved{table: tn, chain: cn, delta: sub(ac.Policy, polCount(bc))}
+				if ch != nil {
+					mv.target, mv.rank = ch.policy, ch.policyRank
+				}
+				if mv.target != "" {
+					out = append(out, mv)
+				}
+			}
+			for i, a := range ac.Rules {
+				var b Count
+				if bc != nil && i < len(bc.Rules) {
+					b = bc.Rules[i]
+				}
+				if a.Packets <= b.Packets {
+					continue
+				}
+				mv := &moved{table: tn, chain: cn, index: i + 1, delta: sub(a, b), rank: 1 << 30}
+				if ch != nil && i < len(ch.kernel) && len(ac.Rules) == len(ch.kernel) {
+					mv.rule = ch.kernel[i]
+					mv.index = mv.rule.Index
+					mv.rank = ch.rank[i]
+					if mv.rule.Target != nil {
+						mv.target = mv.rule.Target.Name
+					}
+				}
+				out = append(out, mv)
+			}
+		}
+	}
+	sortMoved(out)
+	return out
+}
+
+func sortMoved(ms []*moved) {
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && less(ms[j], ms[j-1]); j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}
+
+func less(a, b *moved) bool {
+	if a.rank != b.rank {
+		return a.rank < b.rank
+	}
+	if a.table != b.table {
+		return a.table < b.table
+	}
+	if a.chain != b.chain {
+		return a.chain < b.chain
+	}
+	return a.index < b.index
+}
+
+func polPackets(c *ChainCounters) uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.Policy.Packets
+}
+
+func polCount(c *ChainCounters) Count {
+	if c == nil {
+		return Count{}
+	}
+	return c.Policy
+}
+
+func sub(a, b Count) Count {
+	return Count{a.Packets - b.Packets, a.Bytes - min(a.Bytes, b.Bytes)}
+}
+
+func blocking(target string) bool {
+	switch strings.ToUpper(target) {
+	case "DROP", "REJECT", "TARPIT":
+		return true
+	}
+	return false
+}
+
+// establishedOnly reports a rule that only matches packets of known
+// connections (ctstate/state ⊆ ESTABLISHED,RELATED): it cannot be what
+// decided a probe's first packet, only its replies and later packets.
+func establishedOnly(r *facts.IptRule) bool {
+	if r == nil {
+		return false
+	}
+	for _, m := range r.Matches {
+		if m.Module != "conntrack" && m.Module != "state" {
+			continue
+		}
+		for _, o := range m.Options {
+			if (o.Name != "ctstate" && o.Name != "state") || o.Neg {
+				continue
+			}
+			only := true
+			for _, a := range o.Args {
+				for _, s := range strings.Split(a, ",") {
+					if s != "ESTABLISHED" && s != "RELATED" {
+						only = false
+					}
+				}
+			}
+			if only {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decision is what the counters say one router did to a probe.
+type decision struct {
+	block  *moved // the first DROP/REJECT rule or DROP policy that moved
+	accept *moved // the filter rule or policy that accepted the first packet
+	moved  []*moved
+}
+
+// decide reads a router's moved counters. The deciding rule is the
+// terminal rule (or policy) the probe's first packet met: a blocking one
+// if any moved (the probe stopped there); otherwise the earliest-ranked
+// filter ACCEPT or ACCEPT policy, skipping ESTABLISHED/RELATED-only rules
+// that count the replies.
+func decide(ms []*moved) decision {
+	d := decision{moved: ms}
+	for _, mv := range ms {
+		if blocking(mv.target) {
+			d.block = mv
+			return d
+		}
+	}
+	var est *moved
+	for _, mv := range ms {
+		if mv.table != "filter" || !strings.EqualFold(mv.target, "ACCEPT") {
+			continue
+		}
+		if establishedOnly(mv.rule) {
+			if est == nil {
+				est = mv
+			}
+			continue
+		}
+		d.accept = mv
+		return d
+	}
+	d.accept = est
+	return d
+}
+
+func (d decision) deltas() []*doc.CounterDelta {
+	out := make([]*doc.CounterDelta, 0, len(d.moved))
+	for _, mv := range d.moved {
+		out = append(out, &doc.CounterDelta{Table: mv.table, Chain: mv.chain, Index: mv.index,
+			Packets: mv.delta.Packets, Bytes: mv.delta.Bytes, Target: mv.target})
+	}
+	return out
+}
+
+// neededRefusal returns a refused iptables line the packet would have met
+// on this router before its decision (any reachable rule of the hooks'
+// non-filter tables; filter rules ranked before the deciding one), or nil.
+func (m *ruleMap) neededRefusal(kind string, decided *moved) (*facts.IptRule, *doc.Refusal) {
+	if len(m.refused) == 0 {
+		return nil, nil
+	}
+	limit := 1 << 30
+	if decided != nil && decided.table == "filter" {
+		limit = decided.rank
+	}
+	visited := map[*chainMap]bool{}
+	var found *facts.IptRule
+	var walk func(ch *chainMap, filter bool, depth int)
+	walk = func(ch *chainMap, filter bool, depth int) {
+		if ch == nil || visited[ch] || depth > 32 || found != nil {
+			return
+		}
+		visited[ch] = true
+		k := 0
+		for _, rule := range ch.all {
+			if m.refused[rule.Pos.String()] != nil {
+				if !filter || k >= len(ch.rank) || ch.rank[k] < limit {
+					found = rule
+					return
+				}
+				continue
+			}
+			if filter && k < len(ch.rank) && ch.rank[k] > limit {
+				return
+			}
+			k++
+			if rule.Target != nil {
+				if sub := m.chains[ch.table][rule.Target.Name]; sub != nil && sub.policy == "" {
+					walk(sub, filter, depth+1)
+				}
+			}
+		}
+	}
+	for _, tc := range hookChains[kind] {
+		walk(m.chains[tc[0]][tc[1]], tc[0] == "filter", 0)
+		if found != nil {
+			return found, m.refused[found.Pos.String()]
+		}
+	}
+	return nil, nil
+}

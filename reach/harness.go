@@ -1,0 +1,556 @@
+package reach
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"runtime"
+	"sort"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/netx"
+)
+
+// The per-router harness (DESIGN §7, docs/reach.md). While it runs, each
+// router interface a flow enters or leaves by is taken off its lab bridge
+// (its fabric-side veth end is moved onto a private bridge in the fabric
+// namespace) and joined there by a "side": an anonymous namespace that
+// impersonates the neighbour on that link. The side on the ingress link
+// owns the packet's source (and the gateway the router routes it back
+// through), the side on the egress link owns the next hop and the
+// destination and runs the echo listener. So the real neighbours, which
+// own the same addresses, never see a harness packet, each router's
+// counters move only for its own probes, and every router of a path gets
+// its answer, also behind one that blocks. Anonymous namespaces die with
+// the process; the bridges are restored before Run returns.
+
+// harnessItem is one router visit of one flow.
+type harnessItem struct {
+	fp   *flowPlan
+	hp   *hopPlan
+	slot **doc.RouterReach
+	n    int
+	// addresses the sides must own: ingress (prev) and egress (next).
+	prev, next []netip.Addr
+}
+
+// isoPort is one router interface moved onto a private bridge.
+type isoPort struct {
+	iface      string
+	rLink      netlink.Link
+	fabLink    netlink.Link
+	origMaster int
+	bridge     netlink.Link
+	gw         netip.Addr     // the router's address on it
+	prefixes   []netip.Prefix // its connected prefixes
+}
+
+// side is one impersonating neighbour.
+type side struct {
+	port *isoPort
+	ns   nsRef
+	nl   *netlink.Handle
+	veth string
+}
+
+var harnessSeq atomic.Uint32
+
+func harnessName(kind string) string {
+	var b [3]byte
+	rand.Read(b[:])
+	// IFNAMSIZ: 2 + 6 + up to 5 digits.
+	return fmt.Sprintf("%s%s%d", kind, hex.EncodeToString(b[:]), harnessSeq.Add(1)%100000)
+}
+
+func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*doc.Reach) error {
+	by := map[string][]*harnessItem{}
+	for i, fp := range plans {
+		res := results[i]
+		res.Routers = make([]*doc.RouterReach, len(fp.hops))
+		for j, hp := range fp.hops {
+			it := &harnessItem{fp: fp, hp: hp, slot: &res.Routers[j], n: j}
+			if fp.problem != "" {
+				*it.slot = &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: fp.problem}
+				continue
+			}
+			by[hp.router] = append(by[hp.router], it)
+		}
+	}
+	names := make([]string, 0, len(by))
+	for n := range by {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	err := forEach(ctx, r.opts.Workers, names, func(ctx context.Context, name string) error {
+		return r.harness(ctx, r.routers[name], by[name])
+	})
+	for i, fp := range plans {
+		for j, hp := range fp.hops {
+			v := results[i].Routers[j]
+			if v == nil {
+				v = &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: "not probed"}
+				if err != nil {
+					v.Reason = "not probed: " + err.Error()
+				}
+				results[i].Routers[j] = v
+			}
+			if v.Predicted == "" {
+				v.Predicted = doc.Unknown
+				if hp.hasPred {
+					v.Predicted = hp.pred.Verdict
+					v.Agrees = agrees(v, hp.pred.Verdict, hp.pred.Rule)
+				} else {
+					v.Agrees = v.Verdict == doc.Unknown
+				}
+			}
+		}
+	}
+	return err
+}
+
+// harness tests one router alone for every flow crossing it.
+func (r *runner) harness(ctx context.Context, lr *labRouter, items []*harnessItem) (err error) {
+	fr := r.f.Router(lr.name)
+	fab, err := netlink.NewHandleAt(r.fabric.h)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", r.fabric.name, err)
+	}
+	defer fab.Close()
+	ports := map[string]*isoPort{}
+	defer func() {
+		for _, p := range ports {
+			if rerr := r.restorePort(fab, lr, p); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}()
+	owned := map[netip.Addr]bool{}
+	for _, ifc := range fr.Interfaces {
+		for _, a := range ifc.Addrs {
+			owned[a.Prefix.Addr()] = true
+		}
+	}
+	fail := func(it *harnessItem, why string) {
+		*it.slot = &doc.RouterReach{Router: lr.name, In: it.hp.in, Out: it.hp.out, Verdict: doc.Unknown, Reason: why}
+	}
+	var ready []*harnessItem
+	for _, it := range items {
+		hp := it.hp
+		if hp.kind != hopOutput {
+			p, err := r.isolate(fab, lr, fr, hp.in, ports)
+			if err != nil {
+				fail(it, err.Error())
+				continue
+			}
+			it.prev = appendAddr(it.prev, hp.srcIn, owned)
+			if gw, ok := r.returnGateway(lr, hp, p); ok {
+				it.prev = appendAddr(it.prev, gw, owned)
+			}
+		}
+		if hp.kind != hopInput && hp.out != "" {
+			p, err := r.isolate(fab, lr, fr, hp.out, ports)
+			if err != nil {
+				fail(it, err.Error())
+				continue
+			}
+			it.next = appendAddr(it.next, hp.dstOut.Addr(), owned)
+			opts := &netlink.RouteGetOptions{SrcAddr: hp.srcIn.AsSlice()}
+			if hp.kind == hopForward {
+				opts.Iif = hp.in
+			}
+			if rt, err := lr.nl.RouteGetWithOptions(hp.dstOut.Addr().AsSlice(), opts); err == nil && len(rt) > 0 && rt[0].Gw != nil && rt[0].LinkIndex == p.rLink.Attrs().Index {
+				if a, ok := netip.AddrFromSlice(rt[0].Gw); ok {
+					it.next = appendAddr(it.next, a.Unmap(), owned)
+				}
+			}
+			if hp.nextIP.IsValid() {
+				it.next = appendAddr(it.next, hp.nextIP, owned)
+			}
+		}
+		ready = append(ready, it)
+	}
+	// Rounds: an address lives on one side at a time; a flow whose
+	// addresses clash with the round's waits for a later round.
+	for len(ready) > 0 {
+		owner := map[netip.Addr]string{}
+		var round, later []*harnessItem
+		for _, it := range ready {
+			if fits(owner, it) {
+				round = append(round, it)
+			} else {
+				later = append(later, it)
+			}
+		}
+		if err := r.runRound(ctx, lr, fab, ports, round, owner); err != nil {
+			return err
+		}
+		ready = later
+	}
+	return nil
+}
+
+// returnGateway asks the router's kernel where a reply to the source
+// goes: as the reply arrives (on the egress interface, from the
+// destination), so policy rules see what they will see; the side on the
+// ingress link owns that gateway when it is on that link.
+func (r *runner) returnGateway(lr *labRouter, hp *hopPlan, p *isoPort) (netip.Addr, bool) {
+	var tries []*netlink.RouteGetOptions
+	if hp.out != "" {
+		tries = append(tries, &netlink.RouteGetOptions{Iif: hp.out, SrcAddr: hp.dstOut.Addr().AsSlice()})
+	}
+	tries = append(tries, &netlink.RouteGetOptions{})
+	for _, o := range tries {
+		rt, err := lr.nl.RouteGetWithOptions(hp.srcIn.AsSlice(), o)
+		if err != nil || len(rt) == 0 {
+			continue
+		}
+		if rt[0].LinkIndex != p.rLink.Attrs().Index || rt[0].Gw == nil {
+			return netip.Addr{}, false
+		}
+		a, ok := netip.AddrFromSlice(rt[0].Gw)
+		return a.Unmap(), ok
+	}
+	return netip.Addr{}, false
+}
+
+func appendAddr(l []netip.Addr, a netip.Addr, owned map[netip.Addr]bool) []netip.Addr {
+	if !a.IsValid() || owned[a] {
+		return l
+	}
+	for _, x := range l {
+		if x == a {
+			return l
+		}
+	}
+	return append(l, a)
+}
+
+// fits claims it's addresses in owner when none clashes.
+func fits(owner map[netip.Addr]string, it *harnessItem) bool {
+	want := map[netip.Addr]string{}
+	for _, a := range it.prev {
+		want[a] = it.hp.in
+	}
+	for _, a := range it.next {
+		if w, ok := want[a]; ok && w != it.hp.out {
+			return false
+		}
+		want[a] = it.hp.out
+	}
+	for a, ifc := range want {
+		if o, ok := owner[a]; ok && o != ifc {
+			return false
+		}
+	}
+	for a, ifc := range want {
+		owner[a] = ifc
+	}
+	return true
+}
+
+// isolate moves the router's fabric end of iface onto a private bridge
+// (once per Run and interface).
+func (r *runner) isolate(fab *netlink.Handle, lr *labRouter, fr *facts.Router, iface string, ports map[string]*isoPort) (*isoPort, error) {
+	if p := ports[iface]; p != nil {
+		return p, nil
+	}
+	rl, err := lr.nl.LinkByName(iface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s is not in the lab's %s (refused?): %w", iface, lr.name, err)
+	}
+	fl, err := fab.LinkByIndex(rl.Attrs().ParentIndex)
+	if err != nil || fl.Attrs().MasterIndex == 0 {
+		return nil, fmt.Errorf("%s %s has no bridge port in the lab fabric", lr.name, iface)
+	}
+	p := &isoPort{iface: iface, rLink: rl, fabLink: fl, origMaster: fl.Attrs().MasterIndex}
+	if ifc := fr.Interface(iface); ifc != nil {
+		for _, a := range ifc.Addrs {
+			if a.Prefix.Addr().Is4() && !a.Peer.IsValid() {
+				p.prefixes = append(p.prefixes, a.Prefix)
+				if !p.gw.IsValid() {
+					p.gw = a.Prefix.Addr()
+				}
+			}
+		}
+	}
+	if !p.gw.IsValid() {
+		return nil, fmt.Errorf("%s %s has no IPv4 address to impersonate a neighbour against", lr.name, iface)
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: harnessName("rb"), Flags: net.FlagUp}}
+	if err := fab.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("harness bridge for %s %s: %w", lr.name, iface, err)
+	}
+	p.bridge = br
+	ports[iface] = p
+	if err := fab.LinkSetMasterByIndex(fl, br.Attrs().Index); err != nil {
+		return nil, fmt.Errorf("move %s %s onto the harness bridge: %w", lr.name, iface, err)
+	}
+	flushNeigh(lr.nl, rl)
+	return p, nil
+}
+
+// restorePort puts the router's port back on its lab bridge and forgets
+// the harness's MAC addresses in the router.
+func (r *runner) restorePort(fab *netlink.Handle, lr *labRouter, p *isoPort) error {
+	var errs []error
+	if err := fab.LinkSetMasterByIndex(p.fabLink, p.origMaster); err != nil {
+		errs = append(errs, fmt.Errorf("put %s %s back on its lab bridge: %w", lr.name, p.iface, err))
+	}
+	if p.bridge != nil {
+		if err := fab.LinkDel(p.bridge); err != nil {
+			errs = append(errs, fmt.Errorf("remove harness bridge %s: %w", p.bridge.Attrs().Name, err))
+		}
+	}
+	flushNeigh(lr.nl, p.rLink)
+	return errors.Join(errs...)
+}
+
+func flushNeigh(nl *netlink.Handle, l netlink.Link) {
+	ns, err := nl.NeighList(l.Attrs().Index, netlink.FAMILY_V4)
+	if err != nil {
+		return
+	}
+	for i := range ns {
+		nl.NeighDel(&ns[i])
+	}
+}
+
+// newAnonNS creates a network namespace that has no name: it lives as
+// long as the returned handle (and whatever is inside it) and vanishes
+// with this process, whatever happens to it.
+func newAnonNS() (netns.NsHandle, error) {
+	type result struct {
+		h   netns.NsHandle
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{netns.None(), err}
+			return
+		}
+		defer orig.Close()
+		h, err := netns.New()
+		if err != nil {
+			ch <- result{netns.None(), err}
+			if netns.Set(orig) == nil {
+				runtime.UnlockOSThread()
+			}
+			return
+		}
+		// No IPv6 (no addrconf noise), no reverse-path filter.
+		for _, k := range []string{"all", "default"} {
+			netx.SetSysctl("net.ipv6.conf."+k+".disable_ipv6", "1")
+			netx.SetSysctl("net.ipv4.conf."+k+".rp_filter", "0")
+			// ARP from the side's address on the router's subnet, not from
+			// the impersonated source, which the router may not expect there.
+			netx.SetSysctl("net.ipv4.conf."+k+".arp_announce", "2")
+		}
+		if err := netns.Set(orig); err != nil {
+			h.Close()
+			ch <- result{netns.None(), fmt.Errorf("return from new namespace: %w", err)}
+			return // the thread stays locked and dies with the goroutine
+		}
+		runtime.UnlockOSThread()
+		ch <- result{h, nil}
+	}()
+	res := <-ch
+	return res.h, res.err
+}
+
+// newSide makes one impersonating neighbour on port's private bridge.
+func (r *runner) newSide(fab *netlink.Handle, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
+	h, err := newAnonNS()
+	if err != nil {
+		return nil, fmt.Errorf("harness namespace: %w", err)
+	}
+	s := &side{port: p, ns: nsRef{name: fmt.Sprintf("harness %s/%s", lr.name, p.iface), h: h}, veth: harnessName("rs")}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close(fab)
+		}
+	}()
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: s.veth, Flags: net.FlagUp, MasterIndex: p.bridge.Attrs().Index},
+		PeerName: "eth0", PeerNamespace: netlink.NsFd(int(h))}
+	if err := fab.LinkAdd(v); err != nil {
+		return nil, fmt.Errorf("harness veth: %w", err)
+	}
+	if s.nl, err = netlink.NewHandleAt(h); err != nil {
+		return nil, err
+	}
+	lo, err := s.nl.LinkByName("lo")
+	if err == nil {
+		err = s.nl.LinkSetUp(lo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("harness loopback: %w", err)
+	}
+	eth, err := s.nl.LinkByName("eth0")
+	if err != nil {
+		return nil, fmt.Errorf("harness eth0: %w", err)
+	}
+	for _, a := range addrs {
+		pfx := netip.PrefixFrom(a, 32)
+		for _, rp := range p.prefixes {
+			if rp.Masked().Contains(a) && rp.Bits() < 32 {
+				pfx = netip.PrefixFrom(a, rp.Bits())
+				break
+			}
+		}
+		if err := s.nl.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(pfx), Flags: syscall.IFA_F_NODAD}); err != nil {
+			return nil, fmt.Errorf("harness address %s: %w", pfx, err)
+		}
+	}
+	if err := s.nl.LinkSetUp(eth); err != nil {
+		return nil, fmt.Errorf("harness eth0 up: %w", err)
+	}
+	// Readiness: a veth sends nothing until the kernel has activated its
+	// queue (operstate up), on both ends.
+	if err := waitUp(s.nl, "eth0"); err != nil {
+		return nil, err
+	}
+	if err := waitUp(fab, s.veth); err != nil {
+		return nil, err
+	}
+	rt := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: p.gw.AsSlice(), Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")),
+		Flags: int(netlink.FLAG_ONLINK)}
+	if err := s.nl.RouteAdd(rt); err != nil {
+		return nil, fmt.Errorf("harness route via %s: %w", p.gw, err)
+	}
+	ok = true
+	return s, nil
+}
+
+// waitUp polls a link until its operstate is up (the kernel's link
+// watcher does that within milliseconds for a veth).
+func waitUp(nl *netlink.Handle, name string) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		l, err := nl.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("harness link %s: %w", name, err)
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("harness link %s did not come up (operstate %s)", name, l.Attrs().OperState)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func (s *side) close(fab *netlink.Handle) {
+	if s.nl != nil {
+		s.nl.Close()
+	}
+	if l, err := fab.LinkByName(s.veth); err == nil {
+		fab.LinkDel(l)
+	}
+	s.ns.h.Close()
+}
+
+// runRound builds the sides one round needs, probes its flows one after
+// another (they share the router's counters) and removes the sides.
+func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handle, ports map[string]*isoPort, round []*harnessItem, owner map[netip.Addr]string) error {
+	want := map[string][]netip.Addr{}
+	for a, ifc := range owner {
+		want[ifc] = append(want[ifc], a)
+	}
+	for _, it := range round {
+		// Every used port gets a side, even without addresses to own.
+		if it.hp.kind != hopOutput {
+			want[it.hp.in] = append(want[it.hp.in], []netip.Addr{}...)
+		}
+		if it.hp.kind != hopInput && it.hp.out != "" {
+			want[it.hp.out] = append(want[it.hp.out], []netip.Addr{}...)
+		}
+	}
+	sides := map[string]*side{}
+	srv := newEchoServers()
+	defer func() {
+		srv.Close()
+		for _, s := range sides {
+			s.close(fab)
+		}
+	}()
+	ifaces := make([]string, 0, len(want))
+	for ifc := range want {
+		ifaces = append(ifaces, ifc)
+	}
+	sort.Strings(ifaces)
+	var setupErr error
+	for _, ifc := range ifaces {
+		addrs := want[ifc]
+		sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
+		s, err := r.newSide(fab, lr, ports[ifc], addrs)
+		if err != nil {
+			setupErr = err
+			break
+		}
+		sides[ifc] = s
+	}
+	for _, it := range round {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hp := it.hp
+		if setupErr != nil {
+			*it.slot = &doc.RouterReach{Router: lr.name, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: setupErr.Error()}
+			continue
+		}
+		from := lr.ns
+		if hp.kind != hopOutput {
+			from = sides[hp.in].ns
+		}
+		to := lr.ns
+		if hp.kind != hopInput && hp.out != "" {
+			to = sides[hp.out].ns
+		}
+		if it.fp.proto != "icmp" && !(hp.kind != hopInput && hp.out == "") {
+			if err := srv.ensure(to, lkey{to.name, it.fp.proto, hp.dstOut}); err != nil {
+				*it.slot = &doc.RouterReach{Router: lr.name, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: err.Error()}
+				continue
+			}
+		}
+		w := &watched{r: lr}
+		spec := probeSpec{ns: from, proto: it.fp.proto, src: hp.srcIn, sport: uint16(it.fp.flow.SPort), dst: hp.dstIn,
+			token: token(it.fp, "router "+lr.name, it.n)}
+		lr.mu.Lock()
+		out, err := r.probeWatch(ctx, srv, spec, []*watched{w})
+		lr.mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			*it.slot = &doc.RouterReach{Router: lr.name, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: err.Error()}
+			continue
+		}
+		if out.setup != nil {
+			*it.slot = &doc.RouterReach{Router: lr.name, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: "cannot open the probe socket: " + out.setup.Error()}
+			continue
+		}
+		*it.slot = r.routerView(w, hp, out, false)
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

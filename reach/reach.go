@@ -1,0 +1,642 @@
+// Package reach owns emulation (DESIGN §7): it sends real TCP, UDP and
+// ICMP probes through a lab built by package hosts, with listeners and
+// probing sockets opened in-process inside the lab's namespaces, and reads
+// the routers' iptables counters before and after every probe to name the
+// rule that accepted, translated or dropped it. It gives two views per flow:
+// end to end across the lab, and per router, where a harness tests each
+// router of the path on its own. Each live verdict sits beside trace's
+// static prediction. It never creates a named namespace, never touches the
+// host's root namespace, and leaves the lab as it found it; it does not
+// parse facts, build labs or know the CLI.
+package reach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/netx"
+	"github.com/tsim-dev/tsim/internal/tsimerr"
+	"github.com/tsim-dev/tsim/trace"
+)
+
+// DefaultTimeout bounds one probe that neither gets an answer nor is
+// seen dropped by a counter.
+const DefaultTimeout = 300 * time.Millisecond
+
+// Options tune Run.
+type Options struct {
+	// Timeout per probe; default DefaultTimeout. A probe dropped by a
+	// rule ends as soon as that rule's counter moves, well before it.
+	Timeout time.Duration
+	// Workers bounds how many router harnesses run at once; default 8.
+	Workers int
+	// SkipPerRouter leaves out the per-router view (end to end only).
+	SkipPerRouter bool
+	// Log receives warnings (one per disagreement) and debug timings.
+	Log zerolog.Logger
+}
+
+// Run probes every flow of d through the lab d.Lab describes and fills
+// d.Reach, one entry per flow in flow order. It returns an error only when
+// nothing can be probed (no lab, a lab that is gone or was built from
+// other facts, not root); a flow that cannot be probed gets UNKNOWN with
+// its reason. Everything it opens or changes is closed or restored before
+// it returns, also when ctx is cancelled.
+func Run(ctx context.Context, f *facts.Facts, d *doc.Document, opts Options) (err error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if d == nil || d.Lab == nil {
+		return tsimerr.Input(doc.Need("lab", "tsim hosts up"))
+	}
+	if d.Lab.Removed {
+		return tsimerr.Inputf("lab %s was removed (the document says so): run `tsim hosts up` again", d.Lab.ID)
+	}
+	if len(d.Flows) == 0 {
+		return tsimerr.Input(doc.Need("flows", "tsim trace"))
+	}
+	if f == nil {
+		return tsimerr.Inputf("reach: no facts")
+	}
+	if d.Facts != nil && d.Facts.Digest != "" && f.Digest != d.Facts.Digest {
+		return tsimerr.Inputf("lab %s was built from other facts (document digest %s, facts %s %s): use the same --facts or run `tsim hosts up` again",
+			d.Lab.ID, d.Facts.Digest, f.Source, f.Digest)
+	}
+	if err := netx.Check(); err != nil {
+		return err
+	}
+	r := &runner{opts: opts, f: f, d: d, routers: map[string]*labRouter{}}
+	defer r.close()
+	if err := r.open(); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	plans := planFlows(ctx, f, d)
+	results := make([]*doc.Reach, len(plans))
+	for i, fp := range plans {
+		results[i] = &doc.Reach{Flow: fp.flow.ID, Routers: []*doc.RouterReach{}}
+	}
+	r.prepareEndpoints(plans)
+	tPlan := time.Now()
+	servers := newEchoServers()
+	for i, fp := range plans {
+		if err := ctx.Err(); err != nil {
+			servers.Close()
+			return err
+		}
+		results[i].E2E = r.e2e(ctx, servers, fp)
+	}
+	servers.Close()
+	tE2E := time.Now()
+	if !opts.SkipPerRouter {
+		if err := r.perRouter(ctx, plans, results); err != nil {
+			return err
+		}
+	}
+	for i, fp := range plans {
+		r.compare(fp, results[i])
+	}
+	opts.Log.Debug().Dur("plan", tPlan.Sub(t0)).Dur("e2e", tE2E.Sub(tPlan)).Dur("per_router", time.Since(tE2E)).
+		Int("flows", len(plans)).Msg("reach")
+	d.Reach = results
+	return nil
+}
+
+// labRouter is one router namespace of the lab, opened for probing.
+type labRouter struct {
+	name   string
+	ns     nsRef
+	nl     *netlink.Handle
+	rules  *ruleMap
+	reader interface {
+		Snapshot() (Counters, error)
+		Close()
+	}
+	mu        sync.Mutex // one probe at a time touches its counters
+	bad       []string   // chains whose kernel rules do not match the facts
+	fabricEnd map[string]int
+}
+
+// runner is one Run.
+type runner struct {
+	opts    Options
+	f       *facts.Facts
+	d       *doc.Document
+	routers map[string]*labRouter
+	hosts   map[netip.Addr]*doc.LabHost
+	hostNS  map[string]nsRef
+	fabric  nsRef
+	// added are addresses Run put on endpoint hosts (a DNAT target no
+	// host owned); removed again by close.
+	added []addedAddr
+}
+
+type addedAddr struct {
+	nl   *netlink.Handle
+	link netlink.Link
+	addr *netlink.Addr
+}
+
+func openNS(lab *doc.Lab, name string) (netns.NsHandle, error) {
+	h, err := netns.GetFromPath(netx.Path(name))
+	if err != nil {
+		return netns.None(), tsimerr.Inputf("lab %s no longer exists: namespace %s is missing (run `tsim hosts up` again)", lab.ID, name)
+	}
+	return h, nil
+}
+
+func (r *runner) open() error {
+	lab := r.d.Lab
+	useNft := nftAvailable()
+	for _, lr := range lab.Routers {
+		fr := r.f.Router(lr.Name)
+		if fr == nil {
+			return tsimerr.Inputf("lab %s has router %s, which the facts do not know: the lab was built from other facts", lab.ID, lr.Name)
+		}
+		h, err := openNS(lab, lr.Netns)
+		if err != nil {
+			return err
+		}
+		x := &labRouter{name: lr.Name, ns: nsRef{lr.Netns, h}, rules: newRuleMap(fr, lr.Refused)}
+		r.routers[lr.Name] = x
+		if x.nl, err = netlink.NewHandleAt(h); err != nil {
+			return tsimerr.Envf("netlink in %s: %w", lr.Netns, err)
+		}
+		var first Counters
+		if useNft {
+			if nr, err := newNftReader(h); err == nil {
+				x.reader = nr
+				first, err = nr.Snapshot()
+				if err != nil || (len(first) == 0 && len(fr.Iptables) > 0) {
+					nr.Close()
+					x.reader = nil
+				}
+			}
+		}
+		if x.reader == nil {
+			// iptables-legacy (or no nf_tables access): a process per read.
+			x.reader = &saveReader{ctx: context.Background(), ns: h}
+			if first, err = x.reader.Snapshot(); err != nil {
+				return tsimerr.Envf("read counters of %s: %w", lr.Name, err)
+			}
+		}
+		x.bad = x.rules.check(first)
+		for _, b := range x.bad {
+			r.opts.Log.Warn().Str("router", lr.Name).Msg("counters cannot be tied to facts rules: " + b)
+		}
+	}
+	if lab.Fabric != "" {
+		h, err := openNS(lab, lab.Fabric)
+		if err != nil {
+			return err
+		}
+		r.fabric = nsRef{lab.Fabric, h}
+	}
+	r.hosts = map[netip.Addr]*doc.LabHost{}
+	r.hostNS = map[string]nsRef{}
+	for _, h := range lab.Hosts {
+		a, err := netip.ParseAddr(h.IP)
+		if err != nil {
+			continue
+		}
+		if r.hosts[a] == nil {
+			r.hosts[a] = h
+		}
+		if _, ok := r.hostNS[h.Netns]; !ok {
+			nh, err := openNS(lab, h.Netns)
+			if err != nil {
+				return err
+			}
+			r.hostNS[h.Netns] = nsRef{h.Netns, nh}
+		}
+	}
+	return nil
+}
+
+func (r *runner) close() {
+	for _, a := range r.added {
+		a.nl.AddrDel(a.link, a.addr)
+		a.nl.Close()
+	}
+	for _, x := range r.routers {
+		if x.reader != nil {
+			x.reader.Close()
+		}
+		if x.nl != nil {
+			x.nl.Close()
+		}
+		x.ns.h.Close()
+	}
+	for _, h := range r.hostNS {
+		h.h.Close()
+	}
+	if r.fabric.h.IsOpen() {
+		r.fabric.h.Close()
+	}
+}
+
+// endpoint is where one side of an end-to-end probe lives.
+type endpoint struct {
+	ns      nsRef
+	problem string
+}
+
+// srcEndpoint: the router itself when it owns the source, else the lab
+// host with that address.
+func (r *runner) srcEndpoint(fp *flowPlan) endpoint {
+	if h := fp.hops[0]; h.kind == hopOutput {
+		return endpoint{ns: r.routers[h.router].ns}
+	}
+	if h := r.hosts[fp.src]; h != nil {
+		return endpoint{ns: r.hostNS[h.Netns]}
+	}
+	return endpoint{problem: fmt.Sprintf("the lab has no host with source %s (was it built for this flow?)", fp.src)}
+}
+
+// dstEndpoint: the router that owns the final destination, else the lab
+// host with it.
+func (r *runner) dstEndpoint(fp *flowPlan) endpoint {
+	last := fp.hops[len(fp.hops)-1]
+	if last.kind == hopInput {
+		return endpoint{ns: r.routers[last.router].ns}
+	}
+	if h := r.hosts[fp.finalDst.Addr()]; h != nil {
+		return endpoint{ns: r.hostNS[h.Netns]}
+	}
+	return endpoint{problem: fmt.Sprintf("the lab has no host with destination %s (was it built for this flow?)", fp.finalDst.Addr())}
+}
+
+// prepareEndpoints gives a DNAT target that no lab host owns to the host
+// that stands for the flow's original destination (the lab places that
+// host where the trace delivers the packet), for the duration of Run.
+func (r *runner) prepareEndpoints(plans []*flowPlan) {
+	for _, fp := range plans {
+		if fp.problem != "" {
+			continue
+		}
+		for _, h := range fp.hops {
+			if r.routers[h.router] == nil {
+				fp.problem = fmt.Sprintf("router %s of the path is not in lab %s (built with --scope path for other flows?)", h.router, r.d.Lab.ID)
+				break
+			}
+		}
+		if fp.problem != "" {
+			continue
+		}
+		dst, _ := netip.ParseAddr(fp.flow.Dst)
+		fin := fp.finalDst.Addr()
+		if fin == dst || r.hosts[fin] != nil || fp.hops[len(fp.hops)-1].kind == hopInput {
+			continue
+		}
+		h := r.hosts[dst]
+		if h == nil {
+			continue
+		}
+		ns := r.hostNS[h.Netns]
+		nl, err := netlink.NewHandleAt(ns.h)
+		if err != nil {
+			continue
+		}
+		link, err := nl.LinkByName("eth0")
+		if err != nil {
+			nl.Close()
+			continue
+		}
+		a := &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(fin, 32))}
+		if err := nl.AddrAdd(link, a); err != nil {
+			nl.Close()
+			continue
+		}
+		r.added = append(r.added, addedAddr{nl, link, a})
+		r.hosts[fin] = h
+	}
+}
+
+// token names one probe in its payload.
+func token(fp *flowPlan, view string, n int) string {
+	return "tsim " + fp.flow.ID + " " + view + " " + strconv.Itoa(n)
+}
+
+// watched is a router whose counters a probe watches.
+type watched struct {
+	r      *labRouter
+	before Counters
+	after  Counters
+}
+
+// probeWatch flushes conntrack and snapshots the routers, sends the probe,
+// polls the counters until it answers or a blocking counter moves (then
+// it is stopped at once) or the timeout passes, waits for a TCP
+// connection's last packet to reach the server, and snapshots again.
+func (r *runner) probeWatch(ctx context.Context, srv *echoServers, spec probeSpec, ws []*watched) (probeOutcome, error) {
+	for _, w := range ws {
+		// A conntrack entry left by an earlier probe would make this one's
+		// first packet ESTABLISHED.
+		w.r.nl.ConntrackTableFlush(netlink.ConntrackTable)
+		c, err := w.r.reader.Snapshot()
+		if err != nil {
+			return probeOutcome{}, fmt.Errorf("counters of %s: %w", w.r.name, err)
+		}
+		w.before = c
+	}
+	var done <-chan struct{}
+	if spec.proto == "tcp" {
+		done = srv.expect(spec.token)
+		defer srv.forget(spec.token)
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	res := make(chan probeOutcome, 1)
+	go func() { res <- runProbe(pctx, spec) }()
+	var out probeOutcome
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
+wait:
+	for {
+		select {
+		case out = <-res:
+			break wait
+		case <-poll.C:
+			for _, w := range ws {
+				c, err := w.r.reader.Snapshot()
+				if err != nil {
+					continue
+				}
+				if d := decide(w.r.rules.diff(w.before, c)); d.block != nil {
+					cancel()
+				}
+			}
+		}
+	}
+	if out.ok && done != nil {
+		select {
+		case <-done:
+		case <-time.After(r.opts.Timeout):
+		case <-ctx.Done():
+		}
+	}
+	for _, w := range ws {
+		c, err := w.r.reader.Snapshot()
+		if err != nil {
+			return out, fmt.Errorf("counters of %s: %w", w.r.name, err)
+		}
+		w.after = c
+	}
+	if ctx.Err() != nil {
+		return out, ctx.Err()
+	}
+	return out, nil
+}
+
+// routerView turns one router's counter deltas into its verdict.
+func (r *runner) routerView(w *watched, hp *hopPlan, out probeOutcome, reached bool) *doc.RouterReach {
+	rr := &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out}
+	d := decide(w.r.rules.diff(w.before, w.after))
+	rr.Counters = d.deltas()
+	switch {
+	case d.block != nil:
+		rr.Verdict, rr.Rule = doc.Blocked, d.block.live()
+	case d.accept != nil && (out.ok || reached):
+		rr.Verdict, rr.Rule = doc.Allowed, d.accept.live()
+	case out.ok || reached:
+		rr.Verdict = doc.Allowed
+		rr.Reason = "passed on; no filter rule or policy counter moved (no filter chain on this path)"
+	case d.accept != nil:
+		rr.Verdict, rr.Rule = doc.Allowed, d.accept.live()
+		rr.Reason = "accepted by the filter, but no echo came back: " + errText(out.err)
+	case out.unreachable():
+		rr.Verdict = doc.Blocked
+		rr.Reason = "the router answered ICMP unreachable (no route): " + errText(out.err)
+	case len(d.moved) > 0:
+		rr.Verdict = doc.Blocked
+		rr.Reason = "the packet entered the router but was not passed on and no filter rule dropped it (routing): " + errText(out.err)
+	default:
+		rr.Verdict = doc.Unknown
+		rr.Reason = "no counter moved and no answer within " + r.opts.Timeout.String() + ": " + errText(out.err)
+	}
+	var decided *moved
+	if d.block != nil {
+		decided = d.block
+	} else {
+		decided = d.accept
+	}
+	if rule, ref := w.r.rules.neededRefusal(hp.kind, decided); rule != nil {
+		rr.Reason = fmt.Sprintf("the kernel refused %s (%s: %s), which this packet would meet; live %s", ref.Line, rule.Text, ref.Error, rr.Verdict)
+		rr.Verdict = doc.Unknown
+	}
+	if len(w.r.bad) > 0 && rr.Rule != nil {
+		rr.Reason = joinReason(rr.Reason, "rule texts may be off: "+w.r.bad[0])
+	}
+	return rr
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "no answer"
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "no answer"
+	}
+	return err.Error()
+}
+
+// e2e probes one flow across the whole lab.
+func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E2E {
+	e := &doc.E2E{Predicted: predictedE2E(fp.real)}
+	if fp.problem != "" {
+		e.Verdict, e.Reason = doc.Unknown, fp.problem
+		return e
+	}
+	src, dst := r.srcEndpoint(fp), r.dstEndpoint(fp)
+	if src.problem != "" || dst.problem != "" {
+		e.Verdict, e.Reason = doc.Unknown, joinReason(src.problem, dst.problem)
+		return e
+	}
+	if fp.proto != "icmp" {
+		if err := srv.ensure(dst.ns, lkey{dst.ns.name, fp.proto, fp.finalDst}); err != nil {
+			e.Verdict, e.Reason = doc.Unknown, err.Error()
+			return e
+		}
+	}
+	var ws []*watched
+	seen := map[string]*watched{}
+	for _, h := range fp.hops {
+		if seen[h.router] == nil {
+			w := &watched{r: r.routers[h.router]}
+			seen[h.router] = w
+			ws = append(ws, w)
+		}
+	}
+	dst0, _ := netip.ParseAddr(fp.flow.Dst)
+	spec := probeSpec{ns: src.ns, proto: fp.proto, src: fp.src, sport: uint16(fp.flow.SPort),
+		dst: netip.AddrPortFrom(dst0, uint16(fp.flow.DPort)), token: token(fp, "e2e", 0)}
+	out, err := r.probeWatch(ctx, srv, spec, ws)
+	if err != nil {
+		e.Verdict, e.Reason = doc.Unknown, err.Error()
+		return e
+	}
+	if out.setup != nil {
+		e.Verdict, e.Reason = doc.Unknown, "cannot open the probe socket: "+out.setup.Error()
+		return e
+	}
+	// Routers in path order; a router counts as passed when a later one
+	// saw the packet or the echo came back.
+	views := make([]*doc.RouterReach, len(fp.hops))
+	later := out.ok
+	for i := len(fp.hops) - 1; i >= 0; i-- {
+		w := seen[fp.hops[i].router]
+		views[i] = r.routerView(w, fp.hops[i], out, later)
+		if len(views[i].Counters) > 0 {
+			later = true
+		}
+	}
+	unknown := ""
+	for i, v := range views {
+		e.Routers = append(e.Routers, v)
+		if v.Verdict == doc.Unknown && unknown == "" && v.Reason != "" && (len(v.Counters) > 0 || i == 0) {
+			unknown = v.Router + ": " + v.Reason
+		}
+		if v.Verdict == doc.Blocked {
+			if v.Rule != nil {
+				e.BlockedBy = &doc.RuleRef{Router: v.Router, Table: v.Rule.Table, Chain: v.Rule.Chain, Index: v.Rule.Index, Rule: v.Rule.Text}
+			}
+			e.Reason = v.Router + ": " + firstNonEmpty(v.Reason, "blocked")
+			break
+		}
+	}
+	predicted := predictedRouters(fp)
+	for i, v := range e.Routers {
+		if i < len(predicted) && predicted[i].Router == v.Router {
+			v.Predicted = predicted[i].Verdict
+			v.Agrees = agrees(v, predicted[i].Verdict, predicted[i].Rule)
+		} else {
+			v.Predicted = doc.Unknown
+			v.Agrees = v.Verdict == doc.Unknown
+		}
+	}
+	switch {
+	case out.ok:
+		e.Verdict, e.Reason = doc.Reachable, ""
+	case unknown != "":
+		e.Verdict, e.Reason, e.BlockedBy = doc.Unknown, unknown, nil
+	default:
+		e.Verdict = doc.Unreachable
+		if e.Reason == "" {
+			e.Reason = "no answer within " + r.opts.Timeout.String() + " and no rule dropped it: " + errText(out.err)
+		}
+	}
+	return e
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// predictedRouters is trace's prediction for the end-to-end view.
+func predictedRouters(fp *flowPlan) []trace.RouterVerdict {
+	if fp.real == nil {
+		return nil
+	}
+	return trace.PerRouter(fp.real)
+}
+
+// agrees compares a live router verdict with a prediction: same verdict,
+// and the same deciding rule when both name one.
+func agrees(v *doc.RouterReach, pv string, pr *doc.LiveRule) bool {
+	if v.Verdict != pv {
+		return false
+	}
+	if pr == nil || v.Rule == nil {
+		return pr == nil || v.Verdict == doc.Unknown
+	}
+	return pr.Table == v.Rule.Table && pr.Chain == v.Rule.Chain && pr.Index == v.Rule.Index
+}
+
+// compare fills the end-to-end agreement and lists every disagreement.
+func (r *runner) compare(fp *flowPlan, res *doc.Reach) {
+	e := res.E2E
+	ok := e.Verdict == e.Predicted
+	if ok && e.Verdict == doc.Unreachable && fp.real != nil && fp.real.DeniedBy != nil {
+		b := e.BlockedBy
+		p := fp.real.DeniedBy
+		ok = b != nil && b.Router == p.Router && b.Table == p.Table && b.Chain == p.Chain && b.Index == p.Index
+	}
+	e.Agrees = &ok
+	if !ok {
+		res.Disagreements = append(res.Disagreements, fmt.Sprintf("end to end: live %s%s, predicted %s%s",
+			e.Verdict, refText(e.BlockedBy), e.Predicted, denied(fp.real)))
+	}
+	add := func(view string, v *doc.RouterReach) {
+		if v.Agrees {
+			return
+		}
+		res.Disagreements = append(res.Disagreements, fmt.Sprintf("%s %s: live %s%s, predicted %s",
+			view, v.Router, v.Verdict, liveText(v.Rule), v.Predicted))
+	}
+	for _, v := range e.Routers {
+		add("end to end at", v)
+	}
+	for _, v := range res.Routers {
+		add("router", v)
+	}
+	for _, s := range res.Disagreements {
+		r.opts.Log.Warn().Str("flow", fp.flow.ID).Msg("live and predicted disagree: " + s)
+	}
+}
+
+func refText(b *doc.RuleRef) string {
+	if b == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (%s %s %s #%d)", b.Router, b.Table, b.Chain, b.Index)
+}
+
+func liveText(l *doc.LiveRule) string {
+	if l == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (%s %s #%d)", l.Table, l.Chain, l.Index)
+}
+
+func denied(t *doc.Trace) string {
+	if t == nil || t.DeniedBy == nil {
+		return ""
+	}
+	return refText(t.DeniedBy)
+}
+
+// perRouterAll runs fn for each router with at most Workers at once.
+func forEach[T any](ctx context.Context, workers int, items []T, fn func(context.Context, T) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, it := range items {
+		g.Go(func() error { return fn(gctx, it) })
+	}
+	return g.Wait()
+}
