@@ -163,8 +163,11 @@ func hopSummary(p painter, h *doc.Hop) string {
 	for _, s := range h.Steps {
 		switch s.Kind {
 		case doc.StepPolicy:
-			if s.Action == "lookup" || s.Action == "blackhole" || s.Action == "unreachable" || s.Action == "prohibit" {
+			switch s.Action {
+			case "lookup":
 				policy = s
+			case "blackhole", "unreachable", "prohibit":
+				policy, route = s, "rule "+strconv.Itoa(s.Priority)+" "+s.Action
 			}
 		case doc.StepRoute:
 			if s.Text == "" {
@@ -212,9 +215,6 @@ func hopSummary(p painter, h *doc.Hop) string {
 		case doc.StepLocal:
 			route = "local delivery"
 		}
-	}
-	if policy != nil && route == "" && policy.Action != "lookup" {
-		route = "rule " + strconv.Itoa(policy.Priority) + " " + policy.Action
 	}
 	parts := []string{}
 	for _, s := range []string{route, rule, strings.Join(extra, ", ")} {

@@ -183,14 +183,34 @@ func (w *walker) start(flow *doc.Flow) {
 		w.finish(doc.Delivered, "source and destination share "+seg.String())
 		return
 	}
-	if len(cands) > 1 {
-		var others []string
-		for _, c := range cands[1:] {
-			others = append(others, c.r.f.Name+":"+c.ifc)
-		}
-		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("source %s could also use first hop %s", p.src, strings.Join(others, ", ")))
-	}
 	c := cands[0]
+	if len(cands) > 1 {
+		// Which router a host uses is the host's configuration, not in
+		// the facts. Prefer one that forwards the packet on rather than
+		// straight back onto the host's own subnet (a redirect).
+		for _, x := range cands {
+			var scratch arena
+			d := x.r.decide(w.key(x.ifc, 0, false), &scratch)
+			if d.res == resLocal {
+				c = x
+				break
+			}
+			if d.res == resUnicast {
+				if _, dev := x.r.hopOf(d.route.r); dev != x.ifc {
+					c = x
+					break
+				}
+			}
+		}
+		var others []string
+		for _, x := range cands {
+			if x != c {
+				others = append(others, x.r.f.Name+":"+x.ifc)
+			}
+		}
+		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("source %s is on a subnet shared by several routers; took first hop %s:%s (also %s)",
+			p.src, c.r.f.Name, c.ifc, strings.Join(others, ", ")))
+	}
 	w.receive(c.r, c.ifc, c.r.addrOn(c.ifc, p.src))
 }
 
@@ -228,8 +248,8 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 		st.Text = "policy " + chainPolicy(r.f, tbl, ch)
 	}
 	st.Detail = res.Reason
-	if st.Chain != ch {
-		st.Detail = strings.TrimSpace(tbl + " " + ch + " -> " + st.Chain + ". " + res.Reason)
+	if len(res.Visited) > 1 || st.Chain != ch {
+		st.Detail = strings.TrimSpace(rulePath(ch, res) + " " + res.Reason)
 	}
 	// Other tables' ACCEPTs decide nothing; their marks and NAT get
 	// their own steps below.
@@ -260,6 +280,26 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 		w.applyNAT(r, h, res, np, &before)
 	}
 	return true
+}
+
+// rulePath lists the rules that matched on the way to the verdict, e.g.
+// "matched: FORWARD #2 → DB_GUARD, DB_GUARD #1 RETURN, FORWARD #5 ACCEPT".
+func rulePath(ch string, res ChainResult) string {
+	var b strings.Builder
+	b.WriteString("matched:")
+	for i, v := range res.Visited {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(" " + v.Chain + " #" + strconv.Itoa(v.Index))
+		if v.Target != "" {
+			b.WriteString(" " + v.Target)
+		}
+	}
+	if res.Index == 0 {
+		b.WriteString("; " + ch + " policy " + res.Verdict)
+	}
+	return b.String()
 }
 
 // changeStep records a mark or TOS change, naming the last rule of the
