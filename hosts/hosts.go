@@ -230,7 +230,6 @@ type labBuild struct {
 	d    *doc.Document
 
 	mu      sync.Mutex
-	rtnlMu  sync.Mutex
 	handles []netns.NsHandle
 	nl      []*netlink.Handle
 }
@@ -258,23 +257,41 @@ func (b *labBuild) closeHandles() {
 	b.nl, b.handles = nil, nil
 }
 
-// createNS records then creates a namespace.
-func (b *labBuild) createNS(name string, links ...Item) (netns.NsHandle, *netlink.Handle, error) {
-	items := append([]Item{{Kind: itemNetns, Name: name}}, links...)
-	if err := b.reg.intend(items...); err != nil {
-		return netns.None(), nil, tsimerr.Env(err)
+// nsInit is what every lab namespace gets while it is created: IPv6 off
+// for the interfaces to come, and for routers ip_forward=1. Both writes
+// spin on the kernel's rtnl lock, so they happen here, in the sequential
+// creation phase, and not while other builders hold rtnl.
+func nsInit(router bool) func() error {
+	return func() error {
+		noIPv6()
+		if router {
+			return netx.SetSysctl("net.ipv4.ip_forward", "1")
+		}
+		return nil
 	}
-	h, err := netx.Create(name)
+}
+
+// createNS creates a namespace (already recorded) and a netlink handle in it.
+func (b *labBuild) createNS(name string, init func() error) (netns.NsHandle, *netlink.Handle, error) {
+	h, err := netx.Create(name, init)
+	if h.IsOpen() {
+		b.keep(h)
+	}
 	if err != nil {
 		return netns.None(), nil, tsimerr.Envf("create namespace %s: %w", name, err)
 	}
 	nh, err := netlink.NewHandleAt(h)
 	if err != nil {
-		h.Close()
 		return netns.None(), nil, tsimerr.Envf("netlink in %s: %w", name, err)
 	}
-	b.keep(h, nh)
+	b.keep(netns.None(), nh)
 	return h, nh, nil
+}
+
+// nsBuild is one namespace of the plan once created.
+type nsBuild struct {
+	h  netns.NsHandle
+	nl *netlink.Handle
 }
 
 func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab, error) {
@@ -288,6 +305,23 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 		b.opts.Log.Warn().Msg(w)
 	}
 	p.hosts = hostPlans
+
+	// Record everything before creating anything (one write): a crash at
+	// any point leaves a record listing at least what exists.
+	items := []Item{{Kind: itemNetns, Name: p.fabric}}
+	for _, s := range p.segments {
+		items = append(items, Item{Kind: itemLink, Netns: p.fabric, Name: s.bridge})
+	}
+	for _, rp := range p.routers {
+		items = append(items, Item{Kind: itemNetns, Name: rp.ns})
+		for _, ip := range rp.ifaces {
+			items = append(items, Item{Kind: itemLink, Netns: p.fabric, Name: ip.fabric}, Item{Kind: itemLink, Netns: rp.ns, Name: ip.ifc.Name})
+		}
+	}
+	for _, hp := range p.hosts {
+		items = append(items, Item{Kind: itemNetns, Name: hp.ns},
+			Item{Kind: itemLink, Netns: p.fabric, Name: hp.fabric}, Item{Kind: itemLink, Netns: hp.ns, Name: "eth0"})
+	}
 	if err := b.reg.update(func(r *Record) {
 		r.Fabric = p.fabric
 		for _, rp := range p.routers {
@@ -296,26 +330,38 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 		for _, h := range p.hosts {
 			r.Hosts = append(r.Hosts, h.name)
 		}
+		r.Items = append(r.Items, items...)
 	}); err != nil {
 		return nil, tsimerr.Env(err)
 	}
 
 	t0 := time.Now()
 	defer func() { b.opts.Log.Debug().Dur("took", time.Since(t0)).Msg("lab built") }()
-	// Fabric: one bridge per segment.
-	var bridgeItems []Item
-	for _, s := range p.segments {
-		bridgeItems = append(bridgeItems, Item{Kind: itemLink, Netns: p.fabric, Name: s.bridge})
-	}
-	fabNS, fh, err := b.createNS(p.fabric, bridgeItems...)
+
+	// Phase 1, sequential: every namespace.
+	fab, err := b.phaseNS(ctx, p.fabric, nsInit(false))
 	if err != nil {
 		return nil, err
 	}
-	netx.Do(fabNS, func() error { noIPv6(); return nil }) // before any bridge exists
+	rns := make([]nsBuild, len(p.routers))
+	for i, rp := range p.routers {
+		if rns[i], err = b.phaseNS(ctx, rp.ns, nsInit(true)); err != nil {
+			return nil, err
+		}
+	}
+	hns := make([]nsBuild, len(p.hosts))
+	for i, hp := range p.hosts {
+		if hns[i], err = b.phaseNS(ctx, hp.ns, nsInit(false)); err != nil {
+			return nil, err
+		}
+	}
+	b.opts.Log.Debug().Dur("at", time.Since(t0)).Msg("namespaces ready")
+
+	// Phase 2: the fabric's bridges.
 	bridges := map[string]int{}
 	for _, s := range p.segments {
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge, Flags: net.FlagUp}}
-		if err := fh.LinkAdd(br); err != nil {
+		if err := fab.nl.LinkAdd(br); err != nil {
 			return nil, tsimerr.Envf("create bridge %s for %s: %w", s.bridge, strings.Join(s.subnet, " "), err)
 		}
 		bridges[s.bridge] = br.Attrs().Index
@@ -323,8 +369,9 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-
 	b.opts.Log.Debug().Dur("at", time.Since(t0)).Msg("fabric ready")
+
+	// Phase 3, parallel: routers.
 	lab := &doc.Lab{ID: rec.ID, Fabric: p.fabric, Routers: make([]*doc.LabRouter, len(p.routers)), Hosts: []*doc.LabHost{}}
 	builds := make([]*routerBuild, len(p.routers))
 	g, gctx := errgroup.WithContext(ctx)
@@ -338,21 +385,12 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			var links []Item
-			for _, ip := range rp.ifaces {
-				links = append(links, Item{Kind: itemLink, Netns: p.fabric, Name: ip.fabric},
-					Item{Kind: itemLink, Netns: rp.ns, Name: ip.ifc.Name})
-			}
-			h, rh, err := b.createNS(rp.ns, links...)
-			if err != nil {
-				return err
-			}
-			fhw, err := netlink.NewHandleAt(fabNS)
+			fhw, err := netlink.NewHandleAt(fab.h)
 			if err != nil {
 				return tsimerr.Envf("netlink in %s: %w", p.fabric, err)
 			}
 			b.keep(netns.None(), fhw)
-			rb := &routerBuild{rp: rp, ns: h, rh: rh, fh: fhw, bridges: bridges, log: b.opts.Log, rtnlMu: &b.rtnlMu}
+			rb := &routerBuild{rp: rp, ns: rns[i].h, rh: rns[i].nl, fh: fhw, bridges: bridges, log: b.opts.Log}
 			builds[i] = rb
 			if err := rb.configure(gctx); err != nil {
 				return err
@@ -367,10 +405,10 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-
 	b.opts.Log.Debug().Dur("at", time.Since(t0)).Msg("routers ready")
-	// Endpoint hosts (after the routers: internet hosts ask their gateway's
-	// kernel where the destination goes).
+
+	// Phase 4, parallel: endpoint hosts (after the routers: internet hosts
+	// ask their gateway's kernel where the destination goes).
 	rbByName := map[string]*routerBuild{}
 	for _, rb := range builds {
 		rbByName[rb.rp.r.Name] = rb
@@ -389,7 +427,7 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 					return nil
 				}
 			}
-			if err := b.buildHost(hp, p.fabric, fabNS, bridges); err != nil {
+			if err := buildHost(hp, hns[i], fab.h, bridges); err != nil {
 				return err
 			}
 			ips := []netip.Addr{hp.ip}
@@ -412,6 +450,14 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 		return nil, tsimerr.Env(err)
 	}
 	return lab, nil
+}
+
+func (b *labBuild) phaseNS(ctx context.Context, name string, init func() error) (nsBuild, error) {
+	if err := ctx.Err(); err != nil {
+		return nsBuild{}, err
+	}
+	h, nl, err := b.createNS(name, init)
+	return nsBuild{h, nl}, err
 }
 
 // resolveInternet asks the gateway router's kernel how it forwards the
@@ -461,27 +507,21 @@ func resolveInternet(hp *hostPlan, rb *routerBuild) error {
 	return nil
 }
 
-// buildHost creates one endpoint namespace: eth0 on the segment's bridge,
+// buildHost fills one endpoint namespace: eth0 on the segment's bridge,
 // its addresses, and a default route via its router.
-func (b *labBuild) buildHost(hp *hostPlan, fabric string, fabNS netns.NsHandle, bridges map[string]int) error {
-	h, hh, err := b.createNS(hp.ns, Item{Kind: itemLink, Netns: fabric, Name: hp.fabric}, Item{Kind: itemLink, Netns: hp.ns, Name: "eth0"})
-	if err != nil {
-		return err
-	}
+func buildHost(hp *hostPlan, ns nsBuild, fabNS netns.NsHandle, bridges map[string]int) error {
 	fh, err := netlink.NewHandleAt(fabNS)
 	if err != nil {
 		return tsimerr.Envf("netlink in fabric: %w", err)
 	}
-	b.keep(netns.None(), fh)
-	return netx.Do(h, func() error {
-		b.rtnlMu.Lock()
-		noIPv6()
-		b.rtnlMu.Unlock()
+	defer fh.Close()
+	hh := ns.nl
+	return netx.Do(ns.h, func() error {
 		for _, k := range []string{"all", "default"} {
 			netx.SetSysctl("net.ipv4.conf."+k+".rp_filter", "0")
 		}
 		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hp.fabric, Flags: net.FlagUp, MasterIndex: bridges[hp.seg.bridge]},
-			PeerName: "eth0", PeerNamespace: netlink.NsFd(int(h))}
+			PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns.h))}
 		if err := fh.LinkAdd(v); err != nil {
 			return tsimerr.Envf("host %s: create veth: %w", hp.name, err)
 		}

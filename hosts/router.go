@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,7 +30,6 @@ type routerBuild struct {
 	index   map[string]int  // router interface name -> ifindex
 	refused []*doc.Refusal
 	log     zerolog.Logger
-	rtnlMu  *sync.Mutex // shared by the lab's builders, see sysctls
 }
 
 func (b *routerBuild) refuse(what, line string, err error) {
@@ -144,16 +142,8 @@ func (b *routerBuild) links(ctx context.Context) error {
 func (b *routerBuild) sysctls(perIface bool) {
 	r := b.rp.r
 	if !perIface {
-		// These two writes retry while another thread holds the kernel's
-		// rtnl lock; letting only one of our threads spin at a time keeps
-		// them from starving the lock holder on small machines.
-		b.rtnlMu.Lock()
-		noIPv6()
-		err := netx.SetSysctl("net.ipv4.ip_forward", "1")
-		b.rtnlMu.Unlock()
-		if err != nil {
-			b.refuse("sysctl", r.File, err)
-		}
+		// ip_forward and IPv6 were set while the namespace was created
+		// (nsInit): they spin on the rtnl lock.
 		for _, k := range []string{"all", "default"} {
 			key := "net.ipv4.conf." + k + ".rp_filter"
 			v, ok := r.Sysctls[key]
