@@ -87,6 +87,7 @@ func (a *app) command() *ucli.Command {
 		Commands: []*ucli.Command{
 			a.factsCommand(),
 			a.traceCommand(),
+			a.runCommand(),
 			a.hostsCommand(),
 			a.reportCommand(),
 			a.mergeCommand(),

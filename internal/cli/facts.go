@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -144,6 +145,14 @@ func (a *app) factsCheck(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	f, err := a.loadFacts(ctx, cmd)
+	var pe *facts.ParseError
+	if errors.As(err, &pe) {
+		// Facts that do not load: list every problem, not just the first.
+		for _, fd := range pe.Findings {
+			fmt.Fprintln(a.io.Out, fd.String())
+		}
+		return err
+	}
 	if err != nil {
 		return err
 	}

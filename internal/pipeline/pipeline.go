@@ -1,0 +1,214 @@
+// Package pipeline owns the whole tsim job in one process — trace, hosts up,
+// reach, report, merge, hosts down — on the hybrid pool, with typed progress
+// events and cancellation through the context. `tsim run` and `tsim serve`
+// both call it; it knows nothing of flags, terminals or HTTP.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tsim-dev/tsim/hosts"
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/pool"
+	"github.com/tsim-dev/tsim/internal/progress"
+	"github.com/tsim-dev/tsim/internal/tsimerr"
+	"github.com/tsim-dev/tsim/pdf"
+	"github.com/tsim-dev/tsim/reach"
+	"github.com/tsim-dev/tsim/trace"
+)
+
+// Request is one job: flows grouped into documents (one report each),
+// sharing one lab.
+type Request struct {
+	Facts *facts.Facts
+	// Groups are the flows of each document (e.g. one line of a flows
+	// file, or the services of one -s/-d/-p question).
+	Groups [][]*doc.Flow
+	// Output is the merged PDF path; "" skips report and merge.
+	Output string
+	Paper  string
+	Now    time.Time // report date (SOURCE_DATE_EPOCH)
+	// ProbeTimeout bounds each probe (0: reach's default).
+	ProbeTimeout time.Duration
+	Scope        string // hosts.ScopeAll (default) or hosts.ScopePath
+	// Registry overrides the lab registry directory (tests).
+	Registry string
+}
+
+// Deps are the shared machinery a job runs on.
+type Deps struct {
+	Pool     *pool.Pool
+	Progress progress.Sink
+	Log      zerolog.Logger
+}
+
+// Result is what a job produced.
+type Result struct {
+	Docs   []*doc.Document
+	Merged *doc.Merged
+	LabID  string
+}
+
+// Reachable reports whether every flow of d is reachable end to end.
+func Reachable(d *doc.Document) bool {
+	if len(d.Reach) == 0 {
+		return false
+	}
+	for _, r := range d.Reach {
+		if r.E2E == nil || r.E2E.Verdict != doc.Reachable {
+			return false
+		}
+	}
+	return true
+}
+
+// Stage names and weights of the overall percentage.
+var stageNames = []string{"trace", "hosts-up", "reach", "report", "merge", "hosts-down"}
+
+func stageWeights() []float64 { return []float64{5, 25, 40, 20, 5, 5} }
+
+// Run executes the job. The lab is always removed, also on error and on
+// cancellation (with a context that is not cancelled, so cleanup finishes).
+func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
+	if deps.Pool == nil {
+		deps.Pool = pool.New(0, 0)
+	}
+	st := progress.NewStages(deps.Progress, stageNames, stageWeights())
+	if len(req.Groups) == 0 {
+		return nil, tsimerr.Inputf("no flows to run")
+	}
+	f := req.Facts
+	eng := trace.New(f)
+	res = &Result{}
+
+	// 1. Trace: one document per group; flow ids unique across the job so
+	// one lab serves every document.
+	all := &doc.Document{Schema: doc.Schema}
+	n := 0
+	for gi, g := range req.Groups {
+		d := doc.New()
+		d.Facts = &doc.FactsRef{Source: f.Source, Digest: f.Digest, Routers: len(f.Routers)}
+		for _, fl := range g {
+			n++
+			fl.ID = fmt.Sprintf("f%d", n)
+			d.Flows = append(d.Flows, fl)
+		}
+		ts, err := eng.TraceAll(ctx, d.Flows)
+		if err != nil {
+			return nil, err
+		}
+		d.Trace = ts
+		res.Docs = append(res.Docs, d)
+		all.Flows = append(all.Flows, d.Flows...)
+		all.Trace = append(all.Trace, d.Trace...)
+		st.Report("trace", float64(gi+1)/float64(len(req.Groups)), "", fmt.Sprintf("%d flows traced", n))
+	}
+	all.Facts = res.Docs[0].Facts
+
+	// 2. Lab.
+	st.Report("hosts-up", 0, "", "building the lab")
+	hopts := hosts.Options{Scope: req.Scope, RegistryDir: req.Registry, Log: deps.Log}
+	lab, err := hosts.Up(ctx, f, all, hopts)
+	if err != nil {
+		return nil, err
+	}
+	res.LabID = lab.ID
+	defer func() {
+		// Cleanup must finish even when ctx is cancelled or timed out.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		st.Report("hosts-down", 0, "", "removing lab "+lab.ID)
+		if derr := hosts.Down(cctx, lab.ID, hopts); derr != nil && !errors.Is(derr, hosts.ErrNoLab) {
+			err = errors.Join(err, derr)
+		}
+		for _, d := range res.Docs {
+			d.Lab = cloneLab(lab)
+			d.Lab.Removed = true
+		}
+		st.Report("hosts-down", 1, "", "lab removed")
+	}()
+	st.Report("hosts-up", 1, "", fmt.Sprintf("lab %s: %d routers, %d hosts", lab.ID, len(lab.Routers), len(lab.Hosts)))
+
+	// 3. Reach, all flows at once on the one lab.
+	all.Lab = lab
+	ropts := reach.Options{Timeout: req.ProbeTimeout, Log: deps.Log}
+	if err := reach.Run(ctx, f, all, ropts); err != nil {
+		return res, err
+	}
+	byFlow := map[string]*doc.Reach{}
+	for _, r := range all.Reach {
+		byFlow[r.Flow] = r
+	}
+	for _, d := range res.Docs {
+		for _, fl := range d.Flows {
+			if r := byFlow[fl.ID]; r != nil {
+				d.Reach = append(d.Reach, r)
+			}
+		}
+		d.Lab = cloneLab(lab)
+	}
+	st.Report("reach", 1, "", "probes done")
+
+	if req.Output == "" {
+		return res, nil
+	}
+	// 4. Reports (CPU-bound, in parallel on the CPU slots) into a scratch
+	// directory, then 5. one merged PDF.
+	tmp, err := os.MkdirTemp(filepath.Dir(req.Output), ".tsim-report-*")
+	if err != nil {
+		return res, tsimerr.Envf("report: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	g, gctx := deps.Pool.Group(ctx)
+	done := 0
+	for i, d := range res.Docs {
+		dir := filepath.Join(tmp, fmt.Sprint(i))
+		g.GoCPU(func(ctx context.Context) error {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			_, _, err := pdf.Report(gctx, d, pdf.Options{Dir: dir, Paper: req.Paper, Now: req.Now})
+			return err
+		})
+		done++
+		st.Report("report", float64(done)/float64(len(res.Docs)), "", "")
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
+	}
+	inputs := make([]pdf.MergeInput, 0, len(res.Docs))
+	for _, d := range res.Docs {
+		in, err := pdf.MergeInputFor(d)
+		if err != nil {
+			return res, err
+		}
+		inputs = append(inputs, in)
+	}
+	st.Report("merge", 0, "", "")
+	pages, err := pdf.Merge(ctx, inputs, req.Output)
+	if err != nil {
+		return res, err
+	}
+	res.Merged = &doc.Merged{PDF: req.Output, Pages: pages, Documents: len(res.Docs)}
+	for _, d := range res.Docs {
+		// The per-document PDFs were scratch: the document points at the
+		// merged file.
+		secs := d.Report.Sections
+		d.Report = &doc.Report{PDF: req.Output, Pages: pages, Sections: secs}
+	}
+	st.Report("merge", 1, "", fmt.Sprintf("%s: %d pages", req.Output, pages))
+	return res, nil
+}
+
+func cloneLab(l *doc.Lab) *doc.Lab {
+	c := *l
+	return &c
+}
