@@ -13,6 +13,9 @@
 #   scripts/example/build.sh --verify    also send real packets for every flow
 #                                        of docs/example-network.md and check
 #                                        route, verdict and deciding rule
+#                                        (VERIFY_FLOWS="F01 F02" limits them)
+#   scripts/example/build.sh --hold      keep the network up until SIGTERM
+#                                        (for looking around with ip netns exec)
 #
 # Safety: every namespace is named tsimex<pid>-<name> and recorded when
 # created; the EXIT/INT/TERM trap deletes exactly those (never by pattern).
@@ -32,11 +35,13 @@ golden=$repo/internal/example/facts
 out=$golden
 check=0
 verify=0
+hold=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--out) out=$2; shift 2 ;;
 	--check) check=1; shift ;;
 	--verify) verify=1; shift ;;
+	--hold) hold=1; shift ;;
 	-h | --help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -127,7 +132,10 @@ router() {
 		net.ipv4.fwmark_reflect=0 net.ipv4.fib_multipath_hash_policy=0 "${s[@]}" >/dev/null
 }
 
-declare -A SEGS
+declare -A SEGS   # segment -> 1 once its bridge exists
+declare -A OWNER  # address -> router (for verify.sh)
+declare -A IFSEG  # router/ifname -> segment
+declare -A SEGM   # segment -> "router:ifname ..."
 # link ROUTER IFNAME SEGMENT ADDR/PLEN [ADDR/PLEN...] [mtu N] [nobrd]
 # connects ROUTER's IFNAME to the bridge SEGMENT in the fabric namespace.
 link() {
@@ -153,7 +161,12 @@ link() {
 	ip -n "$FAB" link add "$peer" address "02:00:00:01:$x" mtu "$mtu" type veth \
 		peer name "$ifn" address "02:00:00:00:$x" mtu "$mtu" netns "$ns"
 	ip -n "$FAB" link set "$peer" master "$seg" up
-	for a in "${addrs[@]}"; do ip -n "$ns" addr add "$a" "${brd[@]}" dev "$ifn"; done
+	for a in "${addrs[@]}"; do
+		ip -n "$ns" addr add "$a" "${brd[@]}" dev "$ifn"
+		OWNER[${a%/*}]=$r
+	done
+	IFSEG[$r/$ifn]=$seg
+	SEGM[$seg]+="$r:$ifn "
 	ip -n "$ns" link set "$ifn" up
 }
 
@@ -164,10 +177,14 @@ ips() { nsx "${NS[$1]}" ipset restore || die "ipset restore refused $1's sets"; 
 rt() { local r=$1; shift; ip -n "${NS[$r]}" route add "$@"; }
 rl() { local r=$1; shift; ip -n "${NS[$r]}" rule add "$@"; }
 
-# base_filter NAME prints the INPUT/OUTPUT part every router shares: a
-# management chain entered from the HQ management LAN and a log-and-drop
-# chain. FORWARD rules follow from the caller.
+# base_filter NAME [RULE...] prints the INPUT/OUTPUT part every router
+# shares: a management chain entered from the HQ management LAN and a
+# log-and-drop chain; the RULEs are extra INPUT rules placed before the final
+# drop. FORWARD rules follow from the caller.
 base_filter() {
+	local name=$1 extra
+	shift
+	extra=$(printf '%s\n' "$@")
 	cat <<-EOF
 	*filter
 	:INPUT DROP [0:0]
@@ -182,12 +199,13 @@ base_filter() {
 	-A INPUT -p icmp -m icmp --icmp-type 3 -j ACCEPT
 	-A INPUT -p icmp -m icmp --icmp-type 11 -j ACCEPT
 	-A INPUT -s 10.1.30.0/24 -j MGMT_IN
+	${extra}
 	-A INPUT -j LOG_DROP
 	-A MGMT_IN -p tcp -m tcp --dport 22 -m comment --comment "ssh from HQ management" -j ACCEPT
 	-A MGMT_IN -p udp -m udp --dport 161 -m comment --comment "snmp polling" -j ACCEPT
 	-A MGMT_IN -p tcp -m multiport --dports 179,9100 -j ACCEPT
 	-A MGMT_IN -j RETURN
-	-A LOG_DROP -m limit --limit 5/min -j LOG --log-prefix "$1 in-drop: " --log-level 4
+	-A LOG_DROP -m limit --limit 5/min -j LOG --log-prefix "$name in-drop: " --log-level 4
 	-A LOG_DROP -j DROP
 	-A OUTPUT -o lo -j ACCEPT
 	-A OUTPUT -p udp -m udp --dport 514 -d 10.1.30.10/32 -j ACCEPT
@@ -358,7 +376,7 @@ build() {
 	rl hq-gw pref 110 tos 0x10 table 100
 	rl hq-gw pref 120 ipproto udp dport 5060-5061 table 100
 	rl hq-gw pref 130 from 10.1.20.0/24 ipproto tcp sport 443 table 100
-	rl hq-gw pref 140 iif wg0 to 10.1.30.0/24 prohibit
+	rl hq-gw pref 140 iif wg0 to 10.1.30.0/24 ipproto tcp dport 22 prohibit
 	rl hq-gw pref 200 table main suppress_prefixlength 0
 	rl hq-gw pref 210 from 10.1.30.0/24 unreachable
 	ips hq-gw <<-'EOF'
@@ -414,6 +432,7 @@ build() {
 		-A SITES_IN -j RETURN
 		-A EDGE_IN -s 10.1.50.0/24 -d 10.1.30.0/24 -p udp -m udp --dport 514 -j ACCEPT
 		-A EDGE_IN -s 10.1.50.10/32 -d 10.1.20.30/32 -p tcp -m tcp --dport 8080 -j ACCEPT
+		-A EDGE_IN -s 10.1.50.22/32 -d 10.1.30.0/24 -p tcp -m tcp --dport 22 -m comment --comment "DMZ bastion" -j ACCEPT
 		-A EDGE_IN -j RETURN
 		COMMIT
 		*mangle
@@ -441,6 +460,7 @@ build() {
 		-A FORWARD -i eth0 -o eth2 -p tcp -m multiport --dports 22,443,8080 -j ACCEPT
 		-A FORWARD -i eth0 -o eth3 -p udp -m udp --dport 514 -j ACCEPT
 		-A FORWARD -i eth0 -o eth2 -p udp -m udp --dport 514 -j ACCEPT
+		-A FORWARD -i eth0 -o eth3 -s 10.1.50.22/32 -p tcp -m tcp --dport 22 -j ACCEPT
 		-A FORWARD -m limit --limit 10/min -j LOG --log-prefix "hq-core fwd-drop: "
 		COMMIT
 		*mangle
@@ -459,10 +479,10 @@ build() {
 	rt hq-dmz 10.0.0.0/8 via 10.1.0.2 dev eth0 proto static
 	rt hq-dmz local 10.1.50.53 dev lo proto static table main
 	{
-		base_filter hq-dmz
+		base_filter hq-dmz \
+			"-A INPUT -d 10.1.50.53/32 -p udp -m udp --dport 53 -m comment --comment \"resolver on a local route\" -j ACCEPT" \
+			"-A INPUT -d 10.1.50.53/32 -p tcp -m tcp --dport 53 -j ACCEPT"
 		echo ":DMZ_OUT - [0:0]"
-		echo "-A INPUT -d 10.1.50.53/32 -p udp -m udp --dport 53 -j ACCEPT"
-		echo "-A INPUT -d 10.1.50.53/32 -p tcp -m tcp --dport 53 -j ACCEPT"
 		fwd_head
 		cat <<-'EOF'
 		-A FORWARD -i eth0 -o eth1 -d 10.1.50.10/32 -p tcp -m multiport --dports 80,443 -j ACCEPT
@@ -477,6 +497,7 @@ build() {
 		-A DMZ_OUT -p tcp -m multiport --dports 80,443 -j ACCEPT
 		-A DMZ_OUT -d 10.1.30.0/24 -p udp -m udp --dport 514 -j ACCEPT
 		-A DMZ_OUT -d 10.1.20.30/32 -p tcp -m tcp --dport 8080 -j ACCEPT
+		-A DMZ_OUT -s 10.1.50.22/32 -d 10.1.30.0/24 -p tcp -m tcp --dport 22 -j ACCEPT
 		-A DMZ_OUT -j RETURN
 		COMMIT
 		EOF
@@ -591,6 +612,7 @@ build() {
 
 	# --- dc-srv: database LAN; no default route (no Internet for DBs) ---
 	rt dc-srv 10.0.0.0/8 via 10.3.0.1 dev eth0 proto static
+	rt dc-srv 10.3.10.0/24 via 10.3.0.2 dev eth0 proto static
 	ips dc-srv <<-'EOF'
 	create db_clients hash:net,port family inet hashsize 1024 maxelem 65536 initval 0x74736973
 	add db_clients 10.1.20.0/24,tcp:5432
@@ -667,4 +689,10 @@ if [ "$verify" = 1 ]; then
 	# shellcheck source=verify.sh
 	. "$here/verify.sh"
 	verify_flows
+fi
+if [ "$hold" = 1 ]; then
+	echo "build.sh: holding namespaces ${CREATED_NS[*]}; kill -TERM $$ to tear down" >&2
+	sleep infinity &
+	CREATED_PIDS+=("$!")
+	wait "$!" || true
 fi
