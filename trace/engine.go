@@ -45,9 +45,17 @@ type rtr struct {
 	tables     map[int]*table
 	forwarding bool
 	gateway    bool                    // metadata type gateway: its default route leads to the Internet
-	chains     map[string]*facts.Chain // "table/chain" present in the facts
+	chains     map[chainKey]chainInfo // chains present in the facts
+	rulePos    map[*facts.IptRule]string
 	// neighbours per interface: other routers' interfaces on the same segment.
 	neighbours map[string][]owner
+}
+
+type chainKey struct{ table, chain string }
+
+type chainInfo struct {
+	c      *facts.Chain
+	policy string // "policy ACCEPT": the step text when the policy decides
 }
 
 type ifAddr struct {
@@ -153,7 +161,7 @@ func isLoopback(r *facts.Router, ifc string) bool {
 }
 
 func newRouter(fr *facts.Router) *rtr {
-	r := &rtr{f: fr, fw: CompileFirewall(fr), tables: map[int]*table{}, chains: map[string]*facts.Chain{}}
+	r := &rtr{f: fr, fw: CompileFirewall(fr), tables: map[int]*table{}, chains: map[chainKey]chainInfo{}, rulePos: map[*facts.IptRule]string{}}
 	r.gateway = strings.EqualFold(fr.Metadata.Type, "gateway")
 	r.forwarding = strings.TrimSpace(fr.Sysctls["net.ipv4.ip_forward"]) != "0" &&
 		strings.TrimSpace(fr.Sysctls["net.ipv4.conf.all.forwarding"]) != "0"
@@ -174,7 +182,14 @@ func newRouter(fr *facts.Router) *rtr {
 	}
 	for _, t := range fr.Iptables {
 		for _, c := range t.Chains {
-			r.chains[t.Name+"/"+c.Name] = c
+			pol := c.Policy
+			if pol == "" {
+				pol = "ACCEPT"
+			}
+			r.chains[chainKey{t.Name, c.Name}] = chainInfo{c: c, policy: "policy " + pol}
+			for _, ir := range c.Rules {
+				r.rulePos[ir] = posString(ir.Pos)
+			}
 		}
 	}
 	rules := slices.Clone(fr.Rules)

@@ -153,7 +153,7 @@ func TestGoldenExample(t *testing.T) {
 		{why: "tos rule after mangle TOS", src: "10.1.10.9", dst: "10.2.0.9", spec: "ssh"},
 		{why: "ipproto + dport range rule", src: "10.2.10.9", dst: "10.1.10.9", spec: "5060/udp"},
 		{why: "from + ipproto + sport rule", src: "10.1.20.10", dst: "10.3.10.9", spec: "1000", sport: 443},
-		{why: "iif + to + prohibit rule", src: "10.2.10.9", dst: "10.1.30.9", spec: "icmp", want: "NULL_ROUTED"},
+		{why: "iif + to + ipproto + dport + prohibit rule", src: "10.2.10.9", dst: "10.1.30.9", spec: "ssh", want: "NULL_ROUTED"},
 		{why: "goto, suppress_prefixlength, unreachable rule", src: "10.1.30.9", dst: "8.8.8.8", spec: "https", want: "NULL_ROUTED"},
 		{why: "goto then main", src: "10.1.30.9", dst: "10.2.0.9", spec: "icmp"},
 		{why: "not from rule, throw route, ECMP", src: "10.2.10.9", dst: "10.3.100.9", spec: "icmp"},

@@ -247,8 +247,8 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 			return d
 		}
 		if ru.SuppressPrefixLen >= 0 && rt.r.Dst.Bits() <= ru.SuppressPrefixLen {
-			rs.Detail += fmt.Sprintf("suppressed: prefix length %d <= suppress_prefixlength %d; continue with the next rule",
-				rt.r.Dst.Bits(), ru.SuppressPrefixLen)
+			rs.Detail += "suppressed: prefix length " + strconv.Itoa(rt.r.Dst.Bits()) + " <= suppress_prefixlength " +
+				strconv.Itoa(ru.SuppressPrefixLen) + "; continue with the next rule"
 			continue
 		}
 		d.route, d.table, d.rule = rt, t, ru.Rule

@@ -233,19 +233,21 @@ func (w *walker) packet(in, out string, mark uint32) *Packet {
 // applies NAT and marks to the packet. It returns false when the packet
 // stops here (DENIED or UNKNOWN; the disposition is set).
 func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
-	if c := r.chains[tbl+"/"+ch]; c == nil || len(c.Rules) == 0 && c.Policy != "DROP" {
+	ci, ok := r.chains[chainKey{tbl, ch}]
+	if !ok || len(ci.c.Rules) == 0 && ci.c.Policy != "DROP" {
 		return true // absent or empty and accepting: nothing to explain
 	}
 	before := *np
 	res := r.fw.Traverse(tbl, ch, np)
-	st := &doc.Step{Kind: stepKind(tbl), Table: tbl, Chain: res.Chain, Index: res.Index, Action: res.Verdict}
+	st := w.a.step()
+	*st = doc.Step{Kind: stepKind(tbl), Table: tbl, Chain: res.Chain, Index: res.Index, Action: res.Verdict}
 	if st.Chain == "" {
 		st.Chain = ch
 	}
 	if res.Rule != nil {
-		st.Text, st.Pos = res.Rule.Text, posString(res.Rule.Pos)
+		st.Text, st.Pos = res.Rule.Text, r.rulePos[res.Rule]
 	} else if res.Index == 0 {
-		st.Text = "policy " + chainPolicy(r.f, tbl, ch)
+		st.Text = ci.policy
 	}
 	st.Detail = res.Reason
 	if len(res.Visited) > 1 || st.Chain != ch {
@@ -328,15 +330,6 @@ func stepKind(tbl string) string {
 		return doc.StepMangle
 	}
 	return doc.StepFilter
-}
-
-func chainPolicy(r *facts.Router, tbl, ch string) string {
-	if t := r.IPTable(tbl); t != nil {
-		if c := t.Chain(ch); c != nil && c.Policy != "" {
-			return c.Policy
-		}
-	}
-	return "ACCEPT"
 }
 
 // applyNAT records a translation and makes the packet carry it, whether or
