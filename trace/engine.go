@@ -44,7 +44,7 @@ type rtr struct {
 	rules      []prule
 	tables     map[int]*table
 	forwarding bool
-	gateway    bool                    // metadata type gateway: its default route leads to the Internet
+	gateway    bool                   // metadata type gateway: its default route leads to the Internet
 	chains     map[chainKey]chainInfo // chains present in the facts
 	rulePos    map[*facts.IptRule]string
 	// neighbours per interface: other routers' interfaces on the same segment.
