@@ -105,7 +105,7 @@ type cTable struct {
 type cChain struct {
 	table, name string
 	policy      string
-	rules       []*cRule
+	rules       []cRule // contiguous: a walk reads them in order
 }
 
 // mres is a match result: no, yes, or not understood.
@@ -142,24 +142,55 @@ type cRule struct {
 	// which saves an indirect call per rule on long chains.
 	src, dst       netip.Prefix // invalid: not in the rule
 	srcNeg, dstNeg bool
+	srcNet, dstNet uint32 // src/dst as numbers, masked
+	srcMask        uint32
+	dstMask        uint32
 	proto          int // 0: any
 	protoNeg       bool
 	matches        []cMatch
 	tgt            cTarget
 }
 
-// fast reports whether the inline matches hold.
-func (cr *cRule) fast(p *Packet) bool {
+// fast reports whether the inline matches hold; s and d are p's addresses
+// as numbers when v4.
+func (cr *cRule) fast(p *Packet, s, d uint32, v4 bool) bool {
 	if cr.proto != 0 && (p.Proto == cr.proto) == cr.protoNeg {
 		return false
 	}
-	if cr.src.IsValid() && cr.src.Contains(p.Src) == cr.srcNeg {
-		return false
+	if cr.src.IsValid() {
+		in := s&cr.srcMask == cr.srcNet
+		if !v4 {
+			in = cr.src.Contains(p.Src)
+		}
+		if in == cr.srcNeg {
+			return false
+		}
 	}
-	if cr.dst.IsValid() && cr.dst.Contains(p.Dst) == cr.dstNeg {
-		return false
+	if cr.dst.IsValid() {
+		in := d&cr.dstMask == cr.dstNet
+		if !v4 {
+			in = cr.dst.Contains(p.Dst)
+		}
+		if in == cr.dstNeg {
+			return false
+		}
 	}
 	return true
+}
+
+// v4 returns p's addresses as numbers, and whether both are IPv4.
+func v4(p *Packet) (uint32, uint32, bool) {
+	if !p.Src.Is4() || !p.Dst.Is4() {
+		return 0, 0, false
+	}
+	return u32(p.Src), u32(p.Dst), true
+}
+
+func maskOf(bits int) uint32 {
+	if bits <= 0 {
+		return 0
+	}
+	return ^uint32(0) << (32 - bits)
 }
 
 // inline moves a built-in -s/-d/-p with one value into cr's inline fields.
@@ -178,9 +209,9 @@ func (cr *cRule) inline(m *facts.Match) bool {
 			return false
 		}
 		if o.Name == "source" {
-			cr.src, cr.srcNeg = pr, o.Neg
+			cr.src, cr.srcNeg, cr.srcMask, cr.srcNet = pr, o.Neg, maskOf(pr.Bits()), u32(pr.Addr())
 		} else {
-			cr.dst, cr.dstNeg = pr, o.Neg
+			cr.dst, cr.dstNeg, cr.dstMask, cr.dstNet = pr, o.Neg, maskOf(pr.Bits()), u32(pr.Addr())
 		}
 		return true
 	case "protocol":
@@ -238,7 +269,7 @@ func CompileFirewall(r *facts.Router) *Firewall {
 					fw.unknowns = append(fw.unknowns, facts.Finding{Pos: ir.Pos, Severity: facts.SevWarning, Router: r.Name,
 						Message: fmt.Sprintf("%s/%s rule %d: %s (verdict UNKNOWN when the rule matches): %s", t.Name, c.Name, ir.Index, cr.tgt.why, ir.Text)})
 				}
-				cc.rules = append(cc.rules, cr)
+				cc.rules = append(cc.rules, *cr)
 			}
 		}
 	}
@@ -299,6 +330,7 @@ func (fw *Firewall) Traverse(table, chain string, p *Packet) ChainResult {
 		res.Marked = p.Mark != mark0
 		return res
 	}
+	sa, da, is4 := v4(p)
 	for steps := 0; ; steps++ {
 		if steps > maxSteps {
 			res.Verdict, res.Chain, res.Index, res.Rule = VerdictUnknown, cur.name, 0, nil
@@ -315,9 +347,9 @@ func (fw *Firewall) Traverse(table, chain string, p *Packet) ChainResult {
 			cur, i = top.c, top.i
 			continue
 		}
-		cr := cur.rules[i]
+		cr := &cur.rules[i]
 		i++
-		if !cr.fast(p) {
+		if !cr.fast(p, sa, da, is4) {
 			continue
 		}
 		why := ""
@@ -381,7 +413,9 @@ func (fw *Firewall) Traverse(table, chain string, p *Packet) ChainResult {
 			}
 			cur, i = tg.chain, 0
 		case tModify:
-			if a := tg.apply(p, e); a.verdict != "" {
+			a := tg.apply(p, e)
+			sa, da, is4 = v4(p) // NAT may have changed the addresses
+			if a.verdict != "" {
 				if a.verdict == VerdictUnknown {
 					res.Reason = fmt.Sprintf("%s/%s rule %d (%s, %s): %s", table, cr.chain.name, cr.r.Index, cr.r.Text, cr.r.Pos, a.reason)
 				}
