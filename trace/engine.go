@@ -451,3 +451,6 @@ func (e *Engine) Owner(a netip.Addr) (router, iface string) {
 	}
 	return "", ""
 }
+
+// Facts returns the facts the engine was built from.
+func (e *Engine) Facts() *facts.Facts { return e.facts }

@@ -89,7 +89,8 @@ type walker struct {
 	e    *Engine
 	t    *doc.Trace
 	p    pkt
-	seen map[loopKey]bool
+	seen []loopKey // a few entries: a linear scan beats a map
+	pk   Packet    // reused: one packet is in flight at a time
 	a    arena
 }
 
@@ -116,7 +117,7 @@ func (e *Engine) Trace(ctx context.Context, flow *doc.Flow) *doc.Trace {
 		t.Disposition, t.Reason = doc.Unknown, ctx.Err().Error()
 		return t
 	}
-	w := &walker{e: e, t: t, p: p, seen: map[loopKey]bool{}}
+	w := &walker{e: e, t: t, p: p}
 	w.start(flow)
 	return t
 }
@@ -216,7 +217,8 @@ func (w *walker) start(flow *doc.Flow) {
 
 // packet builds the netfilter view of the current packet.
 func (w *walker) packet(in, out string, mark uint32) *Packet {
-	p := &Packet{Src: w.p.src, Dst: w.p.dst, Proto: w.p.proto, SPort: w.p.sport, DPort: w.p.dport,
+	p := &w.pk
+	*p = Packet{Src: w.p.src, Dst: w.p.dst, Proto: w.p.proto, SPort: w.p.sport, DPort: w.p.dport,
 		InIf: in, OutIf: out, Mark: mark, TOS: w.p.tos, CTState: "NEW", TTL: uint8(w.p.ttl)}
 	switch w.p.proto {
 	case 1:
@@ -412,11 +414,11 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	}
 	h := w.hop(r.f.Name, doc.HopRouter, ipS, in)
 	state := loopKey{r, in, w.p.src, w.p.dst, w.p.sport, w.p.dport, w.p.tos}
-	if w.seen[state] {
+	if slices.Contains(w.seen, state) {
 		w.finish(doc.Loop, fmt.Sprintf("%s receives the same packet on %s again", r.f.Name, in))
 		return
 	}
-	w.seen[state] = true
+	w.seen = append(w.seen, state)
 	np := w.packet(in, "", 0)
 	for _, c := range [][2]string{{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"nat", "PREROUTING"}} {
 		if !w.chain(r, h, c[0], c[1], np) {
