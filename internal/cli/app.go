@@ -89,6 +89,7 @@ func (a *app) command() *ucli.Command {
 			a.traceCommand(),
 			a.runCommand(),
 			a.hostsCommand(),
+			a.reachCommand(),
 			a.reportCommand(),
 			a.mergeCommand(),
 			a.manCommand(),

@@ -162,6 +162,9 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 	}
 	// 4. Reports (CPU-bound, in parallel on the CPU slots) into a scratch
 	// directory, then 5. one merged PDF.
+	if err := os.MkdirAll(filepath.Dir(req.Output), 0o755); err != nil {
+		return res, tsimerr.Envf("report: %w", err)
+	}
 	tmp, err := os.MkdirTemp(filepath.Dir(req.Output), ".tsim-report-*")
 	if err != nil {
 		return res, tsimerr.Envf("report: %w", err)

@@ -1,0 +1,286 @@
+package main
+
+// End-to-end tests of the tsim binary as a user runs it: built once, run
+// as subprocesses, exit codes and outputs asserted. The run tests need
+// root (network namespaces); elsewhere they skip saying so.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var tsimBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tsim-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	tsimBin = filepath.Join(dir, "tsim")
+	if out, err := exec.Command("go", "build", "-o", tsimBin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces: run `sudo make test`")
+	}
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func tsim(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(tsimBin, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// labGone asserts nothing of lab id is left: no namespace, no registry entry.
+func labGone(t *testing.T, id string) {
+	t.Helper()
+	if id == "" {
+		return
+	}
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	if strings.Contains(string(out), id) {
+		t.Errorf("namespaces of lab %s left behind:\n%s", id, out)
+	}
+	if _, err := os.Stat(filepath.Join("/run/tsim/labs", id+".json")); err == nil {
+		t.Errorf("registry entry of lab %s left behind", id)
+	}
+}
+
+type runDoc struct {
+	Lab *struct {
+		ID      string `json:"id"`
+		Removed bool   `json:"removed"`
+	} `json:"lab"`
+	Reach []struct {
+		Flow string `json:"flow"`
+		E2E  struct {
+			Verdict   string `json:"verdict"`
+			BlockedBy *struct {
+				Router, Chain string
+				Index         int
+			} `json:"blocked_by"`
+		} `json:"e2e"`
+	} `json:"reach"`
+	Report *struct {
+		PDF   string `json:"pdf"`
+		Pages int    `json:"pages"`
+	} `json:"report"`
+}
+
+func decodeRun(t *testing.T, s string) runDoc {
+	t.Helper()
+	var d runDoc
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		t.Fatalf("run output is not a document: %v\n%s", err, s)
+	}
+	if d.Lab == nil || !d.Lab.Removed {
+		t.Errorf("document does not say the lab was removed")
+	}
+	return d
+}
+
+func checkPDF(t *testing.T, path string, minPages int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil || !bytes.HasPrefix(b, []byte("%PDF-")) {
+		t.Fatalf("%s is not a PDF: %v", path, err)
+	}
+	if _, err := exec.LookPath("pdfinfo"); err == nil {
+		out, err := exec.Command("pdfinfo", path).Output()
+		if err != nil {
+			t.Fatalf("pdfinfo: %v", err)
+		}
+		m := regexp.MustCompile(`Pages:\s+(\d+)`).FindStringSubmatch(string(out))
+		if m == nil || len(m[1]) == 0 || m[1] < "1" {
+			t.Fatalf("pdfinfo: no pages\n%s", out)
+		}
+	}
+}
+
+func TestRunSingleFlow(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	r := tsim(t, dir, "run", "-s", "10.1.10.5", "-d", "10.3.10.5", "-p", "https", "-o", "report.pdf", "--json")
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0 (reachable)\n%s", r.code, r.stderr)
+	}
+	d := decodeRun(t, r.stdout)
+	if len(d.Reach) != 1 || d.Reach[0].E2E.Verdict != "REACHABLE" {
+		t.Fatalf("reach = %+v", d.Reach)
+	}
+	checkPDF(t, filepath.Join(dir, "report.pdf"), 2)
+	labGone(t, d.Lab.ID)
+}
+
+func TestRunMultiService(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	// https and ssh pass hq-gw and dc-gw to dc-core's LAN; 10.3.20.10 is
+	// behind dc-gw's FORWARD policy for https from HQ users.
+	r := tsim(t, dir, "run", "-s", "10.1.20.5", "-d", "10.3.20.10", "-p", "https,5432/tcp", "-o", "out/r.pdf", "--json")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 (one service blocked)\n%s", r.code, r.stderr)
+	}
+	d := decodeRun(t, r.stdout)
+	if len(d.Reach) != 2 {
+		t.Fatalf("%d reach entries, want 2", len(d.Reach))
+	}
+	got := map[string]string{}
+	for _, x := range d.Reach {
+		got[x.Flow] = x.E2E.Verdict
+	}
+	if got["f1"] != "UNREACHABLE" || got["f2"] != "REACHABLE" {
+		t.Errorf("verdicts %v, want f1 UNREACHABLE (https) and f2 REACHABLE (5432)", got)
+	}
+	if b := d.Reach[0].E2E.BlockedBy; b == nil || b.Router != "dc-gw" || b.Chain != "FORWARD" {
+		t.Errorf("https blocked_by = %+v, want dc-gw FORWARD", b)
+	}
+	checkPDF(t, filepath.Join(dir, "out", "r.pdf"), 3)
+	labGone(t, d.Lab.ID)
+}
+
+func TestRunFlowsFileMixedExpectations(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	flows := "src,dst,spec,expect\n" +
+		"10.1.10.5,10.3.10.5,https,allow\n" + // PASS
+		"10.1.10.5,10.3.20.10,ssh,deny\n" + // PASS: dc-gw policy
+		"10.1.20.5,10.3.20.10,https,allow\n" + // FAIL: dc-gw policy
+		"10.2.10.5,10.3.10.5,https\n" // INFO
+	if err := os.WriteFile(filepath.Join(dir, "flows.csv"), []byte(flows), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := tsim(t, dir, "run", "--flows", "flows.csv", "-o", "nightly.pdf", "--progress", "none")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1 (one expectation fails)\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	want := []string{
+		`(?m)^PASS\s+10\.1\.10\.5 → 10\.3\.10\.5 https\s+got allow, want allow$`,
+		`(?m)^PASS\s+10\.1\.10\.5 → 10\.3\.20\.10 ssh\s+got deny, want deny\s+\(dc-gw filter FORWARD #0\)$`,
+		`(?m)^FAIL\s+10\.1\.20\.5 → 10\.3\.20\.10 https\s+got deny, want allow\s+\(dc-gw filter FORWARD #0\)$`,
+		`(?m)^INFO\s+10\.2\.10\.5 → 10\.3\.10\.5 https\s+got allow$`,
+		`(?m)^2 passed, 1 failed, 1 without expectation; report nightly\.pdf \(\d+ pages\)$`,
+	}
+	for _, w := range want {
+		if !regexp.MustCompile(w).MatchString(r.stdout) {
+			t.Errorf("output lacks %s:\n%s", w, r.stdout)
+		}
+	}
+	checkPDF(t, filepath.Join(dir, "nightly.pdf"), 5)
+}
+
+// TestRunInterrupted sends SIGINT once the lab stands: exit 130 and
+// nothing of the lab left.
+func TestRunInterrupted(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	cmd := exec.Command(tsimBin, "run", "-s", "10.1.10.5", "-d", "10.3.10.5", "-p", "1-200/tcp", "-o", "r.pdf", "--progress", "json", "--json")
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	labRe := regexp.MustCompile(`lab ([a-z0-9]+): \d+ routers`)
+	sc := bufio.NewScanner(stderr)
+	var lab string
+	for sc.Scan() {
+		if m := labRe.FindStringSubmatch(sc.Text()); m != nil {
+			lab = m[1]
+			cmd.Process.Signal(syscall.SIGINT)
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("run did not stop within 60s of SIGINT")
+	}
+	if lab == "" {
+		t.Fatalf("never saw the lab come up (exit %v)", err)
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130", err)
+	}
+	labGone(t, lab)
+	if _, err := os.Stat(filepath.Join(dir, "r.pdf")); err == nil {
+		t.Error("interrupted run left a report behind")
+	}
+}
+
+func TestRunTimeout(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	r := tsim(t, dir, "run", "-s", "10.1.10.5", "-d", "10.3.10.5", "-p", "1-100/tcp", "--timeout", "300ms", "-o", "r.pdf", "--progress", "json")
+	if r.code != 3 {
+		t.Fatalf("exit %d, want 3 on timeout\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "--timeout") {
+		t.Errorf("stderr does not say timeout: %s", r.stderr)
+	}
+	if m := regexp.MustCompile(`lab ([a-z0-9]+): \d+ routers`).FindStringSubmatch(r.stderr); m != nil {
+		labGone(t, m[1])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "r.pdf")); err == nil {
+		t.Error("timed-out run left a report behind")
+	}
+}
+
+func TestPipelineStages(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	// The shell pipeline of DESIGN §2, stage by stage.
+	sh := tsimBin + ` trace -s 10.1.10.5 -d 10.3.10.5 -p https,ssh | ` + tsimBin + ` hosts up | ` + tsimBin + ` reach | ` +
+		tsimBin + ` hosts down | ` + tsimBin + ` report -o out | ` + tsimBin + ` merge -o all.pdf`
+	cmd := exec.Command("sh", "-c", sh)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pipeline: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `"documents": 1`) {
+		t.Errorf("merge output: %s", out)
+	}
+	checkPDF(t, filepath.Join(dir, "all.pdf"), 3)
+}

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	ucli "github.com/urfave/cli/v3"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/pipeline"
+	"github.com/tsim-dev/tsim/internal/tsimerr"
+	"github.com/tsim-dev/tsim/reach"
+)
+
+func (a *app) reachCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "reach",
+		Usage:     "send real probes through the lab of the document on stdin; verdicts and deciding rules from counters (root)",
+		UsageText: "tsim trace -s SRC -d DST -p SPEC | tsim hosts up | tsim reach [--timeout D] | tsim hosts down",
+		Description: "Two views per flow: end to end across the lab, and per router (each router tested alone\n" +
+			"by hosts impersonating its neighbours). Each live verdict sits beside trace's prediction.\n" +
+			"Exit 0 when every flow is reachable end to end, 1 otherwise.",
+		Flags: []ucli.Flag{
+			&ucli.DurationFlag{Name: "timeout", Value: reach.DefaultTimeout, Usage: "per-probe timeout (a probe dropped by a rule ends as soon as the rule's counter moves)"},
+			&ucli.BoolFlag{Name: "e2e-only", Usage: "skip the per-router view"},
+		},
+		Action: a.reach,
+	}
+}
+
+func (a *app) reach(ctx context.Context, cmd *ucli.Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	if cmd.Duration("timeout") <= 0 {
+		return tsimerr.Inputf("--timeout must be positive")
+	}
+	d, err := a.readDoc("reach")
+	if err != nil {
+		return err
+	}
+	if d.Lab == nil {
+		return tsimerr.Input(doc.Need("lab", "tsim hosts up"))
+	}
+	if d.Lab.Removed {
+		return tsimerr.Inputf("reach: lab %s was removed: run `tsim hosts up` again", d.Lab.ID)
+	}
+	f, err := a.factsForDoc(ctx, cmd, d)
+	if err != nil {
+		return err
+	}
+	if err := reach.Run(ctx, f, d, reach.Options{Timeout: cmd.Duration("timeout"), SkipPerRouter: cmd.Bool("e2e-only"), Log: a.log}); err != nil {
+		return err
+	}
+	if err := a.emit(cmd, d, renderReach); err != nil {
+		return err
+	}
+	if !pipeline.Reachable(d) {
+		return tsimerr.ErrNegative
+	}
+	return nil
+}
+
+func renderReach(d *doc.Document) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab %s\n", d.Lab.ID)
+	s := renderRun(&doc.Document{Reach: d.Reach})
+	b.WriteString(strings.TrimLeft(s, "\n"))
+	return b.String()
+}
