@@ -242,6 +242,7 @@ func TestNetfilterAgreesWithKernel(t *testing.T) {
 			fwd("-A FORWARD -m pkttype --pkt-type unicast -j LOG", "-A FORWARD -m pkttype --pkt-type broadcast -j LOG", "-A FORWARD -p all -j ACCEPT")},
 		{name: "icmp any and length", proto: "icmp", rules: fwd("-A FORWARD -p icmp --icmp-type any -j LOG", "-A FORWARD -m length --length 84 -j LOG", "-A FORWARD -m length ! --length 84 -j DROP", "-A FORWARD -j ACCEPT")},
 		{name: "udp length and ports", proto: "udp", dport: 53, rules: fwd("-A FORWARD -m length --length 28 -j LOG", "-A FORWARD -p udp -m multiport --sports 40000:41000 -j LOG", "-A FORWARD -p udp --sport 40000: --dport :100 -j ACCEPT")},
+		{name: "address lists expand to rules", rules: fwd("-A FORWARD -s 10.9.9.9,10.0.1.5 -d 10.0.2.10,10.0.2.11 -j LOG", "-A FORWARD -d 10.0.2.11,10.0.2.10 -j ACCEPT")},
 		{name: "iprange and comment", rules: fwd(`-A FORWARD -m iprange --src-range 10.0.1.1-10.0.1.5 -m comment --comment "a b" -j LOG`, "-A FORWARD -m iprange ! --dst-range 10.0.2.10-10.0.2.10 -j DROP", "-A FORWARD -m limit --limit 1/hour -j ACCEPT")},
 	}
 	// Warm up ARP so the first probe of a case is not delayed.

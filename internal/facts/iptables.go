@@ -2,6 +2,7 @@ package facts
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -245,9 +246,11 @@ func (p *iptParser) line(n int, line string) error {
 		if r.Target != nil && r.Target.Name == "" {
 			r.Target = nil
 		}
-		chain.Rules = append(chain.Rules, nil)
-		copy(chain.Rules[at:], chain.Rules[at-1:])
-		chain.Rules[at-1] = r
+		rs, msg := expandAddrLists(r)
+		if msg != "" {
+			p.find(n, SevError, "%s", msg)
+		}
+		chain.Rules = slices.Insert(chain.Rules, at-1, rs...)
 		for i, x := range chain.Rules {
 			x.Index = i + 1
 		}
@@ -483,4 +486,58 @@ func parseRule(words []string) (*IptRule, string) {
 		bad("\"!\" at the end of the rule")
 	}
 	return r, strings.Join(problems, "; ")
+}
+
+// expandAddrLists turns a rule with comma lists in -s/-d into one rule per
+// address pair (sources outer, destinations inner), as iptables does
+// before loading it: the kernel — and its counters and rule numbers — sees
+// the expanded rules. Each keeps the line's text and position.
+func expandAddrLists(r *IptRule) ([]*IptRule, string) {
+	var srcs, dsts []string
+	si, di := -1, -1
+	for i, m := range r.Matches {
+		if m.Module != "" || len(m.Options) != 1 || len(m.Options[0].Args) != 1 {
+			continue
+		}
+		o := m.Options[0]
+		if o.Name != "source" && o.Name != "destination" || !strings.Contains(o.Args[0], ",") {
+			continue
+		}
+		if o.Neg {
+			return []*IptRule{r}, "! not allowed with multiple source or destination IP addresses"
+		}
+		if o.Name == "source" {
+			srcs, si = strings.Split(o.Args[0], ","), i
+		} else {
+			dsts, di = strings.Split(o.Args[0], ","), i
+		}
+	}
+	if si < 0 && di < 0 {
+		return []*IptRule{r}, ""
+	}
+	if si < 0 {
+		srcs = []string{""}
+	}
+	if di < 0 {
+		dsts = []string{""}
+	}
+	var out []*IptRule
+	for _, s := range srcs {
+		for _, d := range dsts {
+			c := *r
+			c.Matches = slices.Clone(r.Matches)
+			for _, set := range []struct {
+				i int
+				v string
+			}{{si, s}, {di, d}} {
+				if set.i >= 0 {
+					o := *r.Matches[set.i].Options[0]
+					o.Args = []string{set.v}
+					c.Matches[set.i] = &Match{Options: []*Option{&o}}
+				}
+			}
+			out = append(out, &c)
+		}
+	}
+	return out, ""
 }

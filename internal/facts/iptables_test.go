@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -165,6 +166,7 @@ func TestParseIptablesSaveStructure(t *testing.T) {
 -I INPUT -p icmp -j ACCEPT
 -I INPUT 2 -p udp -j ACCEPT
 -A PREROUTING -j ACCEPT
+-A MYCHAIN -s 1.1.1.1,2.2.2.2 -d 3.3.3.3,4.4.4.4 -j ACCEPT
 COMMIT
 *nat
 -A POSTROUTING -o eth0 -j MASQUERADE
@@ -184,7 +186,7 @@ COMMIT
 	if in.Policy != "DROP" || in.Packets != 10 || in.Bytes != 600 || !in.Builtin() {
 		t.Errorf("INPUT chain %+v", in)
 	}
-	if c := f.Chain("MYCHAIN"); c.Policy != "" || c.Builtin() || len(c.Rules) != 1 {
+	if c := f.Chain("MYCHAIN"); c.Policy != "" || c.Builtin() || len(c.Rules) != 5 {
 		t.Errorf("MYCHAIN %+v", c)
 	}
 	var got []string
@@ -202,13 +204,24 @@ COMMIT
 	if r := in.Rules[2]; r.Packets != 5 || r.Bytes != 300 {
 		t.Errorf("counters %d:%d", r.Packets, r.Bytes)
 	}
+	// "-s a,b -d c,d" is four rules to the kernel, sources outer.
+	var exp []string
+	for _, r := range f.Chain("MYCHAIN").Rules[1:] {
+		exp = append(exp, fmt.Sprintf("%d:%s>%s@%d", r.Index, r.Matches[0].Options[0].Args[0], r.Matches[1].Options[0].Args[0], r.Pos.Line))
+	}
+	if want := []string{"2:1.1.1.1>3.3.3.3@112", "3:1.1.1.1>4.4.4.4@112", "4:2.2.2.2>3.3.3.3@112", "5:2.2.2.2>4.4.4.4@112"}; !reflect.DeepEqual(exp, want) {
+		t.Errorf("expanded rules %q, want %q", exp, want)
+	}
+	if r := in.Rules[2]; r.Packets != 5 || r.Bytes != 300 {
+		t.Errorf("counters %d:%d", r.Packets, r.Bytes)
+	}
 	pre := f.Chain("PREROUTING")
 	if pre == nil || pre.Builtin() || len(pre.Rules) != 1 {
 		t.Fatalf("undeclared PREROUTING in filter: %+v", pre)
 	}
 	wantF := []string{
 		"r1.txt:111: warning: chain PREROUTING not declared in table filter (iptables-restore would refuse this line)",
-		"r1.txt:114: warning: table nat has no COMMIT (iptables-restore would not apply it)",
+		"r1.txt:115: warning: table nat has no COMMIT (iptables-restore would not apply it)",
 	}
 	var gotF []string
 	for _, x := range finds {
