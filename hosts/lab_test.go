@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -447,6 +448,14 @@ func TestCorpusLab(t *testing.T) {
 	recs, err := readRecords(opts.dir())
 	if err != nil || len(recs) != 1 || !recs[0].Complete {
 		t.Fatalf("registry: %v %+v", err, recs)
+	}
+	// Nothing of the lab is in the root namespace: no fabric end, no bridge.
+	for _, it := range recs[0].Items {
+		if it.Kind == itemLink && it.Netns == lab.Fabric {
+			if _, err := net.InterfaceByName(it.Name); err == nil {
+				t.Errorf("lab link %s exists in the root namespace", it.Name)
+			}
+		}
 	}
 	if err := Down(context.Background(), lab.ID, opts); err != nil {
 		t.Fatalf("Down: %v", err)

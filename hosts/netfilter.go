@@ -206,7 +206,10 @@ func appendForm(r *facts.IptRule) string {
 	}
 	switch word() {
 	case "-A", "--append":
-		return text
+		if rest = strings.TrimLeft(rest, " \t"); rest == "" {
+			return "-A " + r.Chain
+		}
+		return "-A " + rest
 	case "-I", "--insert":
 		word() // chain
 		save := rest

@@ -91,7 +91,8 @@ func TestAppendForm(t *testing.T) {
 		{"INPUT", "-A INPUT -p tcp --dport 22 -j ACCEPT", "-A INPUT -p tcp --dport 22 -j ACCEPT"},
 		{"FWD", "-I FWD 2 -s 10.0.0.0/8 -j DROP", "-A FWD -s 10.0.0.0/8 -j DROP"},
 		{"FWD", "-I FWD -j LOG --log-prefix \"a b\"", "-A FWD -j LOG --log-prefix \"a b\""},
-		{"X", "--append X -j RETURN", "--append X -j RETURN"},
+		{"X", "--append X -j RETURN", "-A X -j RETURN"},
+		{"X", "-A", "-A X"},
 	}
 	for _, tc := range tests {
 		if got := appendForm(&facts.IptRule{Chain: tc.chain, Text: tc.text}); got != tc.want {
@@ -235,4 +236,21 @@ func TestOwnerLiveness(t *testing.T) {
 	if !stale(&Record{OwnerPID: 1 << 30}) || stale(&Record{OwnerPID: os.Getpid(), OwnerStart: start}) {
 		t.Error("stale() wrong")
 	}
+}
+
+// FuzzRestoreText: rebuilding rule text and reading restore errors never
+// panic, and a rebuilt rule is always an append to its chain.
+func FuzzRestoreText(f *testing.F) {
+	for _, s := range []string{"-A INPUT -j ACCEPT", "-I FWD 3 -p tcp", "--insert X", "-I", "", "Error occurred at line: 99999999999999999999", "line -1 failed: x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := appendForm(&facts.IptRule{Chain: "C", Text: s})
+		if !strings.HasPrefix(got, "-A ") {
+			t.Errorf("appendForm(%q) = %q", s, got)
+		}
+		if n, _ := iptErrLine(s); n < 0 {
+			t.Errorf("iptErrLine(%q) = %d", s, n)
+		}
+	})
 }
