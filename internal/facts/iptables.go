@@ -515,6 +515,9 @@ func expandAddrLists(r *IptRule) ([]*IptRule, string) {
 	if si < 0 && di < 0 {
 		return []*IptRule{r}, ""
 	}
+	if len(srcs)*max(len(dsts), 1) > 4096 {
+		return []*IptRule{r}, "address lists expand to more than 4096 rules"
+	}
 	if si < 0 {
 		srcs = []string{""}
 	}
