@@ -246,10 +246,13 @@ func SetSysctl(key, value string) error {
 		return fmt.Errorf("sysctl %s: only net.* keys are per namespace", key)
 	}
 	p := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
-	// Writing an unchanged value is skipped: some keys (ip_forward,
-	// disable_ipv6) spin on the kernel's rtnl lock even when nothing changes.
-	if cur, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(cur)) == strings.TrimSpace(value) {
-		return nil
+	// The keys whose write spins on the kernel's rtnl lock (forwarding,
+	// disable_ipv6) are read first and left alone when unchanged; for the
+	// others a read costs as much as the write.
+	if strings.HasSuffix(key, "forward") || strings.HasSuffix(key, ".forwarding") || strings.HasSuffix(key, ".disable_ipv6") {
+		if cur, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(cur)) == strings.TrimSpace(value) {
+			return nil
+		}
 	}
 	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
 		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
