@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -195,4 +196,67 @@ func collHas(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestCollectorTables runs the collector inside a fresh network namespace
+// (root only) holding a policy table named through TSIM_RT_TABLES, and
+// checks that the table gets its routing_table_<id> section with the name in
+// the title, and that a rule naming a table that does not exist gives none.
+func TestCollectorTables(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace: run `sudo go test ./internal/facts -run Collector`")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip not installed")
+	}
+	ns := "tsimcoll" + strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"route", "add", "blackhole", "10.9.0.0/16", "table", "77"},
+		{"route", "add", "unreachable", "default", "table", "77"},
+		{"rule", "add", "pref", "100", "from", "10.9.0.0/16", "lookup", "77"},
+		{"rule", "add", "pref", "110", "to", "10.8.0.0/16", "lookup", "78"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	rt := filepath.Join(t.TempDir(), "rt_tables")
+	if err := os.WriteFile(rt, []byte("77\tquarantine\n78\tnever_made\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", ns, "sh", collWrite(t))
+	cmd.Env = append(os.Environ(), "TSIM_RT_TABLES="+rt, "TSIM_ROUTER=nsr")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("collector: %v", err)
+	}
+	_, secs, _ := collSplit(t, string(out))
+	got := map[string]collSection{}
+	for _, s := range secs {
+		got[s.name] = s
+	}
+	s, ok := got["routing_table_77"]
+	if !ok {
+		t.Fatalf("no routing_table_77 section; sections: %v", secs)
+	}
+	if s.title != "IP Routing Table quarantine (77)" || s.command != "ip route show table 77" || s.exit != "0" {
+		t.Errorf("routing_table_77 = %+v", s)
+	}
+	if !strings.Contains(s.body, "blackhole 10.9.0.0/16") || !strings.Contains(s.body, "unreachable default") {
+		t.Errorf("routing_table_77 body:\n%s", s.body)
+	}
+	if _, ok := got["routing_table_78"]; ok {
+		t.Error("a table that only a rule names (and that does not exist) got a section")
+	}
+	if !strings.Contains(got["rt_tables"].body, "77\tquarantine") || !strings.Contains(got["rt_tables"].command, rt) {
+		t.Errorf("rt_tables section = %+v", got["rt_tables"])
+	}
+	if !strings.Contains(got["policy_rules"].body, "lookup 77") && !strings.Contains(got["policy_rules"].body, "lookup quarantine") {
+		t.Errorf("policy_rules:\n%s", got["policy_rules"].body)
+	}
 }
