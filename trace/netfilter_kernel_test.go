@@ -94,6 +94,11 @@ func newKLab(t *testing.T) *kLab {
 	l.must(l.r, "ip", "link", "add", "eth2", "type", "veth", "peer", "name", "s0", "netns", l.s)
 	l.must(l.r, "ip", "addr", "add", "10.0.1.1/24", "dev", "eth1")
 	l.must(l.r, "ip", "addr", "add", "10.0.2.1/24", "dev", "eth2")
+	// Second subnets, for the corpus rules that name 10.1/16 and 10.2/16.
+	l.must(l.r, "ip", "addr", "add", "10.1.1.1/24", "dev", "eth1")
+	l.must(l.r, "ip", "addr", "add", "10.2.1.1/24", "dev", "eth2")
+	l.must(l.c, "ip", "addr", "add", "10.1.1.5/24", "dev", "c0")
+	l.must(l.s, "ip", "addr", "add", "10.2.1.10/24", "dev", "s0")
 	l.must(l.r, "ip", "link", "set", "eth1", "up")
 	l.must(l.r, "ip", "link", "set", "eth2", "up")
 	l.must(l.r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -115,20 +120,21 @@ const serverRules = "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -i s0 -j DROP
 // probeScript sends one packet: tcp SYN, udp datagram or icmp echo (84 bytes).
 const probeScript = `
 import socket, sys, struct
-proto, dst, sport, dport, tos = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+proto, dst, sport, dport, tos, src = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 if proto == "tcp":
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
-    s.bind(("0.0.0.0", sport)); s.setblocking(False)
+    s.bind((src, sport)); s.setblocking(False)
     try: s.connect((dst, dport))
     except BlockingIOError: pass
 elif proto == "udp":
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
-    s.bind(("0.0.0.0", sport)); s.sendto(b"", (dst, dport))
+    s.bind((src, sport)); s.sendto(b"", (dst, dport))
 else:
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+    s.bind((src, 0))
     payload = b"\x00" * 56
     hdr = struct.pack("!BBHHH", 8, 0, 0, sport, 1)
     c = sum(struct.unpack("!%dH" % ((len(hdr) + len(payload)) // 2), hdr + payload))
@@ -166,6 +172,7 @@ type kCase struct {
 	dport uint16
 	tos   uint8
 	dst   string // probe destination (default the server, 10.0.2.10)
+	src   string // probe source (default 10.0.1.5)
 }
 
 // simulate walks the hooks of a forwarded packet through the router.
@@ -245,9 +252,25 @@ func TestNetfilterAgreesWithKernel(t *testing.T) {
 		{name: "address lists expand to rules", rules: fwd("-A FORWARD -s 10.9.9.9,10.0.1.5 -d 10.0.2.10,10.0.2.11 -j LOG", "-A FORWARD -d 10.0.2.11,10.0.2.10 -j ACCEPT")},
 		{name: "iprange and comment", rules: fwd(`-A FORWARD -m iprange --src-range 10.0.1.1-10.0.1.5 -m comment --comment "a b" -j LOG`, "-A FORWARD -m iprange ! --dst-range 10.0.2.10-10.0.2.10 -j DROP", "-A FORWARD -m limit --limit 1/hour -j ACCEPT")},
 	}
+	// The predecessor's corpus firewall (hq-gw, ~170 rules in three tables)
+	// with probes its rules name.
+	if corpus := corpusSaveSection(t, "hq-gw"); corpus != "" {
+		for _, c := range []kCase{
+			{name: "corpus icmp", proto: "icmp"}, {name: "corpus ssh"}, {name: "corpus tcp 10000", dport: 10000},
+			{name: "corpus udp traceroute", proto: "udp", dport: 33440}, {name: "corpus udp 53", proto: "udp", dport: 53},
+			{name: "corpus tcp 443 to the router's subnet", dst: "10.2.1.10", dport: 443},
+		} {
+			c.rules, c.src = corpus, "10.1.1.5"
+			if c.dst == "" {
+				c.dst = "10.2.1.10"
+			}
+			cases = append(cases, c)
+		}
+	}
 	// Warm up ARP so the first probe of a case is not delayed.
 	_, _ = l.run(l.r, fwd("-A FORWARD -j ACCEPT"), l.restore)
-	_, _ = l.run(l.c, "", "python3", "-c", probeScript, "udp", "10.0.2.10", "39999", "9", "0")
+	_, _ = l.run(l.c, "", "python3", "-c", probeScript, "udp", "10.0.2.10", "39999", "9", "0", "10.0.1.5")
+	_, _ = l.run(l.c, "", "python3", "-c", probeScript, "udp", "10.2.1.10", "39998", "9", "0", "10.1.1.5")
 	time.Sleep(200 * time.Millisecond)
 	empty := "*raw\nCOMMIT\n*mangle\nCOMMIT\n*nat\nCOMMIT\n*filter\nCOMMIT\n"
 	for i, kc := range cases {
@@ -270,6 +293,10 @@ func TestNetfilterAgreesWithKernel(t *testing.T) {
 			if dst == "" {
 				dst = "10.0.2.10"
 			}
+			src := kc.src
+			if src == "" {
+				src = "10.0.1.5"
+			}
 			if proto == "" {
 				proto = "tcp"
 			}
@@ -286,8 +313,11 @@ func TestNetfilterAgreesWithKernel(t *testing.T) {
 			// The lab's router has only eth1 and eth2.
 			r.Interfaces = slices.DeleteFunc(r.Interfaces, func(i *facts.Interface) bool { return i.Name == "eth3" })
 			r.Interface("eth2").Addrs = r.Interface("eth2").Addrs[:1]
+			for _, a := range []struct{ dev, pfx string }{{"eth1", "10.1.1.1/24"}, {"eth2", "10.2.1.1/24"}} {
+				r.Interface(a.dev).Addrs = append(r.Interface(a.dev).Addrs, &facts.IfAddr{Prefix: netip.MustParsePrefix(a.pfx)})
+			}
 			fw := CompileFirewall(r)
-			p := &Packet{Src: netip.MustParseAddr("10.0.1.5"), Dst: netip.MustParseAddr(dst), SPort: uint16(sport), DPort: dport,
+			p := &Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), SPort: uint16(sport), DPort: dport,
 				InIf: "eth1", OutIf: "eth2", CTState: "NEW", TTL: 64, TOS: kc.tos}
 			if proto == "tcp" {
 				p.TOS &^= 3 // Linux keeps the ECN bits of TCP sockets for itself
@@ -312,7 +342,7 @@ func TestNetfilterAgreesWithKernel(t *testing.T) {
 			if out, err := l.run(l.s, srv, l.restore); err != nil { // also zeroes its counters
 				t.Fatalf("%v %s", err, out)
 			}
-			if _, err := l.run(l.c, "", "python3", "-c", probeScript, proto, dst, strconv.Itoa(sport), strconv.Itoa(int(dport)), strconv.Itoa(int(kc.tos))); err != nil {
+			if _, err := l.run(l.c, "", "python3", "-c", probeScript, proto, dst, strconv.Itoa(sport), strconv.Itoa(int(dport)), strconv.Itoa(int(kc.tos)), src); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(150 * time.Millisecond)
@@ -335,4 +365,21 @@ func TestNetfilterAgreesWithKernel(t *testing.T) {
 			}
 		})
 	}
+}
+
+// corpusSaveSection returns the iptables_save output of a corpus router's
+// raw facts ("" when the corpus is not there).
+func corpusSaveSection(t *testing.T, router string) string {
+	data, err := os.ReadFile("../../shared/corpus/original-tsim/raw_facts/" + router + "_facts.txt")
+	if err != nil {
+		t.Logf("corpus not available: %v", err)
+		return ""
+	}
+	_, rest, ok := strings.Cut(string(data), "=== TSIM_SECTION_START:iptables_save ===")
+	if !ok {
+		return ""
+	}
+	_, rest, _ = strings.Cut(rest, "\n---\n")
+	body, _, _ := strings.Cut(rest, "\nEXIT_CODE:")
+	return body
 }
