@@ -16,6 +16,9 @@ type ruleMap struct {
 	chains map[string]map[string]*chainMap // table -> chain
 	// refused are the facts rules the kernel refused, by position.
 	refused map[string]*doc.Refusal
+	// reachable are the chains a packet can meet per kind of hop: the
+	// hooks' built-in chains and the user chains they jump to.
+	reachable map[string]map[*chainMap]bool
 }
 
 type chainMap struct {
@@ -106,6 +109,28 @@ func newRuleMap(r *facts.Router, refusals []*doc.Refusal) *ruleMap {
 			n++
 		}
 	}
+	m.reachable = map[string]map[*chainMap]bool{}
+	for kind, hooks := range hookChains {
+		set := map[*chainMap]bool{}
+		var add func(ch *chainMap, depth int)
+		add = func(ch *chainMap, depth int) {
+			if ch == nil || set[ch] || depth > 32 {
+				return
+			}
+			set[ch] = true
+			for _, rule := range ch.kernel {
+				if rule.Target != nil {
+					if sub := m.chains[ch.table][rule.Target.Name]; sub != nil && sub.policy == "" {
+						add(sub, depth+1)
+					}
+				}
+			}
+		}
+		for _, tc := range hooks {
+			add(m.chains[tc[0]][tc[1]], 0)
+		}
+		m.reachable[kind] = set
+	}
 	for _, tm := range m.chains {
 		for _, ch := range tm {
 			for i := range ch.rank {
@@ -152,6 +177,7 @@ type moved struct {
 	index        int // facts index (1-based), 0 = policy
 	target       string
 	rule         *facts.IptRule // nil for a policy
+	ch           *chainMap      // nil: a chain the facts do not have
 	rank         int
 	delta        Count
 }
@@ -180,7 +206,7 @@ func (m *ruleMap) diff(before, after Counters) []*moved {
 			bc := before[tn][cn]
 			ch := m.chains[tn][cn]
 			if ac.Policy.Packets > polPackets(bc) {
-				mv := &moved{table: tn, chain: cn, delta: sub(ac.Policy, polCount(bc))}
+				mv := &moved{table: tn, chain: cn, delta: sub(ac.Policy, polCount(bc)), ch: ch}
 				if ch != nil {
 					mv.target, mv.rank = ch.policy, ch.policyRank
 				}
@@ -196,7 +222,7 @@ func (m *ruleMap) diff(before, after Counters) []*moved {
 				if a.Packets <= b.Packets {
 					continue
 				}
-				mv := &moved{table: tn, chain: cn, index: i + 1, delta: sub(a, b), rank: 1 << 30}
+				mv := &moved{table: tn, chain: cn, index: i + 1, delta: sub(a, b), rank: 1 << 30, ch: ch}
 				if ch != nil && i < len(ch.kernel) && len(ac.Rules) == len(ch.kernel) {
 					mv.rule = ch.kernel[i]
 					mv.index = mv.rule.Index
@@ -298,22 +324,25 @@ type decision struct {
 	moved  []*moved
 }
 
-// decide reads a router's moved counters. The deciding rule is the
-// terminal rule (or policy) the probe's first packet met: a blocking one
-// if any moved (the probe stopped there); otherwise the earliest-ranked
-// filter ACCEPT or ACCEPT policy, skipping ESTABLISHED/RELATED-only rules
-// that count the replies.
-func decide(ms []*moved) decision {
+// decide reads a router's moved counters for a hop of this kind. The
+// deciding rule is the terminal rule (or policy) the probe's first packet
+// met: a blocking one if any moved in a chain such a packet meets (the
+// probe stopped there); otherwise the earliest-ranked filter ACCEPT or
+// ACCEPT policy among those chains, skipping ESTABLISHED/RELATED-only
+// rules, which count the replies. Counters of other chains (the router's
+// own ICMP errors in OUTPUT, say) are listed but decide nothing.
+func (m *ruleMap) decide(ms []*moved, kind string) decision {
 	d := decision{moved: ms}
+	in := m.reachable[kind]
 	for _, mv := range ms {
-		if blocking(mv.target) {
+		if blocking(mv.target) && (mv.ch == nil || in[mv.ch]) {
 			d.block = mv
 			return d
 		}
 	}
 	var est *moved
 	for _, mv := range ms {
-		if mv.table != "filter" || !strings.EqualFold(mv.target, "ACCEPT") {
+		if mv.table != "filter" || !strings.EqualFold(mv.target, "ACCEPT") || mv.ch != nil && !in[mv.ch] {
 			continue
 		}
 		if establishedOnly(mv.rule) {

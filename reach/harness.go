@@ -183,7 +183,12 @@ func (r *runner) harness(ctx context.Context, lr *labRouter, items []*harnessIte
 	}
 	// Rounds: an address lives on one side at a time; a flow whose
 	// addresses clash with the round's waits for a later round.
+	t0, rounds := time.Now(), 0
+	defer func() {
+		r.opts.Log.Debug().Str("router", lr.name).Int("flows", len(items)).Int("rounds", rounds).Dur("took", time.Since(t0)).Msg("harness")
+	}()
 	for len(ready) > 0 {
+		rounds++
 		owner := map[netip.Addr]string{}
 		var round, later []*harnessItem
 		for _, it := range ready {
@@ -361,6 +366,8 @@ func newAnonNS() (netns.NsHandle, error) {
 			// the impersonated source, which the router may not expect there.
 			netx.SetSysctl("net.ipv4.conf."+k+".arp_announce", "2")
 		}
+		// A half-open connection must not send SYN-ACKs into later probes.
+		netx.SetSysctl("net.ipv4.tcp_synack_retries", "0")
 		if err := netns.Set(orig); err != nil {
 			h.Close()
 			ch <- result{netns.None(), fmt.Errorf("return from new namespace: %w", err)}
@@ -496,6 +503,7 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 	}
 	sort.Strings(ifaces)
 	var setupErr error
+	t0 := time.Now()
 	for _, ifc := range ifaces {
 		addrs := want[ifc]
 		sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
@@ -505,6 +513,11 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 			break
 		}
 		sides[ifc] = s
+	}
+	r.opts.Log.Debug().Str("router", lr.name).Int("sides", len(sides)).Dur("setup", time.Since(t0)).Msg("harness round")
+	// The router may still know the previous round's sides' MACs.
+	for _, p := range ports {
+		flushNeigh(lr.nl, p.rLink)
 	}
 	for _, it := range round {
 		if err := ctx.Err(); err != nil {
@@ -529,7 +542,7 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 				continue
 			}
 		}
-		w := &watched{r: lr}
+		w := &watched{r: lr, kind: hp.kind}
 		spec := probeSpec{ns: from, proto: it.fp.proto, src: hp.srcIn, sport: uint16(it.fp.flow.SPort), dst: hp.dstIn,
 			token: token(it.fp, "router "+lr.name, it.n)}
 		lr.mu.Lock()

@@ -135,13 +135,9 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 			case h.Out == "" && i == len(hops)-1 && fp.open.Disposition == doc.Delivered:
 				hp.kind = hopInput
 			}
-			for _, n := range hops[i+1:] {
-				if n.Kind == doc.HopRouter {
-					if a, err := netip.ParseAddr(n.IP); err == nil {
-						hp.nextIP = a
-					}
-				}
-				break
+			hp.nextIP = routeVia(h)
+			if !hp.nextIP.IsValid() && i+1 < len(hops) && hops[i+1].Kind == doc.HopRouter {
+				hp.nextIP, _ = netip.ParseAddr(hops[i+1].IP)
 			}
 			fp.hops = append(fp.hops, hp)
 		}
@@ -192,4 +188,37 @@ func predictedE2E(t *doc.Trace) string {
 		return doc.Unknown
 	}
 	return doc.Unreachable
+}
+
+// routeVia returns the gateway of the hop's last route step that leaves by
+// its egress interface ("via A dev OUT" in the step's detail or text).
+func routeVia(h *doc.Hop) netip.Addr {
+	var gw netip.Addr
+	for _, s := range h.Steps {
+		if s.Kind != doc.StepRoute {
+			continue
+		}
+		for _, t := range []string{s.Detail, s.Text} {
+			f := strings.Fields(t)
+			var via netip.Addr
+			dev := ""
+			for j := 0; j+1 < len(f); j++ {
+				switch f[j] {
+				case "via":
+					if !via.IsValid() {
+						via, _ = netip.ParseAddr(f[j+1])
+					}
+				case "dev":
+					if dev == "" {
+						dev = f[j+1]
+					}
+				}
+			}
+			if via.IsValid() && (dev == "" || dev == h.Out) {
+				gw = via
+				break
+			}
+		}
+	}
+	return gw
 }

@@ -359,12 +359,14 @@ func probeICMP(ctx context.Context, p probeSpec) probeOutcome {
 						return probeOutcome{err: errors.New("ICMP time exceeded")}
 					}
 					switch b[1] {
-					case 0:
+					case 0, 6, 11:
 						return probeOutcome{err: syscall.ENETUNREACH}
-					case 1:
-						return probeOutcome{err: syscall.EHOSTUNREACH}
+					case 2, 3:
+						return probeOutcome{err: syscall.ECONNREFUSED}
 					}
-					return probeOutcome{err: fmt.Errorf("ICMP destination unreachable (code %d)", b[1])}
+					// Host unreachable, administratively prohibited …: what
+					// a TCP socket reports as EHOSTUNREACH too.
+					return probeOutcome{err: fmt.Errorf("ICMP destination unreachable (code %d): %w", b[1], syscall.EHOSTUNREACH)}
 				}
 			}
 		}

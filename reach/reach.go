@@ -80,7 +80,7 @@ func Run(ctx context.Context, f *facts.Facts, d *doc.Document, opts Options) (er
 	if err := netx.Check(); err != nil {
 		return err
 	}
-	r := &runner{opts: opts, f: f, d: d, routers: map[string]*labRouter{}}
+	r := &runner{opts: opts, f: f, d: d, routers: map[string]*labRouter{}, srcNS: map[*flowPlan]nsRef{}, arpTuned: map[string]bool{}}
 	defer r.close()
 	if err := r.open(); err != nil {
 		return err
@@ -127,6 +127,7 @@ type labRouter struct {
 		Snapshot() (Counters, error)
 		Close()
 	}
+	snmp      *snmpReader
 	mu        sync.Mutex // one probe at a time touches its counters
 	bad       []string   // chains whose kernel rules do not match the facts
 	fabricEnd map[string]int
@@ -140,16 +141,16 @@ type runner struct {
 	routers map[string]*labRouter
 	hosts   map[netip.Addr]*doc.LabHost
 	hostNS  map[string]nsRef
-	fabric  nsRef
-	// added are addresses Run put on endpoint hosts (a DNAT target no
-	// host owned); removed again by close.
-	added []addedAddr
-}
-
-type addedAddr struct {
-	nl   *netlink.Handle
-	link netlink.Link
-	addr *netlink.Addr
+	// hostAddrs maps every address of every lab host to its namespace.
+	hostAddrs map[netip.Addr]nsRef
+	// srcNS overrides a flow's source namespace (an outside source sent
+	// from the namespace that plays its upstream, see endpoints.go).
+	srcNS    map[*flowPlan]nsRef
+	arpTuned map[string]bool
+	fabric   nsRef
+	// undo reverts, newest first, what Run changed on the lab's
+	// endpoints (see endpoints.go).
+	undo []func()
 }
 
 func openNS(lab *doc.Lab, name string) (netns.NsHandle, error) {
@@ -195,6 +196,9 @@ func (r *runner) open() error {
 				return tsimerr.Envf("read counters of %s: %w", lr.Name, err)
 			}
 		}
+		if x.snmp, err = newSnmpReader(x.ns); err != nil {
+			r.opts.Log.Debug().Err(err).Str("router", lr.Name).Msg("no IP statistics")
+		}
 		x.bad = x.rules.check(first)
 		for _, b := range x.bad {
 			r.opts.Log.Warn().Str("router", lr.Name).Msg("counters cannot be tied to facts rules: " + b)
@@ -209,6 +213,7 @@ func (r *runner) open() error {
 	}
 	r.hosts = map[netip.Addr]*doc.LabHost{}
 	r.hostNS = map[string]nsRef{}
+	r.hostAddrs = map[netip.Addr]nsRef{}
 	for _, h := range lab.Hosts {
 		a, err := netip.ParseAddr(h.IP)
 		if err != nil {
@@ -222,21 +227,34 @@ func (r *runner) open() error {
 			if err != nil {
 				return err
 			}
-			r.hostNS[h.Netns] = nsRef{h.Netns, nh}
+			ns := nsRef{h.Netns, nh}
+			r.hostNS[h.Netns] = ns
+			// Every address a host owns (an internet host also owns the
+			// uplink's gateway): Run must not put it anywhere else.
+			if nl, err := netlink.NewHandleAt(nh); err == nil {
+				if as, err := nl.AddrList(nil, netlink.FAMILY_V4); err == nil {
+					for _, a := range as {
+						if ip, ok := netip.AddrFromSlice(a.IP); ok {
+							r.hostAddrs[ip.Unmap()] = ns
+						}
+					}
+				}
+				nl.Close()
+			}
 		}
 	}
 	return nil
 }
 
 func (r *runner) close() {
-	for _, a := range r.added {
-		a.nl.AddrDel(a.link, a.addr)
-		a.nl.Close()
+	for i := len(r.undo) - 1; i >= 0; i-- {
+		r.undo[i]()
 	}
 	for _, x := range r.routers {
 		if x.reader != nil {
 			x.reader.Close()
 		}
+		x.snmp.Close()
 		if x.nl != nil {
 			x.nl.Close()
 		}
@@ -262,6 +280,9 @@ func (r *runner) srcEndpoint(fp *flowPlan) endpoint {
 	if h := fp.hops[0]; h.kind == hopOutput {
 		return endpoint{ns: r.routers[h.router].ns}
 	}
+	if ns, ok := r.srcNS[fp]; ok {
+		return endpoint{ns: ns}
+	}
 	if h := r.hosts[fp.src]; h != nil {
 		return endpoint{ns: r.hostNS[h.Netns]}
 	}
@@ -281,52 +302,6 @@ func (r *runner) dstEndpoint(fp *flowPlan) endpoint {
 	return endpoint{problem: fmt.Sprintf("the lab has no host with destination %s (was it built for this flow?)", fp.finalDst.Addr())}
 }
 
-// prepareEndpoints gives a DNAT target that no lab host owns to the host
-// that stands for the flow's original destination (the lab places that
-// host where the trace delivers the packet), for the duration of Run.
-func (r *runner) prepareEndpoints(plans []*flowPlan) {
-	for _, fp := range plans {
-		if fp.problem != "" {
-			continue
-		}
-		for _, h := range fp.hops {
-			if r.routers[h.router] == nil {
-				fp.problem = fmt.Sprintf("router %s of the path is not in lab %s (built with --scope path for other flows?)", h.router, r.d.Lab.ID)
-				break
-			}
-		}
-		if fp.problem != "" {
-			continue
-		}
-		dst, _ := netip.ParseAddr(fp.flow.Dst)
-		fin := fp.finalDst.Addr()
-		if fin == dst || r.hosts[fin] != nil || fp.hops[len(fp.hops)-1].kind == hopInput {
-			continue
-		}
-		h := r.hosts[dst]
-		if h == nil {
-			continue
-		}
-		ns := r.hostNS[h.Netns]
-		nl, err := netlink.NewHandleAt(ns.h)
-		if err != nil {
-			continue
-		}
-		link, err := nl.LinkByName("eth0")
-		if err != nil {
-			nl.Close()
-			continue
-		}
-		a := &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(fin, 32))}
-		if err := nl.AddrAdd(link, a); err != nil {
-			nl.Close()
-			continue
-		}
-		r.added = append(r.added, addedAddr{nl, link, a})
-		r.hosts[fin] = h
-	}
-}
-
 // token names one probe in its payload.
 func token(fp *flowPlan, view string, n int) string {
 	return "tsim " + fp.flow.ID + " " + view + " " + strconv.Itoa(n)
@@ -335,8 +310,11 @@ func token(fp *flowPlan, view string, n int) string {
 // watched is a router whose counters a probe watches.
 type watched struct {
 	r      *labRouter
+	kind   string // the hop kind whose chains may stop the probe
 	before Counters
 	after  Counters
+	// IP statistics around the probe.
+	ipBefore, ipAfter ipStats
 }
 
 // probeWatch flushes conntrack and snapshots the routers, sends the probe,
@@ -353,6 +331,7 @@ func (r *runner) probeWatch(ctx context.Context, srv *echoServers, spec probeSpe
 			return probeOutcome{}, fmt.Errorf("counters of %s: %w", w.r.name, err)
 		}
 		w.before = c
+		w.ipBefore, _ = w.r.snmp.read()
 	}
 	var done <-chan struct{}
 	if spec.proto == "tcp" {
@@ -377,7 +356,7 @@ wait:
 				if err != nil {
 					continue
 				}
-				if d := decide(w.r.rules.diff(w.before, c)); d.block != nil {
+				if d := w.r.rules.decide(w.r.rules.diff(w.before, c), w.kind); d.block != nil {
 					cancel()
 				}
 			}
@@ -396,6 +375,7 @@ wait:
 			return out, fmt.Errorf("counters of %s: %w", w.r.name, err)
 		}
 		w.after = c
+		w.ipAfter, _ = w.r.snmp.read()
 	}
 	if ctx.Err() != nil {
 		return out, ctx.Err()
@@ -406,14 +386,24 @@ wait:
 // routerView turns one router's counter deltas into its verdict.
 func (r *runner) routerView(w *watched, hp *hopPlan, out probeOutcome, reached bool) *doc.RouterReach {
 	rr := &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out}
-	d := decide(w.r.rules.diff(w.before, w.after))
+	d := w.r.rules.decide(w.r.rules.diff(w.before, w.after), hp.kind)
 	rr.Counters = d.deltas()
+	passed := reached || out.ok
+	switch hp.kind {
+	case hopForward:
+		passed = passed || w.ipAfter.ForwDatagrams > w.ipBefore.ForwDatagrams
+	case hopInput:
+		passed = passed || w.ipAfter.InDelivers > w.ipBefore.InDelivers
+	}
 	switch {
 	case d.block != nil:
 		rr.Verdict, rr.Rule = doc.Blocked, d.block.live()
-	case d.accept != nil && (out.ok || reached):
+	case d.accept != nil && passed:
 		rr.Verdict, rr.Rule = doc.Allowed, d.accept.live()
-	case out.ok || reached:
+		if !out.ok && !reached {
+			rr.Reason = "passed on, but no echo came back: " + errText(out.err)
+		}
+	case passed:
 		rr.Verdict = doc.Allowed
 		rr.Reason = "passed on; no filter rule or policy counter moved (no filter chain on this path)"
 	case d.accept != nil:
@@ -421,10 +411,10 @@ func (r *runner) routerView(w *watched, hp *hopPlan, out probeOutcome, reached b
 		rr.Reason = "accepted by the filter, but no echo came back: " + errText(out.err)
 	case out.unreachable():
 		rr.Verdict = doc.Blocked
-		rr.Reason = "the router answered ICMP unreachable (no route): " + errText(out.err)
-	case len(d.moved) > 0:
+		rr.Reason = "the router answered ICMP unreachable (routing): " + errText(out.err)
+	case len(d.moved) > 0 || discarded(w.ipBefore, w.ipAfter):
 		rr.Verdict = doc.Blocked
-		rr.Reason = "the packet entered the router but was not passed on and no filter rule dropped it (routing): " + errText(out.err)
+		rr.Reason = "the packet entered the router but was not passed on and no filter rule dropped it (routing: blackhole or policy rule): " + errText(out.err)
 	default:
 		rr.Verdict = doc.Unknown
 		rr.Reason = "no counter moved and no answer within " + r.opts.Timeout.String() + ": " + errText(out.err)
@@ -471,11 +461,13 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 		return e
 	}
 	src, dst := r.srcEndpoint(fp), r.dstEndpoint(fp)
-	if src.problem != "" || dst.problem != "" {
-		e.Verdict, e.Reason = doc.Unknown, joinReason(src.problem, dst.problem)
+	if src.problem != "" {
+		e.Verdict, e.Reason = doc.Unknown, src.problem
 		return e
 	}
-	if fp.proto != "icmp" {
+	// Without a destination host the probe still runs: a rule or route
+	// that stops it on the way is an answer.
+	if fp.proto != "icmp" && dst.problem == "" {
 		if err := srv.ensure(dst.ns, lkey{dst.ns.name, fp.proto, fp.finalDst}); err != nil {
 			e.Verdict, e.Reason = doc.Unknown, err.Error()
 			return e
@@ -485,7 +477,7 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	seen := map[string]*watched{}
 	for _, h := range fp.hops {
 		if seen[h.router] == nil {
-			w := &watched{r: r.routers[h.router]}
+			w := &watched{r: r.routers[h.router], kind: h.kind}
 			seen[h.router] = w
 			ws = append(ws, w)
 		}
@@ -509,7 +501,7 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	for i := len(fp.hops) - 1; i >= 0; i-- {
 		w := seen[fp.hops[i].router]
 		views[i] = r.routerView(w, fp.hops[i], out, later)
-		if len(views[i].Counters) > 0 {
+		if len(views[i].Counters) > 0 || w.ipAfter.InReceives > w.ipBefore.InReceives {
 			later = true
 		}
 	}
@@ -542,6 +534,8 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 		e.Verdict, e.Reason = doc.Reachable, ""
 	case unknown != "":
 		e.Verdict, e.Reason, e.BlockedBy = doc.Unknown, unknown, nil
+	case e.Reason == "" && dst.problem != "" && !out.unreachable():
+		e.Verdict, e.Reason = doc.Unknown, dst.problem
 	default:
 		e.Verdict = doc.Unreachable
 		if e.Reason == "" {

@@ -1,0 +1,93 @@
+package reach
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/tsim-dev/tsim/hosts"
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/trace"
+)
+
+const corpusDir = "../../shared/corpus/original-tsim/raw_facts"
+
+// needRoot skips when not root, saying how to run the namespace tests.
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("reach tests send packets through namespaces and need root: run `sudo go test ./reach/`")
+	}
+}
+
+func loadFacts(t testing.TB, path string) *facts.Facts {
+	t.Helper()
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("facts missing: %v", err)
+		}
+	}
+	f, err := facts.Load(context.Background(), path)
+	if err != nil {
+		t.Fatalf("load facts %q: %v", path, err)
+	}
+	return f
+}
+
+// labDoc traces flows and builds a lab for them (only the routers on
+// their paths); the lab is removed when the test ends.
+func labDoc(t testing.TB, f *facts.Facts, flows []*doc.Flow) *doc.Document {
+	t.Helper()
+	d := doc.New()
+	d.Facts = &doc.FactsRef{Source: f.Source, Digest: f.Digest, Routers: len(f.Routers)}
+	d.Flows = flows
+	ts, err := trace.New(f).TraceAll(context.Background(), flows)
+	if err != nil {
+		t.Fatalf("trace: %v", err)
+	}
+	d.Trace = ts
+	reg := filepath.Join(t.TempDir(), "labs")
+	lab, err := hosts.Up(context.Background(), f, d, hosts.Options{RegistryDir: reg})
+	if err != nil {
+		t.Fatalf("hosts up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := hosts.Down(context.Background(), lab.ID, hosts.Options{RegistryDir: reg}); err != nil {
+			t.Errorf("hosts down: %v", err)
+		}
+		for _, n := range netnsList(t) {
+			if strings.HasPrefix(n, "tsim-"+lab.ID+"-") {
+				t.Errorf("namespace %s left behind", n)
+			}
+		}
+	})
+	return d
+}
+
+func netnsList(t testing.TB) []string {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		t.Fatalf("ip netns list: %v", err)
+	}
+	var names []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			names = append(names, f[0])
+		}
+	}
+	return names
+}
+
+func testLog(t testing.TB) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+}
+
+func flow(id, src, dst, proto string, dport int) *doc.Flow {
+	return &doc.Flow{ID: id, Src: src, Dst: dst, Proto: proto, DPort: dport}
+}
