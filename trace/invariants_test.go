@@ -136,3 +136,35 @@ func FuzzTrace(f *testing.F) {
 		check(t, e, fl, tr, valid)
 	})
 }
+
+// TestConcurrent: one Engine serves many goroutines (run with -race).
+func TestConcurrent(t *testing.T) {
+	e := loadLab(t)
+	want := map[string]string{}
+	flows, err := FlowsFromSpec("10.0.1.5", "10.0.2.5", "999,1001,1003,2001,2009,icmp", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range flows {
+		want[f.ID] = pathString(e.Trace(context.Background(), f))
+	}
+	done := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 50; i++ {
+				for _, f := range flows {
+					if got := pathString(e.Trace(context.Background(), f)); got != want[f.ID] {
+						done <- f.ID + ": " + got + " != " + want[f.ID]
+						return
+					}
+				}
+			}
+			done <- ""
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if s := <-done; s != "" {
+			t.Error(s)
+		}
+	}
+}
