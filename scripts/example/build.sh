@@ -683,10 +683,11 @@ if [ "$check" = 1 ]; then
 	fi
 else
 	collect "$out"
-	echo "build.sh: wrote $(ls "$out" | wc -l) facts files to $out" >&2
+	files=("$out"/*_facts.txt)
+	echo "build.sh: wrote ${#files[@]} facts files to $out" >&2
 fi
 if [ "$verify" = 1 ]; then
-	# shellcheck source=verify.sh
+	# shellcheck source=scripts/example/verify.sh
 	. "$here/verify.sh"
 	verify_flows
 fi

@@ -29,7 +29,9 @@ host() {
 	newns "$ns"
 	HOSTNS[$name]=$ns
 	HOSTN=$((HOSTN + 1))
-	ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 >/dev/null
+	# Hosts must not depend on this machine's defaults either.
+	ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 >/dev/null
 	ip -n "$FAB" link add "h$HOSTN" type veth peer name eth0 netns "$ns"
 	ip -n "$FAB" link set "h$HOSTN" master "$seg" up
 	local lo=0
@@ -249,7 +251,7 @@ verify_flows() {
 	listen ext1 tcp 25 22 443
 	listen ext2 tcp 25
 
-	local fails=0 line id h src dst rdst proto dport sport start mark tos want rules
+	local fails=0 id h src dst rdst proto dport sport start mark tos want rules
 	local got path mv r
 	while IFS='|' read -r id h src dst rdst proto dport sport start mark tos want rules; do
 		[ -n "$id" ] || continue
