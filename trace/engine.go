@@ -83,6 +83,7 @@ type route struct {
 	invalid string
 	pos     string // file:line, precomputed for steps
 	note    string // "\"text\" (why invalid)" for steps that skip it
+	use     string // "via G dev D", "dev D" or "local delivery": the step detail when chosen
 }
 
 // prule is a policy rule with what its steps need, precomputed.
@@ -218,6 +219,14 @@ func newRouter(fr *facts.Router) *rtr {
 		for _, rt := range t.routes {
 			if rt.invalid = r.validate(t.id, rt.r); rt.invalid != "" {
 				rt.note = strconv.Quote(rt.r.Text) + " (" + rt.invalid + ")"
+			}
+			switch gw, dev := r.hopOf(rt.r); {
+			case rt.r.Type == facts.RouteLocal || rt.r.Type == facts.RouteBroadcast || rt.r.Type == facts.RouteAnycast:
+				rt.use = "local delivery"
+			case gw.IsValid():
+				rt.use = "via " + gw.String() + " dev " + dev
+			default:
+				rt.use = "dev " + dev
 			}
 		}
 	}

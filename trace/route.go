@@ -255,16 +255,10 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 		switch rt.r.Type {
 		case facts.RouteLocal, facts.RouteBroadcast, facts.RouteAnycast:
 			d.res = resLocal
-			rs.Detail += "local delivery"
 		default:
 			d.res = resUnicast
-			gw, dev := firstHop(rt.r)
-			if gw.IsValid() {
-				rs.Detail += "via " + gw.String() + " dev " + dev
-			} else {
-				rs.Detail += "dev " + dev
-			}
 		}
+		rs.Detail += rt.use
 		return d
 	}
 	d.res = resNoRoute

@@ -127,7 +127,7 @@ func (w *walker) finish(disp, reason string) {
 }
 
 func (w *walker) hop(node, kind, ip, in string) *doc.Hop {
-	h := &doc.Hop{Node: node, Kind: kind, IP: ip, In: in, Steps: []*doc.Step{}}
+	h := &doc.Hop{Node: node, Kind: kind, IP: ip, In: in, Steps: make([]*doc.Step, 0, 8)}
 	w.t.Hops = append(w.t.Hops, h)
 	return h
 }
