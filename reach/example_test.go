@@ -36,7 +36,7 @@ type exampleCase struct {
 func exampleCases() []exampleCase {
 	return []exampleCase{
 		{name: "allowed by a specific rule after a RETURN (F06)", flow: flow("F06", "10.3.10.5", "10.3.20.10", "tcp", 5432),
-			e2e: doc.Reachable,
+			e2e:     doc.Reachable,
 			routers: []want{{"dc-core", doc.Allowed, "filter FORWARD 8"}, {"dc-srv", doc.Allowed, "filter FORWARD 5"}},
 			moved:   []string{"dc-srv filter DB_GUARD 1"}},
 		{name: "dropped by a specific rule, blocked at the second of three routers (F02)",
@@ -69,8 +69,8 @@ func exampleCases() []exampleCase {
 			routers: []want{{"br-core", doc.Allowed, "filter FORWARD 4"}, {"br-gw", doc.Allowed, "filter FORWARD 5"},
 				{"hq-gw", doc.Blocked, "filter SITES_IN 1"}, {"hq-core", doc.Allowed, "filter FORWARD 9"}}},
 		{name: "DNAT'ed from the internet (F09)",
-			flow: &doc.Flow{ID: "F09", Src: "192.0.2.50", Dst: "203.0.113.5", Proto: "tcp", DPort: 443, Ingress: "inet-gw:eth0"},
-			e2e:  doc.Reachable,
+			flow:    &doc.Flow{ID: "F09", Src: "192.0.2.50", Dst: "203.0.113.5", Proto: "tcp", DPort: 443, Ingress: "inet-gw:eth0"},
+			e2e:     doc.Reachable,
 			routers: []want{{"inet-gw", doc.Allowed, "filter INBOUND 1"}, {"hq-dmz", doc.Allowed, "filter FORWARD 4"}},
 			moved:   []string{"inet-gw nat PREROUTING 1", "inet-gw filter ANTI_SPOOF 12"}},
 		{name: "ICMP echo across three routers (F23)", flow: flow("F23", "10.1.10.5", "10.3.100.10", "icmp", 0),
