@@ -385,12 +385,12 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 			if err := gctx.Err(); err != nil {
 				return err
 			}
-			fhw, err := netlink.NewHandleAt(fab.h)
+			fs, err := netx.OpenSocket(fab.h)
 			if err != nil {
 				return tsimerr.Envf("netlink in %s: %w", p.fabric, err)
 			}
-			b.keep(netns.None(), fhw)
-			rb := &routerBuild{rp: rp, ns: rns[i].h, rh: rns[i].nl, fh: fhw, bridges: bridges, log: b.opts.Log}
+			defer fs.Close()
+			rb := &routerBuild{rp: rp, idx: i, ns: rns[i].h, rh: rns[i].nl, fs: fs, bridges: bridges, log: b.opts.Log}
 			builds[i] = rb
 			if err := rb.configure(gctx); err != nil {
 				return err
@@ -427,7 +427,7 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 					return nil
 				}
 			}
-			if err := buildHost(hp, hns[i], fab.h, bridges); err != nil {
+			if err := buildHost(hp, hostIndex(i), hns[i], fab.h, bridges); err != nil {
 				return err
 			}
 			ips := []netip.Addr{hp.ip}
@@ -507,23 +507,26 @@ func resolveInternet(hp *hostPlan, rb *routerBuild) error {
 	return nil
 }
 
+// hostIndex numbers host fabric ends apart from routers' (fabricIndex).
+func hostIndex(i int) int { return 1<<24 + i }
+
 // buildHost fills one endpoint namespace: eth0 on the segment's bridge,
 // its addresses, and a default route via its router.
-func buildHost(hp *hostPlan, ns nsBuild, fabNS netns.NsHandle, bridges map[string]int) error {
-	fh, err := netlink.NewHandleAt(fabNS)
+func buildHost(hp *hostPlan, fabIdx int, ns nsBuild, fabNS netns.NsHandle, bridges map[string]int) error {
+	fs, err := netx.OpenSocket(fabNS)
 	if err != nil {
 		return tsimerr.Envf("netlink in fabric: %w", err)
 	}
-	defer fh.Close()
+	defer fs.Close()
 	hh := ns.nl
 	return netx.Do(ns.h, func() error {
 		for _, k := range []string{"all", "default"} {
 			netx.SetSysctl("net.ipv4.conf."+k+".rp_filter", "0")
 		}
-		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hp.fabric, Flags: net.FlagUp, MasterIndex: bridges[hp.seg.bridge]},
-			PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns.h))}
-		if err := fh.LinkAdd(v); err != nil {
-			return tsimerr.Envf("host %s: create veth: %w", hp.name, err)
+		v := &netx.Veth{Name: hp.fabric, Index: fabIdx, Master: bridges[hp.seg.bridge], Up: true,
+			PeerName: "eth0", PeerNS: ns.h, PeerIndex: 2}
+		if err := fs.AddVeth(v); err != nil {
+			return tsimerr.Envf("host %s: %w", hp.name, err)
 		}
 		lo, err := hh.LinkByName("lo")
 		if err == nil {
@@ -532,17 +535,19 @@ func buildHost(hp *hostPlan, ns nsBuild, fabNS netns.NsHandle, bridges map[strin
 		if err != nil {
 			return tsimerr.Envf("host %s: loopback: %w", hp.name, err)
 		}
-		eth, err := hh.LinkByName("eth0")
-		if err != nil {
-			return tsimerr.Envf("host %s: eth0: %w", hp.name, err)
+		var eth netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "eth0", Index: v.PeerIndex}}
+		if v.PeerIndex == 0 {
+			if eth, err = hh.LinkByName("eth0"); err != nil {
+				return tsimerr.Envf("host %s: eth0: %w", hp.name, err)
+			}
+		}
+		if err := hh.LinkSetUp(eth); err != nil {
+			return tsimerr.Envf("host %s: eth0 up: %w", hp.name, err)
 		}
 		for _, a := range hp.addrs {
 			if err := hh.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(a)}); err != nil {
 				return tsimerr.Envf("host %s: address %s: %w", hp.name, a, err)
 			}
-		}
-		if err := hh.LinkSetUp(eth); err != nil {
-			return tsimerr.Envf("host %s: eth0 up: %w", hp.name, err)
 		}
 		rt := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: net.IP(hp.gw.AsSlice()), Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0"))}
 		if hp.onlink {

@@ -437,6 +437,12 @@ func TestCorpusLab(t *testing.T) {
 			if x.Line == "" || x.Error == "" || x.What == "" {
 				t.Errorf("%s: refusal without what/line/error: %+v", r.Name, x)
 			}
+			// The corpus's interfaces and addresses are all valid: a
+			// refusal here means the lab is broken (and would make the
+			// kernel-vs-facts comparison vacuous).
+			if x.What == "interface" || x.What == "address" || x.What == "rule" {
+				t.Errorf("%s: %s refused: %s %s", r.Name, x.What, x.Line, x.Error)
+			}
 		}
 	}
 	if nUnsupported == 0 {

@@ -24,11 +24,13 @@ import (
 type routerBuild struct {
 	rp      *routerPlan
 	ns      netns.NsHandle
+	idx     int             // the router's position in the plan
 	rh      *netlink.Handle // in the router namespace
-	fh      *netlink.Handle // in the fabric namespace
+	fs      *netx.Socket    // route socket in the fabric namespace
 	bridges map[string]int  // bridge name -> ifindex in the fabric
 	index   map[string]int  // router interface name -> ifindex
 	refused []*doc.Refusal
+	usedIdx map[int]bool // router ifindexes taken
 	log     zerolog.Logger
 }
 
@@ -116,11 +118,12 @@ func (b *routerBuild) links(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, ip := range b.rp.ifaces {
+	b.usedIdx = map[int]bool{}
+	for k, ip := range b.rp.ifaces {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.iface(ip); err != nil {
+		if err := b.iface(ip, k); err != nil {
 			return err
 		}
 	}
@@ -174,50 +177,61 @@ func (b *routerBuild) sysctls(perIface bool) {
 	}
 }
 
-// iface creates one veth: the fabric end (short generated name, on the
-// segment's bridge, up) and the router end (the facts' name, MTU, MAC,
-// addresses, admin state) in the router namespace.
-func (b *routerBuild) iface(ip *ifPlan) error {
+// iface creates one veth in a single request: the fabric end (short
+// generated name, on the segment's bridge, up) and the router end (the
+// facts' name, index, MTU, MAC and admin state) in the router namespace;
+// then its addresses.
+func (b *routerBuild) iface(ip *ifPlan, k int) error {
 	ifc := ip.ifc
 	pos := ifc.Pos.String()
-	v := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: ip.fabric, Flags: net.FlagUp},
-		PeerName:      ifc.Name,
-		PeerNamespace: netlink.NsFd(int(b.ns)),
-	}
+	v := &netx.Veth{Name: ip.fabric, Index: fabricIndex(b.idx, k), Up: true,
+		PeerName: ifc.Name, PeerNS: b.ns, PeerIndex: b.peerIndex(ifc)}
 	if ifc.MTU >= 68 && ifc.MTU <= 65535 {
-		v.MTU = ifc.MTU
+		v.MTU, v.PeerMTU = ifc.MTU, ifc.MTU
 	}
 	if ip.seg != nil {
-		v.MasterIndex = b.bridges[ip.seg.bridge]
+		v.Master = b.bridges[ip.seg.bridge]
 	}
 	if mac, err := net.ParseMAC(ifc.MAC); err == nil && len(mac) == 6 && mac[0]&1 == 0 && !allZero(mac) {
-		v.PeerHardwareAddr = mac
+		v.PeerMAC = mac
 	}
-	if err := b.fh.LinkAdd(v); err != nil {
-		if v.PeerHardwareAddr != nil {
-			// Retry without the collected MAC before giving up.
-			b.fh.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: ip.fabric}})
-			v.PeerHardwareAddr = nil
-			err = b.fh.LinkAdd(v)
-		}
-		if err != nil {
-			b.refuse("interface", pos, fmt.Errorf("create %s: %w", ifc.Name, err))
-			return nil
-		}
+	err := b.fs.AddVeth(v)
+	if err != nil && v.PeerMAC != nil {
+		v.PeerMAC = nil // retry without the collected MAC before giving up
+		err = b.fs.AddVeth(v)
 	}
-	link, err := b.rh.LinkByName(ifc.Name)
 	if err != nil {
-		return fmt.Errorf("router %s: veth %s missing after creation: %w", b.rp.r.Name, ifc.Name, err)
+		b.refuse("interface", pos, fmt.Errorf("create %s: %w", ifc.Name, err))
+		return nil
+	}
+	var link netlink.Link = &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: ifc.Name, Index: v.PeerIndex}}
+	if v.PeerIndex == 0 {
+		if link, err = b.rh.LinkByName(ifc.Name); err != nil {
+			return fmt.Errorf("router %s: veth %s missing after creation: %w", b.rp.r.Name, ifc.Name, err)
+		}
 	}
 	b.index[ifc.Name] = link.Attrs().Index
-	b.addrs(link, ifc)
 	if ifc.Up() {
 		if err := b.rh.LinkSetUp(link); err != nil {
 			b.refuse("interface", pos, fmt.Errorf("set %s up: %w", ifc.Name, err))
 		}
 	}
+	b.addrs(link, ifc)
 	return nil
+}
+
+// fabricIndex numbers the fabric ends so that the lab never needs to ask
+// the kernel for them: router i, interface k.
+func fabricIndex(i, k int) int { return 10000 + i*1000 + k }
+
+// peerIndex keeps the facts' ifindex (`2: eth0`) when it is usable, so the
+// lab's `ip link` shows the router's numbering; 0 lets the kernel choose.
+func (b *routerBuild) peerIndex(ifc *facts.Interface) int {
+	if ifc.Index < 2 || b.usedIdx[ifc.Index] {
+		return 0
+	}
+	b.usedIdx[ifc.Index] = true
+	return ifc.Index
 }
 
 func allZero(b []byte) bool {
