@@ -666,9 +666,16 @@ collect() {
 	local dir=$1 r
 	mkdir -p "$dir"
 	unname_fabric
+	# All routers at once: each collection is independent and mostly waits.
+	local pids=()
 	for r in "${ROUTERS[@]}"; do
 		nsx "${NS[$r]}" env TSIM_ROUTER="$r" SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" \
-			sh "$collector" >"$dir/${r}_facts.txt" || die "collector failed on $r"
+			sh "$collector" >"$dir/${r}_facts.txt" &
+		pids+=("$!")
+	done
+	local i
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" || die "collector failed on ${ROUTERS[$i]}"
 	done
 	name_fabric
 }
