@@ -18,7 +18,7 @@ type dnode struct {
 	kind    string
 	verdict string // routers: the verdict shown
 	live    bool
-	rule    string // "FORWARD #4"
+	rule    string // "FORWARD #4", "… (sim)" when only the trace names it
 	sim     string // prediction when it disagrees with the live verdict
 	in, out string
 	reached bool
@@ -36,6 +36,9 @@ func pathNodes(s *service) []dnode {
 		switch h.kind {
 		case doc.HopRouter:
 			n.verdict, n.live, n.rule = h.verdict, h.live != "", h.rule
+			if h.ruleSim {
+				n.rule += " (sim)"
+			}
 			if h.live != "" && !h.agrees {
 				n.sim = h.predicted
 			}
@@ -295,9 +298,9 @@ func (r *renderer) link(x1, y1, x2, y2 float64, out, in string, reached, vertica
 			top := y2 + 0.9
 			for _, s := range ls {
 				if x2 > x1 {
-					r.c.textRight(x2-0.8, top, s, f)
+					r.c.textRight(x2-1.6, top, s, f)
 				} else {
-					r.c.text(x2+0.8, top, s, f)
+					r.c.text(x2+1.6, top, s, f)
 				}
 				top += f.lineH()
 			}

@@ -201,3 +201,33 @@ func TestScanRefs(t *testing.T) {
 		t.Errorf("stream cut at %q", src[cut:])
 	}
 }
+
+// TestCanonicalPDFIdempotent: canonicalising canonical output changes
+// nothing, and the result still validates.
+func TestCanonicalPDFIdempotent(t *testing.T) {
+	ins, _ := mergeInputs(t, "three", "unicode")
+	out := filepath.Join(t.TempDir(), "m.pdf")
+	if _, err := Merge(context.Background(), ins, out); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(out)
+	b, err := canonicalPDF(a, "D:20260921141320+00'00'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Error("canonicalPDF is not idempotent")
+	}
+	if err := api.Validate(bytes.NewReader(b), nil); err != nil {
+		t.Error(err)
+	}
+}
+
+// FuzzCanonicalPDF: arbitrary bytes give an error or a result, never a panic.
+func FuzzCanonicalPDF(f *testing.F) {
+	f.Add([]byte("%PDF-1.7\n1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n2 0 obj\n<</Type/Pages/Kids[]/Count 0>>\nendobj\nxref\n0 3\n0000000000 65535 f \n0000000009 00000 n \n0000000058 00000 n \ntrailer\n<</Root 1 0 R/Size 3/ID[<00><00>]>>\nstartxref\n104\n%%EOF\n"))
+	f.Add([]byte("xref\n0 1\ntrailer\nstartxref\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		canonicalPDF(b, "D:20260101000000+00'00'")
+	})
+}

@@ -36,6 +36,7 @@ type hop struct {
 	live      string // "" without reach
 	agrees    bool
 	rule      string // "FORWARD #3" or "FORWARD policy"
+	ruleSim   bool   // a live verdict without a live rule: the rule is the trace's
 	ruleTable string
 	ruleText  string
 	reason    string
@@ -150,7 +151,7 @@ func newView(d *doc.Document) (*view, error) {
 			}
 		}
 		if s.reach != nil && s.reach.E2E != nil && s.reach.E2E.Agrees != nil && !*s.reach.E2E.Agrees {
-			v.disagree = append(v.disagree, disagreement{s.label, "end to end", s.reach.E2E.Predicted, s.reach.E2E.Verdict, ""})
+			v.disagree = append(v.disagree, disagreement{s.label, "", s.reach.E2E.Predicted, s.reach.E2E.Verdict, ""})
 		}
 	}
 	return v, nil
@@ -227,6 +228,8 @@ func buildService(f *doc.Flow, t *doc.Trace, r *doc.Reach) *service {
 			}
 			if rr.Rule != nil {
 				h.rule, h.ruleTable, h.ruleText = ruleName(rr.Rule.Chain, rr.Rule.Index), rr.Rule.Table, rr.Rule.Text
+			} else {
+				h.ruleSim = h.rule != ""
 			}
 			if h.verdict == "" {
 				h.verdict = unknown

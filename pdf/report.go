@@ -334,11 +334,14 @@ func (r *renderer) kvRowHeight(row kv, valW float64) float64 {
 
 // kvBlock draws label/value rows; values wrap, nothing is cut. zebra shades
 // every other row. Rows move to the next page whole.
-func (r *renderer) kvBlock(x, labelW, w float64, rows []kv, zebra bool) {
+// onBreak, when set, draws a continuation header after a page break.
+func (r *renderer) kvBlock(x, labelW, w float64, rows []kv, zebra bool, onBreak func()) {
 	valW := w - labelW - 3
 	for i, row := range rows {
 		h := r.kvRowHeight(row, valW)
-		r.ensure(h)
+		if r.ensure(h) && onBreak != nil {
+			onBreak()
+		}
 		if zebra && i%2 == 1 {
 			r.fill(colZebra)
 			r.f.Rect(x, r.y, w, h, "F")
@@ -442,7 +445,7 @@ func (r *renderer) summary() {
 	if r.v.d.Lab != nil && r.v.d.Lab.ID != "" {
 		rows = append(rows, kv{"Lab", []part{p(r.v.d.Lab.ID, fBody, colText)}})
 	}
-	r.kvBlock(margin, 34, r.contentW(), rows, false)
+	r.kvBlock(margin, 34, r.contentW(), rows, false, nil)
 	r.y += sectionG
 
 	r.heading("Results: service × router")
@@ -550,7 +553,7 @@ func (r *renderer) matrix() {
 			r.f.Rect(margin, r.y, tableW, headH, "F")
 			r.f.SetTextColor(255, 255, 255)
 			r.c.text(margin+1.5, r.y+headH/2-hf.mm()/2, "Service", hf)
-			r.c.text(margin+svcW+1.5, r.y+headH/2-hf.mm()/2, "End to end", hf)
+			r.c.textCenter(margin+svcW+resW/2, r.y+headH/2-hf.mm()/2, "End to end", hf)
 			for i, h := range hdrs {
 				x := margin + svcW + resW + colW*float64(i)
 				top := r.y + (headH-float64(len(h.lines))*h.fc.lineH())/2
@@ -577,8 +580,11 @@ func (r *renderer) matrix() {
 			r.f.Rect(margin, r.y, svcW, h, "F")
 			r.textColor(colText)
 			r.c.lines(margin+1.5, r.y+(h-float64(len(labels))*lf.lineH())/2, labels, lf)
-			e2e := s.e2e
-			r.cell(margin+svcW, r.y, resW, h, e2e, s.live || e2e == unknown, "")
+			e2e, mark := s.e2e, ""
+			if s.reach != nil && s.reach.E2E != nil && s.reach.E2E.Agrees != nil && !*s.reach.E2E.Agrees {
+				mark = "≠"
+			}
+			r.cell(margin+svcW, r.y, resW, h, e2e, s.live || e2e == unknown, mark)
 			for i, name := range cols {
 				x := margin + svcW + resW + colW*float64(i)
 				hp := findHop(s, name)
@@ -626,7 +632,11 @@ func (r *renderer) cell(x, y, w, h float64, verdict string, solid bool, mark str
 	if !solid {
 		label += " (sim)"
 	}
-	ls, lf := r.c.fitLines(label, w-(2+r.c.width(mark, fc)), fc, 5, 2)
+	mw := 0.0
+	if mark != "" {
+		mw = r.c.width(mark, face{famSans, "B", 8}) + 1.5
+	}
+	ls, lf := r.c.fitLines(label, w-2-2*mw, fc, 5, 2)
 	top := y + (h-float64(len(ls))*lf.lineH())/2
 	for _, l := range ls {
 		r.c.textCenter(x+w/2, top, l, lf)
@@ -658,8 +668,12 @@ func (r *renderer) legend() {
 		r.c.text(x+5, r.y+0.5, it.label, fTiny)
 		x += 7 + r.c.width(it.label, fTiny)
 	}
-	r.c.text(x, r.y+0.5, "—  not on this service's path", fTiny)
-	x += 5 + r.c.width("—  not on this service's path", fTiny)
+	r.fill(rgb{255, 255, 255})
+	r.draw(colRule)
+	r.f.Rect(x, r.y+0.4, 3.5, 3.5, "FD")
+	r.c.textCenter(x+1.75, r.y+0.5, "—", fTiny)
+	r.c.text(x+5, r.y+0.5, "not on the path", fTiny)
+	x += 7 + r.c.width("not on the path", fTiny)
 	r.textColor(colDisagree)
 	r.c.text(x, r.y+0.3, "≠", face{famSans, "B", 8})
 	r.textColor(colMuted)
@@ -700,17 +714,29 @@ func (r *renderer) disagreements() {
 		col = colDisagree
 		lines = append(lines, p(fmt.Sprintf("%d disagreement(s) between the simulation (trace) and the emulation (reach):", len(v.disagree)), fBodyB, colDisagree))
 		for _, dg := range v.disagree {
-			s := fmt.Sprintf("• %s at %s: simulation predicted %s, emulation found %s", dg.service, dg.router, orDash(dg.predicted), orDash(dg.live))
+			where := dg.service + " at " + dg.router
+			if dg.router == "" {
+				where = dg.service + ", end to end"
+			}
+			s := fmt.Sprintf("%s: simulation predicted %s, emulation found %s", where, orDash(dg.predicted), orDash(dg.live))
 			if dg.rule != "" {
 				s += " (" + dg.rule + ")"
 			}
 			lines = append(lines, p(s, fBody, colText))
 		}
 	}
+	// Items after the first line hang behind a bullet when there is a list.
 	w := r.contentW() - 8
+	bullet := len(lines) > 1
+	wrapped := make([][]string, len(lines))
 	h := 4.0
-	for _, l := range lines {
-		h += float64(len(r.c.wrap(l.text, w, l.fc))) * l.fc.lineH()
+	for i, l := range lines {
+		lw := w
+		if bullet && i > 0 {
+			lw -= 4
+		}
+		wrapped[i] = r.c.wrap(l.text, lw, l.fc)
+		h += float64(len(wrapped[i])) * l.fc.lineH()
 	}
 	if h > r.bottom()-r.y && h < r.bottom()-margin-headerH {
 		r.addPage()
@@ -724,9 +750,14 @@ func (r *renderer) disagreements() {
 	r.f.SetLineWidth(0.5)
 	r.f.Rect(margin, r.y, r.contentW(), h, "FD")
 	y := r.y + 2
-	for _, l := range lines {
+	for i, l := range lines {
 		r.textColor(l.col)
-		y = r.c.lines(margin+4, y, r.c.wrap(l.text, w, l.fc), l.fc)
+		x := margin + 4
+		if bullet && i > 0 {
+			r.c.text(x, y, "•", l.fc)
+			x += 4
+		}
+		y = r.c.lines(x, y, wrapped[i], l.fc)
 	}
 	r.textColor(colText)
 	r.y += h

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,9 +111,10 @@ func pageText(t *testing.T, pdfPath string, from, to int) string {
 	return string(out)
 }
 
-// squash removes all white space, so wrapped text can be found whole.
+// squash removes all white space, so wrapped text can be found whole, and
+// hyphens, which pdftotext drops where a line ends with one.
 func squash(s string) string {
-	return strings.Join(strings.Fields(s), "")
+	return strings.ReplaceAll(strings.Join(strings.Fields(s), ""), "-", "")
 }
 
 func report(t testing.TB, d *doc.Document, opts Options) (string, int) {
@@ -142,6 +144,7 @@ func TestReportPages(t *testing.T) {
 	}{
 		{"three", []string{"ssh (22/tcp)", "https (443/tcp)", "dns (53/udp)", "hq-gw", "core-r1", "br-gw",
 			"builtin:example", "sha256:4f2a9c1e", "2 disagreement(s)", "dns (53/udp) at core-r1: simulation predicted ALLOWED, emulation found BLOCKED",
+			"dns (53/udp), end to end: simulation predicted REACHABLE, emulation found UNREACHABLE",
 			"1 of 3 services reachable", "2026-09-21 14:13:20 UTC"}, false},
 		{"long", []string{"postgresql (5432/tcp)", "core-router-01.datacenter-frankfurt.example.net",
 			"core-router-13.datacenter-dublin.example.net", "simulation only", "Not compared"}, true},
@@ -392,6 +395,7 @@ func BenchmarkReport(b *testing.B) {
 	d := loadFixture(b, "three")
 	dir := b.TempDir()
 	var path string
+	cpu0 := cpuTime()
 	for b.Loop() {
 		var err error
 		path, _, err = Report(context.Background(), d, Options{Dir: dir, Now: fixedNow})
@@ -403,6 +407,65 @@ func BenchmarkReport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// CPU time per report is what the 100 ms target is about; wall time on
+	// a busy shared machine includes waiting for a core.
+	cpuMS := float64((cpuTime() - cpu0).Microseconds()) / 1000 / float64(b.N)
 	b.ReportMetric(float64(st.Size()), "bytes/pdf")
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/100, "ratio-to-100ms")
+	b.ReportMetric(cpuMS, "cpu-ms/op")
+	b.ReportMetric(cpuMS/100, "cpu-ratio-to-100ms")
+}
+
+// cpuTime is the CPU time (user+system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// stressDoc builds a document far beyond normal sizes: many services, a
+// 30-router path, names without break points and 1000-character rules.
+func stressDoc(services, routers int) *doc.Document {
+	d := &doc.Document{Schema: doc.Schema, Facts: &doc.FactsRef{Source: "generated", Digest: "sha256:00"}}
+	for s := 0; s < services; s++ {
+		id := fmt.Sprintf("f%d", s)
+		d.Flows = append(d.Flows, &doc.Flow{ID: id, Src: "10.0.0.1", Dst: "10.9.0.1", Proto: "tcp", DPort: 1000 + s})
+		tr := &doc.Trace{Flow: id, Disposition: doc.Delivered}
+		re := &doc.Reach{Flow: id, E2E: &doc.E2E{Verdict: doc.Reachable}}
+		for r := 0; r < routers; r++ {
+			name := fmt.Sprintf("r%02d%s", r, strings.Repeat("x", 85))
+			rule := fmt.Sprintf("-A FORWARD -m comment --comment \"%s\" -j ACCEPT", strings.Repeat("long-comment-", 75))
+			tr.Hops = append(tr.Hops, &doc.Hop{Node: name, Kind: doc.HopRouter, In: "verylongif0.123", Out: "verylongif1.456", Steps: []*doc.Step{
+				{Kind: doc.StepFilter, Table: "filter", Chain: "FORWARD", Index: r + 1, Text: rule, Action: "ACCEPT"}}})
+			v := doc.Allowed
+			if (r+s)%7 == 3 {
+				v = doc.Blocked
+			}
+			re.Routers = append(re.Routers, &doc.RouterReach{Router: name, Verdict: v, Predicted: doc.Allowed, Agrees: v == doc.Allowed,
+				Rule: &doc.LiveRule{Table: "filter", Chain: "FORWARD", Index: r + 1, Text: rule}})
+		}
+		d.Trace = append(d.Trace, tr)
+		d.Reach = append(d.Reach, re)
+	}
+	return d
+}
+
+func TestReportStress(t *testing.T) {
+	d := stressDoc(3, 30)
+	path, pages := report(t, d, Options{Paper: "Letter"})
+	if err := api.ValidateFile(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	imgs := renderPages(t, path)
+	if len(imgs) != pages {
+		t.Fatalf("rendered %d pages, want %d", len(imgs), pages)
+	}
+	text := squash(pageText(t, path, 1, pages))
+	for _, h := range d.Trace[0].Hops {
+		if !strings.Contains(text, squash(h.Node)) || !strings.Contains(text, squash(h.Steps[0].Text)) {
+			t.Fatalf("router %s or its rule is not present in full", h.Node)
+		}
+	}
+	t.Logf("%d services × %d routers: %d pages", len(d.Flows), len(d.Trace[0].Hops), pages)
 }

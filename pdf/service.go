@@ -142,6 +142,9 @@ func (r *renderer) evidence(n int, s *service, h *hop) {
 		if h.ruleTable != "" {
 			where = h.ruleTable + " / " + where
 		}
+		if h.ruleSim {
+			where += " (predicted by the simulation; the emulation found no deciding rule)"
+		}
 		rp := []part{p(where, fSmallB, colText)}
 		if h.ruleText != "" {
 			rp = append(rp, p(h.ruleText, fMono, colText))
@@ -200,23 +203,36 @@ func (r *renderer) evidence(n int, s *service, h *hop) {
 	const labelW = 28.0
 	first := r.kvRowHeight(rows[0], w-labelW-5)
 	r.ensure(headH + first + 2)
-	r.fill(fill)
-	r.f.Rect(margin, r.y, w, headH, "F")
-	r.fill(strong)
-	r.f.Rect(margin, r.y, 1.6, headH, "F")
-	r.textColor(colText)
+	r.bar(w, headH, fill, strong)
 	r.c.lines(margin+4, r.y+1.2, tl, fBodyB)
 	r.badge(r.pw-margin-1.5, r.y+(headH-fSmallB.mm()-3)/2, verdict, fSmallB, strong, rgb{255, 255, 255})
 	r.y += headH
 	top := r.y
 	page := r.f.PageNo()
-	r.kvBlock(margin+2, labelW, w-2, rows, true)
+	cont := func() {
+		ls := r.c.wrap(fmt.Sprintf("%d. %s (continued)", n, h.name), w-6, fSmallB)
+		ch := float64(len(ls))*fSmallB.lineH() + 1.6
+		r.bar(w, ch, fill, strong)
+		r.c.lines(margin+4, r.y+0.8, ls, fSmallB)
+		r.y += ch
+		top, page = r.y, r.f.PageNo()
+	}
+	r.kvBlock(margin+2, labelW, w-2, rows, true, cont)
 	if r.f.PageNo() == page {
 		r.draw(fill)
 		r.f.SetLineWidth(0.4)
 		r.f.Line(margin+0.8, top, margin+0.8, r.y)
 	}
 	r.y += 4
+}
+
+// bar draws the coloured header band of an evidence block at r.y.
+func (r *renderer) bar(w, h float64, fill, strong rgb) {
+	r.fill(fill)
+	r.f.Rect(margin, r.y, w, h, "F")
+	r.fill(strong)
+	r.f.Rect(margin, r.y, 1.6, h, "F")
+	r.textColor(colText)
 }
 
 // stepText is the original text of a step, or what it did.

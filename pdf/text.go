@@ -27,6 +27,7 @@ type canvas struct {
 	f        *fpdf.Fpdf
 	fonts    *fontData
 	fallback bool // fallback font registered with fpdf
+	widths   map[string]map[rune]float64
 }
 
 func newCanvas(f *fpdf.Fpdf, fd *fontData) *canvas {
@@ -38,7 +39,7 @@ func newCanvas(f *fpdf.Fpdf, fd *fontData) *canvas {
 		// so the shared original stays pristine and output reproducible.
 		f.AddUTF8FontFromBytes(ff.family, ff.style, bytes.Clone(fd.bytes[ff.family+ff.style]))
 	}
-	return &canvas{f: f, fonts: fd}
+	return &canvas{f: f, fonts: fd, widths: map[string]map[rune]float64{}}
 }
 
 // run is a piece of text drawn with one font.
@@ -83,14 +84,33 @@ func (c *canvas) mkRun(fam, style, text string) run {
 	return run{fam, style, text}
 }
 
-// width is the rendered width of s in mm.
+// width is the rendered width of s in mm: the sum of its glyph advances
+// (fpdf does not kern), each looked up once per font and cached.
 func (c *canvas) width(s string, fc face) float64 {
 	w := 0.0
-	for _, r := range c.runs(s, fc) {
-		c.f.SetFont(r.fam, r.style, fc.size)
-		w += c.f.GetStringWidth(r.text)
+	for _, r := range s {
+		w += c.runeWidth(r, fc)
 	}
 	return w
+}
+
+// runeWidth is the advance of r at fc, in mm.
+func (c *canvas) runeWidth(r rune, fc face) float64 {
+	key := fc.fam + fc.style
+	m := c.widths[key]
+	if m == nil {
+		m = map[rune]float64{}
+		c.widths[key] = m
+	}
+	w1, ok := m[r] // width at 1 pt
+	if !ok {
+		for _, rn := range c.runs(string(r), face{fc.fam, fc.style, 1}) {
+			c.f.SetFont(rn.fam, rn.style, 100)
+			w1 += c.f.GetStringWidth(rn.text) / 100
+		}
+		m[r] = w1
+	}
+	return w1 * fc.size
 }
 
 // text draws s with its top-left corner at (x, top).
@@ -166,9 +186,10 @@ func (c *canvas) wrapPara(s string, w float64, fc face) []string {
 // breakWord splits a word too wide for w into a head that fits and the rest.
 func (c *canvas) breakWord(word string, w float64, fc face) (string, string) {
 	fit, soft := 0, 0 // byte offsets: last rune that fits, last soft break
+	acc := 0.0
 	for i, r := range word {
 		end := i + utf8.RuneLen(r)
-		if c.width(word[:end], fc) > w {
+		if acc += c.runeWidth(r, fc); acc > w {
 			break
 		}
 		fit = end
