@@ -1,10 +1,26 @@
 package cli
 
 import (
+	"sort"
+
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/trace"
 )
 
-// lint runs every check `facts check` reports.
+// lint runs every check `facts check` reports: the facts package's own
+// (load problems, gateways, devices, duplicate addresses, ipset types the
+// kernel lacks) plus the iptables matches and targets the simulator does
+// not understand (facts cannot import trace, so they meet here).
 func (a *app) lint(f *facts.Facts) []facts.Finding {
-	return facts.Lint(f, facts.LintOptions{IpsetTypes: facts.KernelIpsetTypes()})
+	out := facts.Lint(f, facts.LintOptions{IpsetTypes: facts.KernelIpsetTypes()})
+	for _, r := range f.Routers {
+		out = append(out, trace.CompileFirewall(r).Unknowns()...)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Pos.File != out[j].Pos.File {
+			return out[i].Pos.File < out[j].Pos.File
+		}
+		return out[i].Pos.Line < out[j].Pos.Line
+	})
+	return out
 }
