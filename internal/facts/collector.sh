@@ -71,7 +71,8 @@ section() {
 	printf '%s\n' ---
 	tool=${cmd%% *}
 	if have "$tool"; then
-		eval "$cmd" 2>"$errfile"
+		# </dev/null: the script itself may arrive on stdin (curl ... | sh).
+		eval "$cmd" </dev/null 2>"$errfile"
 		rc=$?
 		if [ "$rc" -ne 0 ]; then
 			sed 's/^/ERROR: /' "$errfile"

@@ -260,3 +260,24 @@ func TestCollectorTables(t *testing.T) {
 		t.Errorf("policy_rules:\n%s", got["policy_rules"].body)
 	}
 }
+
+// TestCollectorFromStdin feeds the script to dash on stdin, as
+// `tsim facts script | ssh router sudo sh` does: no command inside may eat
+// the rest of the script.
+func TestCollectorFromStdin(t *testing.T) {
+	dash, err := exec.LookPath("dash")
+	if err != nil {
+		t.Skip("dash not installed")
+	}
+	cmd := exec.Command(dash)
+	cmd.Stdin = strings.NewReader(CollectorScript())
+	cmd.Env = append(os.Environ(), "TSIM_ROUTER=piped")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("collector on stdin: %v", err)
+	}
+	_, secs, trailer := collSplit(t, string(out))
+	if len(secs) < 10 || !collHas(trailer, "HOSTNAME: piped") {
+		t.Errorf("%d sections, trailer %q", len(secs), trailer)
+	}
+}
