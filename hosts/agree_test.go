@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -134,10 +135,25 @@ func agreementFlows(f *facts.Facts) []*doc.Flow {
 			}
 		}
 	}
+	// Leaving the network, to nowhere, into blackhole/unreachable ranges
+	// (RFC 1918/6598 space the example discards), and to routers' own
+	// addresses (local delivery).
+	var routerAddrs []netip.Addr
+	for a := range owned {
+		if a.Is4() && !a.IsLoopback() {
+			routerAddrs = append(routerAddrs, a)
+		}
+	}
+	sort.Slice(routerAddrs, func(i, j int) bool { return routerAddrs[i].Less(routerAddrs[j]) })
 	for k, h := range hosts {
 		if k%3 == 0 {
 			add(h, netip.MustParseAddr("8.8.8.8"), svc{"tcp", 443, 0})
 			add(h, netip.MustParseAddr("172.31.255.1"), svc{"udp", 53, 0})
+			add(h, netip.MustParseAddr("100.64.1.1"), svc{"icmp", 0, 0})
+			add(h, netip.MustParseAddr("192.168.77.1"), svc{"tcp", 22, 0})
+		}
+		if len(routerAddrs) > 0 {
+			add(h, routerAddrs[k%len(routerAddrs)], svc{"tcp", 22, 0})
 		}
 	}
 	return flows
@@ -170,6 +186,7 @@ func (k kernelRoute) String() string {
 var reVia = regexp.MustCompile(`\bvia (\S+)`)
 
 type agreement struct {
+	owners  map[netip.Addr][]where // router interfaces owning each address
 	mu      sync.Mutex
 	cache   map[string]kernelRoute
 	flows   int
@@ -262,6 +279,19 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 				// multipath: the kernel hashes, any listed path is fine
 			case k.Gateway != gw:
 				why = "different next hop"
+			case i+1 < len(tr.Hops) && tr.Hops[i+1].Kind == doc.HopRouter:
+				// Following the kernel's next hop must land on the trace's
+				// next router, on the interface the trace enters by.
+				next := tr.Hops[i+1]
+				to := k.Gateway
+				if to == "" {
+					to = fl.Dst
+				}
+				if addr, err := netip.ParseAddr(to); err == nil {
+					if own := a.owners[addr]; len(own) > 0 && !slices.Contains(own, where{next.Node, next.In}) {
+						why = fmt.Sprintf("kernel's next hop %s belongs to %v, trace goes to %s:%s", to, own, next.Node, next.In)
+					}
+				}
 			}
 		default:
 			continue
@@ -280,7 +310,14 @@ func runAgreement(t *testing.T, f *facts.Facts) {
 	lab := upT(t, f, doc.New(), opts)
 	e := trace.New(f)
 	flows := agreementFlows(f)
-	a := &agreement{cache: map[string]kernelRoute{}, flows: len(flows)}
+	a := &agreement{cache: map[string]kernelRoute{}, flows: len(flows), owners: map[netip.Addr][]where{}}
+	for _, r := range f.Routers {
+		for _, ifc := range r.Interfaces {
+			for _, x := range ifc.Addrs {
+				a.owners[x.Prefix.Addr()] = append(a.owners[x.Prefix.Addr()], where{r.Name, ifc.Name})
+			}
+		}
+	}
 	g := errgroup.Group{}
 	g.SetLimit(8)
 	disp := map[string]int{}

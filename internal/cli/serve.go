@@ -45,6 +45,7 @@ func (a *app) serveCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "pam-service", Usage: "also accept system accounts through this PAM service (needs a -tags pam build)"},
 			&ucli.StringFlag{Name: "pam-admin-group", Value: "tsim-admin", Usage: "Unix group whose PAM users get the admin role"},
 			&ucli.StringSliceFlag{Name: "trusted-proxy", Usage: "address or CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)"},
+			&ucli.DurationFlag{Name: "probe-timeout", Value: serveDefaults.ProbeTimeout, Usage: "wait for one probe's answer (longer than tsim run's: jobs share the CPUs)"},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "PDF paper: a4 or letter"},
 			&ucli.StringFlag{Name: "registry", Usage: "lab registry directory (default /run/tsim/labs)", TakesFile: true},
 		},
@@ -116,7 +117,7 @@ func (a *app) serve(ctx context.Context, cmd *ucli.Command) error {
 		Workers: int(cmd.Int("workers")), JobTimeout: cmd.Duration("job-timeout"), Retention: cmd.Duration("retention"),
 		MaxServices: int(cmd.Int("max-services")), MaxQueued: int(cmd.Int("max-queued")), MaxPerUser: int(cmd.Int("max-per-user")),
 		IdleTimeout: cmd.Duration("session-idle"), SessionMax: cmd.Duration("session-max"), TLS: cert != "",
-		TrustedProxies: proxies, Paper: paper, Registry: cmd.String("registry"),
+		TrustedProxies: proxies, Paper: paper, ProbeTimeout: cmd.Duration("probe-timeout"), Registry: cmd.String("registry"),
 		Log: a.log, AccessLog: access, AuditLog: audit,
 	})
 	if err != nil {

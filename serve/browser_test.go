@@ -1,0 +1,204 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+		"github.com/chromedp/chromedp"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts headless Chromium with a throw-away profile and no
+// background traffic.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s missing (apt-get install -y chromium): %v", chromiumPath, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("metrics-recording-only", true),
+		chromedp.WindowSize(1280, 1000),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// eval evaluates a JavaScript expression in the page (awaiting promises).
+func eval[T any](ctx context.Context, expr string) (T, error) {
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+}
+
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// browserLogin logs in through the login page and lands on the form.
+func browserLogin(ctx context.Context, base, user string) error {
+	return chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(css("#username")),
+		chromedp.SendKeys(css("#username"), user),
+		chromedp.SendKeys(css("#password"), testPassword),
+		chromedp.Click(css("#login")),
+		chromedp.WaitVisible(css(`#picker input[value="ssh"]`)),
+	)
+}
+
+// TestBrowser drives the pages in Chromium against the real pipeline: log
+// in, submit a 2-service job on the built-in example, watch progress
+// events arrive, open the PDF, log out; a second user cannot see the job.
+func TestBrowser(t *testing.T) {
+	requireRoot(t)
+	e, reg := realEnv(t, 2)
+	base := e.ts.URL
+	if u, _ := url.Parse(base); !strings.HasPrefix(u.Host, "127.0.0.1:") {
+		t.Fatalf("test server not on 127.0.0.1: %s", base)
+	}
+	bctx := browser(t)
+	ctx, cancel := context.WithTimeout(bctx, 6*time.Minute)
+	defer cancel()
+
+	if err := browserLogin(ctx, base, "alice"); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(css("#src"), "10.1.10.5"),
+		chromedp.SendKeys(css("#dst"), "10.3.10.10"),
+		chromedp.Click(css(`#picker input[value="ssh"]`)),
+		chromedp.Click(css(`#picker input[value="https"]`)),
+		chromedp.Click(css("#run")),
+		chromedp.WaitVisible(css("#log li")),
+	); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(loc)
+	if err != nil || u.Path != "/job.html" || !idRE.MatchString(u.Query().Get("id")) {
+		t.Fatalf("after submit the browser is at %q", loc)
+	}
+	id := u.Query().Get("id")
+
+	// Watch the log grow while the job runs, until the PDF or an error shows.
+	type view struct {
+		N      int    `json:"n"`
+		State  string `json:"state"`
+		PDF    bool   `json:"pdf"`
+		Err    bool   `json:"err"`
+		ErrMsg string `json:"msg"`
+	}
+	var counts []int
+	for {
+		v, err := eval[view](ctx, `({n: document.querySelectorAll('#log li').length,
+			state: document.getElementById('state').textContent,
+			pdf: !document.getElementById('pdf-view').hidden,
+			err: !document.getElementById('error-view').hidden,
+			msg: document.getElementById('error-text').textContent})`)
+		if err != nil {
+			t.Fatalf("watching progress: %v", err)
+		}
+		if len(counts) == 0 || counts[len(counts)-1] != v.N {
+			counts = append(counts, v.N)
+		}
+		if v.Err {
+			t.Fatalf("job failed in the browser: %s (state %s)", v.ErrMsg, v.State)
+		}
+		if v.PDF {
+			break
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	lines, err := eval[[]string](ctx, `[...document.querySelectorAll('#log li')].map(li => li.textContent)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("progress log grew as %v; last line %q", counts, lines[len(lines)-1])
+	if len(counts) < 3 {
+		t.Errorf("progress did not arrive incrementally: log sizes %v", counts)
+	}
+	joined := strings.Join(lines, "\n")
+	for _, want := range []string{"queued", "running", "hosts-up", "reach", "done"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("progress log lacks %q:\n%s", want, joined)
+		}
+	}
+	verdict, _ := eval[string](ctx, `document.getElementById('verdict').textContent`)
+	flowsText, _ := eval[string](ctx, `document.getElementById('flows').textContent`)
+	if verdict != "reachable" || strings.Count(flowsText, "DELIVERED") != 2 || strings.Count(flowsText, "REACHABLE") != 2 {
+		t.Errorf("result view: %q / %q", verdict, flowsText)
+	}
+
+	// The PDF: the embedded frame points at it and it is a PDF.
+	pdfSrc, err1 := eval[string](ctx, `document.getElementById('pdf').src`)
+	ctype, err2 := eval[string](ctx, `fetch(document.getElementById('pdf').src).then(r => r.headers.get('content-type'))`)
+	head, err3 := eval[string](ctx, `fetch(document.getElementById('pdf').src).then(r => r.arrayBuffer()).then(b => new TextDecoder().decode(b.slice(0, 5)))`)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatalf("pdf: %v", err)
+	}
+	if !strings.HasSuffix(pdfSrc, "/api/jobs/"+id+"/report.pdf") || ctype != "application/pdf" || head != "%PDF-" {
+		t.Errorf("pdf frame %q: content type %q, starts %q", pdfSrc, ctype, head)
+	}
+	// Open it in its own tab as a user would.
+	tab, cancelTab := chromedp.NewContext(ctx)
+	resp, err := chromedp.RunResponse(tab, chromedp.Navigate(pdfSrc))
+	cancelTab()
+	if err != nil || resp == nil || resp.Status != 200 || resp.MimeType != "application/pdf" {
+		t.Errorf("opening the PDF in a tab: %+v, %v", resp, err)
+	}
+
+	// My jobs lists it; then log out.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/jobs.html"), chromedp.WaitVisible(css("#jobs tr"))); err != nil {
+		t.Fatalf("jobs page: %v", err)
+	}
+	rows, _ := eval[int](ctx, `document.querySelectorAll('#jobs tr').length`)
+	if err := chromedp.Do(ctx, chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#username"))); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	meStatus, _ := eval[int](ctx, `fetch('/api/me').then(r => r.status)`)
+	if rows != 1 || meStatus != 401 {
+		t.Errorf("my jobs rows %d, /api/me after logout %d", rows, meStatus)
+	}
+
+	// Bob cannot see alice's job: not by its link, not on his list.
+	if err := browserLogin(ctx, base, "bob"); err != nil {
+		t.Fatalf("bob login: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/job.html?id="+id), chromedp.WaitVisible(css("#error-view"))); err != nil {
+		t.Fatalf("bob opens alice's job link: %v", err)
+	}
+	errText, _ := eval[string](ctx, `document.getElementById('error-text').textContent`)
+	bobPDF, _ := eval[int](ctx, `fetch('/api/jobs/`+id+`/report.pdf').then(r => r.status)`)
+	bobJob, _ := eval[int](ctx, `fetch('/api/jobs/`+id+`').then(r => r.status)`)
+	if !strings.Contains(errText, "No such job") || bobPDF != 404 || bobJob != 404 {
+		t.Errorf("bob sees alice's job: error view %q, pdf %d, job %d", errText, bobPDF, bobJob)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/jobs.html"), chromedp.WaitVisible(css("#empty"))); err != nil {
+		t.Errorf("bob's job list is not empty: %v", err)
+	}
+	m, _ := e.srv.jobs.get(id)
+	assertNoLabs(t, reg, []string{m.Lab})
+}
