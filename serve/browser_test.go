@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-		"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp"
 )
 
 const chromiumPath = "/usr/bin/chromium"
