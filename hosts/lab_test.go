@@ -445,9 +445,7 @@ func TestCorpusLab(t *testing.T) {
 			}
 		}
 	}
-	if nUnsupported == 0 {
-		t.Logf("this kernel supports every ipset type of the corpus")
-	}
+	t.Logf("corpus lab: %d ipsets of types this kernel lacks and %d inconsistent routes, all refused", nUnsupported, nInconsistent)
 	if nInconsistent == 0 {
 		t.Errorf("found no inconsistent route in the corpus; the check is broken")
 	}
