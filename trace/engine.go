@@ -44,9 +44,13 @@ type rtr struct {
 	rules      []prule
 	tables     map[int]*table
 	forwarding bool
-	gateway    bool                   // metadata type gateway: its default route leads to the Internet
-	chains     map[chainKey]chainInfo // chains present in the facts
-	rulePos    map[*facts.IptRule]string
+	gateway    bool // metadata type gateway: its default route leads to the Internet
+	// customRouting: rules beyond the kernel's three defaults or local
+	// routes added by hand; the kernel then always validates sources by a
+	// full reverse lookup (fib4_has_custom_rules, fib_has_custom_local_routes).
+	customRouting bool
+	chains        map[chainKey]chainInfo // chains present in the facts
+	rulePos       map[*facts.IptRule]string
 	// neighbours per interface: other routers' interfaces on the same segment.
 	neighbours map[string][]owner
 }
@@ -213,6 +217,21 @@ func newRouter(fr *facts.Router) *rtr {
 			t.routes = append(t.routes, &route{r: x, pos: posString(x.Pos)})
 		}
 		r.tables[ft.ID] = t
+	}
+	for _, ru := range r.rules {
+		def := ru.Priority == 0 && ru.Table == facts.TableLocal || ru.Priority == 32766 && ru.Table == facts.TableMain ||
+			ru.Priority == 32767 && ru.Table == facts.TableDefault
+		if !def || ru.Action != facts.ActionLookup || ru.Not || ru.From.IsValid() && ru.From.Bits() > 0 || ru.To.IsValid() && ru.To.Bits() > 0 ||
+			ru.IIF != "" || ru.OIF != "" || ru.HasFwmark || ru.HasTOS || ru.IPProto != 0 || !ru.SPort.Any() || !ru.DPort.Any() {
+			r.customRouting = true
+		}
+	}
+	for _, t := range r.tables {
+		for _, rt := range t.routes {
+			if rt.r.Type == facts.RouteLocal && rt.r.Proto != "kernel" {
+				r.customRouting = true
+			}
+		}
 	}
 	r.addKernelRoutes()
 	for _, t := range r.tables {
@@ -388,10 +407,11 @@ func (r *rtr) sysctlInt(key string, def int) int {
 }
 
 // conf is the kernel's per-interface setting: IN_DEV_MAXCONF for
-// rp_filter, IN_DEV_ORCONF for src_valid_mark and accept_local.
-func (r *rtr) conf(ifc, name string, useMax bool) int {
-	all := r.sysctlInt("net.ipv4.conf.all."+name, 0)
-	dev := r.sysctlInt("net.ipv4.conf."+ifc+"."+name, 0)
+// rp_filter, IN_DEV_ORCONF for the others; def is the kernel default for a
+// value the facts do not give.
+func (r *rtr) conf(ifc, name string, useMax bool, def int) int {
+	all := r.sysctlInt("net.ipv4.conf.all."+name, def)
+	dev := r.sysctlInt("net.ipv4.conf."+ifc+"."+name, def)
 	if useMax {
 		return max(all, dev)
 	}

@@ -143,6 +143,8 @@ func TestEngine(t *testing.T) {
 			disp: doc.NoRoute, path: "10.0.1.5 r2(eth9>)", hasStep: "route:rp_filter", reason: "leaves by eth0, not eth9"},
 		{name: "forwarding off on the in interface", flow: doc.Flow{Src: "10.0.3.9", Dst: "10.0.1.5", Proto: "icmp"},
 			disp: doc.NoRoute, path: "10.0.3.9 r3(eth1>)", reason: "forwarding is off on eth1"},
+		{name: "martian: the router's own source comes back", flow: doc.Flow{Src: "10.0.12.1", Dst: "10.9.1.1", Proto: "icmp"},
+			disp: doc.NoRoute, path: "r1(>eth2) r3(eth0>eth0) r1(eth2>)", hasStep: "route:rp_filter", reason: "is an address of r1"},
 		{name: "same subnet without router", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.0.1.6", Proto: "icmp"}, disp: doc.Delivered, path: "10.0.1.5 10.0.1.6"},
 		{name: "host to its router", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.0.1.1", Proto: "icmp"}, disp: doc.Delivered, path: "10.0.1.5 r1(eth0>)"},
 	}

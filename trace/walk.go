@@ -437,7 +437,7 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 		w.finish(doc.NoRoute, r.f.Name+": forwarding is off on "+in+" (net.ipv4.ip_forward / conf."+in+".forwarding), the packet is not forwarded")
 		return
 	}
-	if !w.rpFilter(r, h, in, np.Mark, d) {
+	if !w.validateSource(r, h, in, np.Mark, d) {
 		return
 	}
 	if d.res == resLocal {
@@ -522,53 +522,83 @@ func (w *walker) originate(r *rtr, ifc string) {
 	w.next(r, d, gw, dev)
 }
 
-// rpFilter is the kernel's reverse path filter (fib_validate_source) for a
-// packet received on in and routed by d: with rp_filter on, the route back
-// to the source must exist and be unicast, and in strict mode (1) leave by
-// in. It records the check when it drops the packet.
-func (w *walker) rpFilter(r *rtr, h *doc.Hop, in string, mark uint32, d decision) bool {
-	rpf := r.conf(in, "rp_filter", true)
-	if rpf == 0 {
-		return true
+// validateSource is the kernel's source validation of a received packet
+// (fib_validate_source), routed by d. Without rp_filter, no custom rules or
+// local routes, and no redirect case, only a source that is one of the
+// router's own addresses is refused (a martian). Otherwise the route back to
+// the source (rules evaluated with iif = the forward out device, ports
+// swapped, the mark only with src_valid_mark) must not be local, must be
+// usable when rp_filter is on, and in strict mode must leave by in. It records the
+// check when it drops the packet.
+func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, mark uint32, d decision) bool {
+	rpf := r.conf(in, "rp_filter", true, 0)
+	acceptLocal := r.conf(in, "accept_local", false, 0) != 0
+	oif := ""
+	if d.res == resUnicast {
+		_, oif = r.hopOf(d.route.r)
+	}
+	drop := func(table, text, pos, why string) bool {
+		mode := "source validation"
+		if rpf > 0 {
+			mode = fmt.Sprintf("reverse path filter (%s, rp_filter=%d on %s)", map[int]string{1: "strict", 2: "loose"}[rpf], rpf, in)
+		}
+		st := &doc.Step{Kind: doc.StepRoute, Action: "rp_filter", Query: w.key(in, mark, false).query(), Table: table, Text: text, Pos: pos,
+			Detail: mode + ": " + why + "; the kernel drops it as a martian source"}
+		h.Steps = append(h.Steps, st)
+		h.Out = ""
+		w.finish(doc.NoRoute, r.f.Name+": "+st.Detail)
+		return false
+	}
+	if rpf == 0 && (oif != in || r.conf(in, "send_redirects", false, 1) == 0) {
+		if acceptLocal {
+			return true
+		}
+		if !r.customRouting {
+			if os := w.e.owners[w.p.src]; len(os) > 0 && slices.ContainsFunc(os, func(o owner) bool { return o.r == r }) {
+				return drop("", "", "", "the source "+w.p.src.String()+" is an address of "+r.f.Name)
+			}
+			return true
+		}
 	}
 	back := flowKey{src: w.p.dst, dst: w.p.src, iif: "lo", tos: w.p.tos, proto: w.p.proto, sport: w.p.dport, dport: w.p.sport}
-	if d.res == resUnicast {
-		_, back.iif = r.hopOf(d.route.r)
+	if oif != "" {
+		back.iif = oif
 	}
-	if r.conf(in, "src_valid_mark", false) != 0 {
+	if r.conf(in, "src_valid_mark", false, 0) != 0 {
 		back.mark = mark
 	}
 	var scratch arena
 	rd := r.decide(back, &scratch)
-	why := ""
+	table, text, pos := "", "", ""
+	if rd.route != nil {
+		table, text, pos = rd.table.name, rd.route.r.Text, rd.route.pos
+	}
 	switch {
-	case rd.res == resNoRoute:
-		why = "there is no route back to " + w.p.src.String()
-	case rd.res == resLocal && r.conf(in, "accept_local", false) != 0:
-		return true
-	case rd.res != resUnicast:
-		why = "the route back to " + w.p.src.String() + " is not unicast"
-	default:
-		_, dev := r.hopOf(rd.route.r)
-		devs := []string{dev}
-		for _, n := range rd.route.r.Nexthops {
-			devs = append(devs, n.Dev)
-		}
-		if slices.Contains(devs, in) || rpf == 2 {
+	case rd.res == resNoRoute || rd.res == resNull || rd.res == resUnknown:
+		// fib_lookup fails (blackhole, unreachable and prohibit are
+		// errors too): only rp_filter minds.
+		if rpf == 0 {
 			return true
 		}
-		why = "the route back to " + w.p.src.String() + " leaves by " + dev + ", not " + in
+		if rd.route == nil && rd.rule != nil {
+			text = rd.rule.Text
+		}
+		return drop(table, text, pos, "there is no usable route back to "+w.p.src.String())
+	case rd.res == resLocal:
+		if acceptLocal {
+			return true
+		}
+		return drop(table, text, pos, "the source "+w.p.src.String()+" is an address of "+r.f.Name)
 	}
-	mode := map[int]string{1: "strict", 2: "loose"}[rpf]
-	st := &doc.Step{Kind: doc.StepRoute, Action: "rp_filter", Query: w.key(in, mark, false).query(),
-		Detail: fmt.Sprintf("reverse path filter (%s, rp_filter=%d on %s): %s; the kernel drops it as a martian source", mode, rpf, in, why)}
-	if rd.route != nil {
-		st.Table, st.Text, st.Pos = rd.table.name, rd.route.r.Text, rd.route.pos
+	_, dev := r.hopOf(rd.route.r)
+	devs := []string{dev}
+	for _, n := range rd.route.r.Nexthops {
+		devs = append(devs, n.Dev)
 	}
-	h.Steps = append(h.Steps, st)
-	h.Out = ""
-	w.finish(doc.NoRoute, r.f.Name+": "+st.Detail)
-	return false
+	if rpf != 1 || slices.Contains(devs, in) {
+		return true
+	}
+	return drop(table, text, pos, "the route back to "+w.p.src.String()+" leaves by "+dev+", not "+in)
 }
 
 // input runs the INPUT chains of a packet delivered locally.
