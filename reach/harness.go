@@ -165,7 +165,9 @@ func (r *runner) harness(ctx context.Context, lr *labRouter, items []*harnessIte
 				fail(it, err.Error())
 				continue
 			}
-			it.next = appendAddr(it.next, hp.dstOut.Addr(), owned)
+			if hp.hasNext {
+				it.next = appendAddr(it.next, hp.dstOut.Addr(), owned)
+			}
 			opts := &netlink.RouteGetOptions{SrcAddr: hp.srcIn.AsSlice()}
 			if hp.kind == hopForward {
 				opts.Iif = hp.in

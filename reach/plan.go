@@ -21,6 +21,14 @@ type hopPlan struct {
 	srcOut  netip.Addr
 	dstOut  netip.AddrPort
 	nextIP  netip.Addr // the next router's address on the egress segment
+	// refused names a route the packet consults here that the kernel
+	// refused in the lab (from trace's route steps): the lab cannot show
+	// what the real router does.
+	refused string
+	// hasNext: the open path goes on after this router (a next router, a
+	// host or the internet); otherwise nobody on the egress link owns the
+	// destination and the packet dies there (no neighbour).
+	hasNext bool
 	pred    trace.RouterVerdict
 	hasPred bool
 }
@@ -136,6 +144,15 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 				hp.kind = hopInput
 			}
 			hp.nextIP = routeVia(h)
+			hp.hasNext = i+1 < len(hops)
+			for _, st := range h.Steps {
+				if st.Kind == doc.StepRoute && strings.Contains(st.Detail, "kernel refuses") && hp.refused == "" {
+					hp.refused = st.Detail
+					if i := strings.Index(hp.refused, ". "); i > 0 {
+						hp.refused = hp.refused[:i]
+					}
+				}
+			}
 			if !hp.nextIP.IsValid() && i+1 < len(hops) && hops[i+1].Kind == doc.HopRouter {
 				hp.nextIP, _ = netip.ParseAddr(hops[i+1].IP)
 			}

@@ -395,9 +395,15 @@ func (r *runner) routerView(w *watched, hp *hopPlan, out probeOutcome, reached b
 	case hopInput:
 		passed = passed || w.ipAfter.InDelivers > w.ipBefore.InDelivers
 	}
+	neigh := ""
+	if d.block == nil && !out.ok && !reached && hp.kind == hopForward && hp.out != "" {
+		neigh = w.r.neighFailed(hp)
+	}
 	switch {
 	case d.block != nil:
 		rr.Verdict, rr.Rule = doc.Blocked, d.block.live()
+	case neigh != "":
+		rr.Verdict, rr.Reason = doc.Blocked, neigh
 	case d.accept != nil && passed:
 		rr.Verdict, rr.Rule = doc.Allowed, d.accept.live()
 		if !out.ok && !reached {
@@ -428,11 +434,38 @@ func (r *runner) routerView(w *watched, hp *hopPlan, out probeOutcome, reached b
 	if rule, ref := w.r.rules.neededRefusal(hp.kind, decided); rule != nil {
 		rr.Reason = fmt.Sprintf("the kernel refused %s (%s: %s), which this packet would meet; live %s", ref.Line, rule.Text, ref.Error, rr.Verdict)
 		rr.Verdict = doc.Unknown
+	} else if hp.refused != "" {
+		rr.Reason = fmt.Sprintf("the lab cannot show the real router: a route this packet consults is %s; live %s", hp.refused, rr.Verdict)
+		rr.Verdict = doc.Unknown
 	}
 	if len(w.r.bad) > 0 && rr.Rule != nil {
 		rr.Reason = joinReason(rr.Reason, "rule texts may be off: "+w.r.bad[0])
 	}
 	return rr
+}
+
+// neighFailed reports a next hop on the egress link that does not answer
+// ARP: the router forwarded the packet, and it went nowhere (what trace
+// calls NO_ROUTE: no neighbour owns the address).
+func (x *labRouter) neighFailed(hp *hopPlan) string {
+	target := hp.nextIP
+	if !target.IsValid() {
+		target = hp.dstOut.Addr()
+	}
+	link, err := x.nl.LinkByName(hp.out)
+	if err != nil {
+		return ""
+	}
+	ns, err := x.nl.NeighList(link.Attrs().Index, netlink.FAMILY_V4)
+	if err != nil {
+		return ""
+	}
+	for _, n := range ns {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == target && n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) != 0 {
+			return fmt.Sprintf("passed on, but no neighbour on %s answers ARP for %s", hp.out, target)
+		}
+	}
+	return ""
 }
 
 func joinReason(a, b string) string {
@@ -445,6 +478,9 @@ func joinReason(a, b string) string {
 func errText(err error) string {
 	if err == nil {
 		return "no answer"
+	}
+	if errors.Is(err, context.Canceled) {
+		return "stopped as soon as a counter showed the drop"
 	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -508,14 +544,16 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	unknown := ""
 	for i, v := range views {
 		e.Routers = append(e.Routers, v)
-		if v.Verdict == doc.Unknown && unknown == "" && v.Reason != "" && (len(v.Counters) > 0 || i == 0) {
+		if v.Verdict == doc.Unknown && unknown == "" && v.Reason != "" && (len(v.Counters) > 0 || i == 0 || fp.hops[i].refused != "") {
 			unknown = v.Router + ": " + v.Reason
 		}
-		if v.Verdict == doc.Blocked {
-			if v.Rule != nil {
+		if v.Verdict != doc.Allowed {
+			if v.Verdict == doc.Blocked && v.Rule != nil {
 				e.BlockedBy = &doc.RuleRef{Router: v.Router, Table: v.Rule.Table, Chain: v.Rule.Chain, Index: v.Rule.Index, Rule: v.Rule.Text}
 			}
-			e.Reason = v.Router + ": " + firstNonEmpty(v.Reason, "blocked")
+			if v.Verdict == doc.Blocked {
+				e.Reason = v.Router + ": " + firstNonEmpty(v.Reason, "blocked")
+			}
 			break
 		}
 	}
