@@ -497,7 +497,7 @@ func allLive(v *view) bool {
 // do not fit side by side, and a legend.
 func (r *renderer) matrix() {
 	v := r.v
-	const svcW, resW, minCol, maxCol, rowH = 34.0, 28.0, 23.0, 38.0, 6.5
+	const svcW, resW, minCol, maxCol, rowH = 34.0, 30.0, 23.0, 38.0, 6.5
 	avail := r.contentW() - svcW - resW
 	perChunk := int(avail / minCol)
 	if perChunk < 1 {
@@ -636,7 +636,7 @@ func (r *renderer) cell(x, y, w, h float64, verdict string, solid bool, mark str
 	if mark != "" {
 		mw = r.c.width(mark, face{famSans, "B", 8}) + 1.5
 	}
-	ls, lf := r.c.fitLines(label, w-2-2*mw, fc, 5, 2)
+	ls, lf := r.c.fitLines(label, w-2-2*mw, fc, 5.5, 1) // shrink before wrapping
 	top := y + (h-float64(len(ls))*lf.lineH())/2
 	for _, l := range ls {
 		r.c.textCenter(x+w/2, top, l, lf)

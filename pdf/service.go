@@ -124,6 +124,8 @@ func (r *renderer) evidence(n int, s *service, h *hop) {
 	switch {
 	case h.live == "":
 		vparts = append(vparts, p(h.predicted+" predicted by simulation (no emulation result)", fSmall, colText))
+	case h.live == unknown:
+		vparts = append(vparts, p(fmt.Sprintf("UNKNOWN in emulation; simulation predicted %s: not compared", orDash(h.predicted)), fSmall, colText))
 	case !h.agrees:
 		vparts = append(vparts, p(fmt.Sprintf("%s in emulation; simulation predicted %s: DISAGREE", h.live, orDash(h.predicted)), fSmallB, colDisagree))
 	default:
