@@ -107,6 +107,32 @@ func TestRegenerate(t *testing.T) {
 	}
 }
 
+// TestVerifyFlows runs build.sh --verify: real probes for every flow of
+// docs/example-network.md, checked against the documented path, result and
+// deciding rules. It takes a minute or more, so it runs only when
+// TSIM_VERIFY_EXAMPLE=1 (and as root).
+func TestVerifyFlows(t *testing.T) {
+	if os.Getenv("TSIM_VERIFY_EXAMPLE") != "1" {
+		t.Skip("set TSIM_VERIFY_EXAMPLE=1 (as root) to probe every documented flow (about 80 s)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	for _, tool := range []string{"bash", "ip", "iptables-restore", "ipset", "socat", "ping", "conntrack", "python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	cmd := exec.Command("bash", "../../scripts/example/build.sh", "--out", t.TempDir(), "--verify")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("build.sh --verify: %v\n%s", err, b)
+	}
+	if n := strings.Count(string(b), "\nPASS "); n < 38 {
+		t.Errorf("%d flows passed, want at least 38:\n%s", n, b)
+	}
+}
+
 func firstDiff(a, b string) string {
 	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
 	for i := 0; i < len(al) && i < len(bl); i++ {
