@@ -173,7 +173,7 @@ func hopSummary(p painter, h *doc.Hop) string {
 			if s.Text == "" {
 				continue
 			}
-			route = s.Text
+			route = shortRoute(s.Text)
 			if s.Action == "local" {
 				route = "local delivery"
 			} else if s.Table != "main" && s.Table != "" {
@@ -231,4 +231,20 @@ func pad(s string, width int) string {
 		return s + strings.Repeat(" ", width-n)
 	}
 	return s
+}
+
+// shortRoute drops the words of a route line that do not say where the
+// packet goes (proto, scope, src, weight), for the one-line hop summary.
+func shortRoute(text string) string {
+	f := strings.Fields(text)
+	out := f[:0:0]
+	for i := 0; i < len(f); i++ {
+		switch f[i] {
+		case "proto", "scope", "src", "weight":
+			i++
+			continue
+		}
+		out = append(out, f[i])
+	}
+	return strings.Join(out, " ")
 }
