@@ -17,6 +17,8 @@ have zsh || need="$need zsh"
 have fish || need="$need fish"
 [ -f /usr/share/bash-completion/bash_completion ] || need="$need bash-completion"
 have man || need="$need man-db"
+have bc || need="$need bc"
+[ -x /usr/bin/time ] || need="$need time"
 
 if [ -x /usr/local/go/bin/go ]; then PATH="/usr/local/go/bin:$PATH"; fi
 if ! have go; then need="$need golang-go"; fi

@@ -1,0 +1,50 @@
+#!/bin/bash
+# Times whole tsim commands on the built-in example (median of N runs) and
+# prints them against DESIGN §11's targets and the predecessor's figures.
+# Needs root (labs). Usage: sudo scripts/bench.sh [N]   (default N=5)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-5}
+export PATH=/usr/local/go/bin:$PATH
+make -s build
+T=$(pwd)/tsim
+work=$(mktemp -d)
+trap 'rm -rf "$work"; "$T" hosts down --stale -q >/dev/null 2>&1 || true' EXIT
+
+now() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
+
+# time_cmd NAME TARGET_MS PRED_MS CMD... : runs CMD N times, prints the median.
+time_cmd() {
+	local name=$1 target=$2 pred=$3; shift 3
+	local i t0 t1
+	for ((i = 0; i < N; i++)); do
+		t0=$(now); "$@" >/dev/null 2>&1 || true; t1=$(now)
+		echo $(((t1 - t0) / 1000000))
+	done | median | {
+		read -r ms
+		printf '%-44s %7d ms  target %6s ms (%5.2fx)  predecessor %6s ms (%5.1fx faster)\n' \
+			"$name" "$ms" "$target" "$(echo "$ms / $target" | bc -l)" "$pred" "$(echo "$pred / ($ms+0.001)" | bc -l)"
+	}
+}
+
+echo "tsim bench on the built-in example, median of $N runs, $(nproc) cores, kernel $(uname -r)"
+time_cmd "trace, one flow (process)" 10 58 "$T" trace -s 10.1.10.5 -d 10.1.50.10 -p https --json
+
+# Lab up/down: up leaves the lab, down removes it by id.
+for ((i = 0; i < N; i++)); do
+	t0=$(now); "$T" -q hosts up -s 10.1.10.5 -d 10.1.50.10 -p https --json >"$work/lab.json"; t1=$(now)
+	"$T" -q hosts down <"$work/lab.json" >/dev/null; t2=$(now)
+	echo "$(((t1 - t0) / 1000000)) $(((t2 - t1) / 1000000))"
+done >"$work/updown"
+up=$(cut -d' ' -f1 "$work/updown" | median); down=$(cut -d' ' -f2 "$work/updown" | median)
+printf '%-44s %7d ms  target %6s ms (%5.2fx)  predecessor %6s ms (%5.1fx faster)\n' "hosts up, full example lab (9 routers)" "$up" 300 "$(echo "$up/300" | bc -l)" 1500 "$(echo "1500/($up+0.001)" | bc -l)"
+printf '%-44s %7d ms  target %6s ms (%5.2fx)\n' "hosts down" "$down" 100 "$(echo "$down/100" | bc -l)"
+
+cd "$work"
+time_cmd "run, 1 service, lab to PDF" 1000 28000 "$T" -q run -s 10.1.10.5 -d 10.1.50.10 -p https -o r1.pdf
+time_cmd "run, 3 services" 1300 50000 "$T" -q run -s 10.1.10.5 -d 10.1.50.10 -p https,3306/tcp,53/udp -o r3.pdf
+time_cmd "run, 100 services, 3-router path" 3000 "-" "$T" -q run -s 10.2.10.5 -d 10.3.10.5 -p 1-100/tcp -o r100.pdf
+
+rss=$( { /usr/bin/time -f '%M' "$T" -q run -s 10.1.10.5 -d 10.1.50.10 -p https,3306/tcp,53/udp -o rss.pdf >/dev/null; } 2>&1 | tail -1)
+printf '%-44s %7d MB  target %6s MB\n' "peak RSS, run with 3 services" "$((rss / 1024))" 100
