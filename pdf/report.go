@@ -738,29 +738,46 @@ func (r *renderer) disagreements() {
 		wrapped[i] = r.c.wrap(l.text, lw, l.fc)
 		h += float64(len(wrapped[i])) * l.fc.lineH()
 	}
+	// Keep the box on one page when it fits on one; else split it into one
+	// box per page, breaking between items.
 	if h > r.bottom()-r.y && h < r.bottom()-margin-headerH {
 		r.addPage()
 	}
+	fill := rgb{255, 255, 255}
 	if col == colDisagree {
-		r.fill(colWarn)
-	} else {
-		r.fill(rgb{255, 255, 255})
+		fill = colWarn
 	}
-	r.draw(col)
-	r.f.SetLineWidth(0.5)
-	r.f.Rect(margin, r.y, r.contentW(), h, "FD")
-	y := r.y + 2
-	for i, l := range lines {
-		r.textColor(l.col)
-		x := margin + 4
-		if bullet && i > 0 {
-			r.c.text(x, y, "•", l.fc)
-			x += 4
+	for i := 0; i < len(lines); {
+		segH, j := 4.0, i
+		for j < len(lines) {
+			lh := float64(len(wrapped[j])) * lines[j].fc.lineH()
+			if j > i && r.y+segH+lh > r.bottom() {
+				break
+			}
+			segH += lh
+			j++
 		}
-		y = r.c.lines(x, y, wrapped[i], l.fc)
+		r.fill(fill)
+		r.draw(col)
+		r.f.SetLineWidth(0.5)
+		r.f.Rect(margin, r.y, r.contentW(), segH, "FD")
+		y := r.y + 2
+		for k := i; k < j; k++ {
+			l := lines[k]
+			r.textColor(l.col)
+			x := margin + 4
+			if bullet && k > 0 {
+				r.c.text(x, y, "•", l.fc)
+				x += 4
+			}
+			y = r.c.lines(x, y, wrapped[k], l.fc)
+		}
+		r.textColor(colText)
+		r.y += segH
+		if i = j; i < len(lines) {
+			r.addPage()
+		}
 	}
-	r.textColor(colText)
-	r.y += h
 }
 
 func orDash(s string) string {

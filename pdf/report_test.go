@@ -469,3 +469,41 @@ func TestReportStress(t *testing.T) {
 	}
 	t.Logf("%d services × %d routers: %d pages", len(d.Flows), len(d.Trace[0].Hops), pages)
 }
+
+// TestReportManyServices: the summary spreads over pages (matrix header
+// repeated, the disagreement box split between items) without losing any.
+func TestReportManyServices(t *testing.T) {
+	d := stressDoc(60, 3)
+	path, pages := report(t, d, Options{})
+	imgs := renderPages(t, path)
+	if len(imgs) != pages {
+		t.Fatalf("rendered %d pages, want %d", len(imgs), pages)
+	}
+	for i, img := range imgs {
+		if inked(img) < 0.01 {
+			t.Errorf("page %d is blank", i+1)
+		}
+	}
+	v, err := newView(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := d.Report.Sections[1].Page
+	if first < 3 {
+		t.Fatalf("summary of 60 services fits on %d page(s)?", first-1)
+	}
+	sum := squash(pageText(t, path, 1, first-1))
+	if len(v.disagree) < 20 {
+		t.Fatalf("stress document has only %d disagreements", len(v.disagree))
+	}
+	for _, dg := range v.disagree {
+		if !strings.Contains(sum, squash(dg.service+" at "+dg.router)) {
+			t.Errorf("summary lacks the disagreement of %s at %s", dg.service, dg.router)
+		}
+	}
+	for _, f := range d.Flows {
+		if !strings.Contains(sum, squash(serviceLabel(f))) {
+			t.Errorf("summary lacks service %s", serviceLabel(f))
+		}
+	}
+}
