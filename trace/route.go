@@ -159,7 +159,11 @@ func (t *table) lookup(dst netip.Addr, tos uint8) (best *route, skipped []*route
 // decide runs the routing decision (fib_lookup with policy rules) for k.
 func (r *rtr) decide(k flowKey, a *arena) decision {
 	var d decision
-	q := k.query()
+	keep := !a.quiet
+	q := ""
+	if keep {
+		q = k.query()
+	}
 	for i := 0; i < len(r.rules); i++ {
 		ru := &r.rules[i]
 		if !ruleMatches(ru.Rule, &k) {
@@ -167,7 +171,9 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 		}
 		ps := a.step()
 		*ps = doc.Step{Kind: doc.StepPolicy, Priority: ru.Priority, Text: ru.Text, Action: ru.Action, Pos: ru.pos}
-		d.steps = append(d.steps, ps)
+		if keep {
+			d.steps = append(d.steps, ps)
+		}
 		switch ru.Action {
 		case facts.ActionGoto:
 			j := -1
@@ -203,7 +209,7 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 		}
 		rt, skipped := t.lookup(k.dst, k.tos)
 		if rt == nil && len(skipped) == 0 {
-			if ru.Table == facts.TableLocal {
+			if ru.Table == facts.TableLocal && keep {
 				// Every packet not for the router misses the local
 				// table; saying so on every hop is noise.
 				d.steps = d.steps[:len(d.steps)-1]
@@ -223,7 +229,7 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 		}
 		if rt == nil {
 			ps.Detail = ru.fallNote
-			if rs.Detail != "" {
+			if rs.Detail != "" && keep {
 				rs.Action = "none"
 				rs.Detail += "no route matched"
 				d.steps = append(d.steps, rs)
@@ -231,7 +237,9 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 			continue
 		}
 		rs.Text, rs.Action, rs.Pos = rt.r.Text, rt.r.Type, rt.pos
-		d.steps = append(d.steps, rs)
+		if keep {
+			d.steps = append(d.steps, rs)
+		}
 		switch rt.r.Type {
 		case facts.RouteThrow:
 			rs.Detail += "throw: continue with the next rule"
@@ -283,10 +291,19 @@ func posString(p facts.Pos) string {
 }
 
 // arena hands out steps from chunks, so a trace makes a few allocations
-// instead of one per step.
-type arena struct{ buf []doc.Step }
+// instead of one per step. A quiet arena is for decisions nobody explains
+// (source validation, choosing a first hop): it hands out one scratch step.
+type arena struct {
+	buf   []doc.Step
+	quiet bool
+	one   doc.Step
+}
 
 func (a *arena) step() *doc.Step {
+	if a.quiet {
+		a.one = doc.Step{}
+		return &a.one
+	}
 	if len(a.buf) == cap(a.buf) {
 		a.buf = make([]doc.Step, 0, 16)
 	}

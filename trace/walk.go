@@ -190,7 +190,7 @@ func (w *walker) start(flow *doc.Flow) {
 		// the facts. Prefer one that forwards the packet on rather than
 		// straight back onto the host's own subnet (a redirect).
 		for _, x := range cands {
-			var scratch arena
+			scratch := arena{quiet: true}
 			d := x.r.decide(w.key(x.ifc, 0, false), &scratch)
 			if d.res == resLocal {
 				c = x
@@ -567,7 +567,7 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, mark uint32, d de
 	if r.conf(in, "src_valid_mark", false, 0) != 0 {
 		back.mark = mark
 	}
-	var scratch arena
+	scratch := arena{quiet: true}
 	rd := r.decide(back, &scratch)
 	table, text, pos := "", "", ""
 	if rd.route != nil {
