@@ -3,6 +3,7 @@ package pdf
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,4 +231,44 @@ func FuzzCanonicalPDF(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		canonicalPDF(b, "D:20260101000000+00'00'")
 	})
+}
+
+// TestMergeManyDocuments: a nightly batch of 45 documents needs more than
+// one contents page; every bookmark still lands on its document.
+func TestMergeManyDocuments(t *testing.T) {
+	one, pages := mergeInputs(t, "unicode")
+	var ins []MergeInput
+	for i := 0; i < 45; i++ {
+		in := one[0]
+		in.Title = fmt.Sprintf("run %02d: %s", i+1, in.Title)
+		ins = append(ins, in)
+	}
+	out := filepath.Join(t.TempDir(), "batch.pdf")
+	n, err := Merge(context.Background(), ins, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contents := n - 45*pages[0]
+	if contents < 2 {
+		t.Fatalf("%d contents page(s) for 45 documents with %d sections each", contents, len(one[0].Sections))
+	}
+	bms := bookmarks(t, out)
+	if len(bms) != 46 {
+		t.Fatalf("%d top-level bookmarks, want 46", len(bms))
+	}
+	for i, bm := range bms[1:] {
+		want := contents + 1 + i*pages[0]
+		if bm.PageFrom != want {
+			t.Errorf("%q on page %d, want %d", bm.Title, bm.PageFrom, want)
+		}
+	}
+	// The contents pages give the same page numbers.
+	text := pageText(t, out, 1, contents)
+	last := fmt.Sprintf("run 45: %s", one[0].Title)
+	if !strings.Contains(text, last) || !strings.Contains(text, fmt.Sprint(contents+1+44*pages[0])) {
+		t.Errorf("contents lack %q on page %d", last, contents+1+44*pages[0])
+	}
+	if err := api.ValidateFile(out, nil); err != nil {
+		t.Fatal(err)
+	}
 }
