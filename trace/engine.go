@@ -128,9 +128,9 @@ func New(f *facts.Facts) *Engine {
 				}
 			}
 		}
-		// Uplinks: main-table default routes towards a next hop no
+		// Uplinks: default routes (of any table) towards a next hop no
 		// router of the facts owns.
-		if t := r.tables[facts.TableMain]; t != nil {
+		for _, t := range sortedTables(r) {
 			for _, rt := range t.routes {
 				if rt.r.Dst.Bits() != 0 || rt.r.Type != facts.RouteUnicast || rt.invalid != "" {
 					continue
@@ -483,3 +483,22 @@ func (e *Engine) Owner(a netip.Addr) (router, iface string) {
 
 // Facts returns the facts the engine was built from.
 func (e *Engine) Facts() *facts.Facts { return e.facts }
+
+// sortedTables returns r's tables, main first, then by id, for
+// deterministic walks.
+func sortedTables(r *rtr) []*table {
+	out := make([]*table, 0, len(r.tables))
+	for _, t := range r.tables {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *table) int {
+		if (a.id == facts.TableMain) != (b.id == facts.TableMain) {
+			if a.id == facts.TableMain {
+				return -1
+			}
+			return 1
+		}
+		return a.id - b.id
+	})
+	return out
+}

@@ -141,7 +141,7 @@ func (w *walker) start(flow *doc.Flow) {
 	if flow.Ingress != "" {
 		rn, ifc, _ := strings.Cut(flow.Ingress, ":")
 		r := e.byName[rn]
-		w.hop(p.src.String(), doc.HopHost, p.src.String(), "").Out = ""
+		w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
 		w.receive(r, ifc, r.addrOn(ifc, p.src))
 		return
 	}
