@@ -22,6 +22,7 @@ type dnode struct {
 	sim     string // prediction when it disagrees with the live verdict
 	in, out string
 	reached bool
+	cut     bool // a router before this one blocked the flow: its link is dashed
 }
 
 // pathNodes turns a service's hops into diagram boxes: source host, the
@@ -55,12 +56,21 @@ func pathNodes(s *service) []dnode {
 	}
 	// Routers probed live but absent from the trace are not on a known
 	// path position; the evidence table lists them, the diagram does not.
+	// Past the first blocking router the packet does not travel on; the
+	// boxes keep their own verdicts (each router is probed on its own).
+	blocked := false
+	for i := range ns {
+		ns[i].cut = blocked || !ns[i].reached
+		if ns[i].kind == doc.HopRouter && ns[i].verdict == doc.Blocked {
+			blocked = true
+		}
+	}
 	last := ""
 	if len(s.hops) > 0 {
 		last = s.hops[len(s.hops)-1].kind
 	}
 	if last != doc.HopHost && last != doc.HopInternet {
-		ns = append(ns, dnode{name: "Destination host", ip: s.dst, role: "destination", kind: doc.HopHost, reached: e2eGood(s.e2e)})
+		ns = append(ns, dnode{name: "Destination host", ip: s.dst, role: "destination", kind: doc.HopHost, reached: e2eGood(s.e2e), cut: blocked || !e2eGood(s.e2e)})
 	}
 	return ns
 }
@@ -135,15 +145,15 @@ func (r *renderer) diagram(s *service) {
 		if row > 0 && !brk {
 			a, b := at[lo-1], at[lo]
 			cx := a.x + w/2
-			r.link(cx, a.y+a.h, cx, b.y, ns[lo-1].out, ns[lo].in, ns[lo].reached, true)
+			r.link(cx, a.y+a.h, cx, b.y, ns[lo-1].out, ns[lo].in, !ns[lo].cut, true)
 		}
 		for i := lo + 1; i < hi; i++ {
 			a, b := at[i-1], at[i]
 			cy := a.y + a.h/2
 			if b.x > a.x {
-				r.link(a.x+w, cy, b.x, cy, ns[i-1].out, ns[i].in, ns[i].reached, false)
+				r.link(a.x+w, cy, b.x, cy, ns[i-1].out, ns[i].in, !ns[i].cut, false)
 			} else {
-				r.link(a.x, cy, b.x+w, cy, ns[i-1].out, ns[i].in, ns[i].reached, false)
+				r.link(a.x, cy, b.x+w, cy, ns[i-1].out, ns[i].in, !ns[i].cut, false)
 			}
 		}
 		r.y += rh
@@ -413,7 +423,7 @@ func writeDot(b *strings.Builder, s *service) {
 		if ns[i].in != "" {
 			attrs = append(attrs, "headlabel="+dotQuote(ns[i].in))
 		}
-		if !ns[i].reached {
+		if ns[i].cut {
 			attrs = append(attrs, "style=dashed")
 		}
 		a := ""
@@ -450,7 +460,7 @@ func writeMermaid(b *strings.Builder, s *service, idx int, sub bool) {
 	}
 	for i := 1; i < len(ns); i++ {
 		arrow := "-->"
-		if !ns[i].reached {
+		if ns[i].cut {
 			arrow = "-.->"
 		}
 		lbl := strings.TrimSpace(strings.Trim(ns[i-1].out+" → "+ns[i].in, " →"))
