@@ -23,6 +23,7 @@ const PAMAvailable = true
 // get the admin role, everyone else the user role.
 type pamAuth struct {
 	service, adminGroup string
+	confDir             string     // tests: a private PAM configuration directory
 	mu                  sync.Mutex // some modules are not reentrant
 }
 
@@ -42,7 +43,7 @@ func (p *pamAuth) Authenticate(ctx context.Context, name, password string) (stri
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	t, err := pam.StartFunc(p.service, name, func(s pam.Style, msg string) (string, error) {
+	conv := pam.ConversationFunc(func(s pam.Style, msg string) (string, error) {
 		switch s {
 		case pam.PromptEchoOff:
 			return password, nil
@@ -53,6 +54,13 @@ func (p *pamAuth) Authenticate(ctx context.Context, name, password string) (stri
 		}
 		return "", errors.New("unsupported PAM conversation")
 	})
+	var t *pam.Transaction
+	var err error
+	if p.confDir != "" {
+		t, err = pam.StartConfDir(p.service, name, conv, p.confDir)
+	} else {
+		t, err = pam.Start(p.service, name, conv)
+	}
 	if err != nil {
 		return "", fmt.Errorf("pam start %s: %w", p.service, err)
 	}

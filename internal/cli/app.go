@@ -92,6 +92,8 @@ func (a *app) command() *ucli.Command {
 			a.reachCommand(),
 			a.reportCommand(),
 			a.mergeCommand(),
+			a.serveCommand(),
+			a.usersCommand(),
 			a.manCommand(),
 			a.versionCommand(),
 		},

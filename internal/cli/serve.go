@@ -12,6 +12,7 @@ import (
 
 	ucli "github.com/urfave/cli/v3"
 
+	"github.com/tsim-dev/tsim/internal/netx"
 	"github.com/tsim-dev/tsim/internal/pool"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 	"github.com/tsim-dev/tsim/internal/users"
@@ -80,8 +81,9 @@ func (a *app) serve(ctx context.Context, cmd *ucli.Command) error {
 		}
 		proxies = append(proxies, pfx)
 	}
-	if os.Geteuid() != 0 {
-		return tsimerr.Envf("serve: jobs build labs in network namespaces: run as root or with CAP_NET_ADMIN and CAP_SYS_ADMIN")
+	// Jobs build labs: fail now, not at the first job.
+	if err := netx.Check(); err != nil {
+		return err
 	}
 	uf, err := users.Open(cmd.String("users"))
 	if err != nil {
