@@ -49,6 +49,7 @@ type rtr struct {
 	// routes added by hand; the kernel then always validates sources by a
 	// full reverse lookup (fib4_has_custom_rules, fib_has_custom_local_routes).
 	customRouting bool
+	ifconf        map[string]ifConf      // per interface, from the sysctls
 	chains        map[chainKey]chainInfo // chains present in the facts
 	rulePos       map[*facts.IptRule]string
 	// neighbours per interface: other routers' interfaces on the same segment.
@@ -232,6 +233,10 @@ func newRouter(fr *facts.Router) *rtr {
 				r.customRouting = true
 			}
 		}
+	}
+	r.ifconf = map[string]ifConf{}
+	for _, i := range fr.Interfaces {
+		r.ifconf[i.Name] = r.ifConfOf(i.Name)
 	}
 	r.addKernelRoutes()
 	for _, t := range r.tables {
@@ -419,6 +424,26 @@ func (r *rtr) conf(ifc, name string, useMax bool, def int) int {
 		return 1
 	}
 	return 0
+}
+
+// ifConf is an interface's effective settings for receiving packets.
+type ifConf struct {
+	forwarding    bool
+	rpFilter      int
+	acceptLocal   bool
+	sendRedirects bool
+	srcValidMark  bool
+}
+
+// ifConfOf computes the effective settings of ifc, once per interface.
+func (r *rtr) ifConfOf(ifc string) ifConf {
+	return ifConf{
+		forwarding:    r.forwards(ifc),
+		rpFilter:      r.conf(ifc, "rp_filter", true, 0),
+		acceptLocal:   r.conf(ifc, "accept_local", false, 0) != 0,
+		sendRedirects: r.conf(ifc, "send_redirects", false, 1) != 0,
+		srcValidMark:  r.conf(ifc, "src_valid_mark", false, 0) != 0,
+	}
 }
 
 // forwards reports whether packets arriving on ifc are forwarded

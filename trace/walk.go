@@ -433,11 +433,15 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 		w.stop(d)
 		return
 	}
-	if d.res == resUnicast && !r.forwards(in) {
+	ic, ok := r.ifconf[in]
+	if !ok {
+		ic = r.ifConfOf(in)
+	}
+	if d.res == resUnicast && !ic.forwarding {
 		w.finish(doc.NoRoute, r.f.Name+": forwarding is off on "+in+" (net.ipv4.ip_forward / conf."+in+".forwarding), the packet is not forwarded")
 		return
 	}
-	if !w.validateSource(r, h, in, np.Mark, d) {
+	if !w.validateSource(r, h, in, ic, np.Mark, d) {
 		return
 	}
 	if d.res == resLocal {
@@ -530,9 +534,8 @@ func (w *walker) originate(r *rtr, ifc string) {
 // swapped, the mark only with src_valid_mark) must not be local, must be
 // usable when rp_filter is on, and in strict mode must leave by in. It records the
 // check when it drops the packet.
-func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, mark uint32, d decision) bool {
-	rpf := r.conf(in, "rp_filter", true, 0)
-	acceptLocal := r.conf(in, "accept_local", false, 0) != 0
+func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark uint32, d decision) bool {
+	rpf, acceptLocal := ic.rpFilter, ic.acceptLocal
 	oif := ""
 	if d.res == resUnicast {
 		_, oif = r.hopOf(d.route.r)
@@ -549,7 +552,7 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, mark uint32, d de
 		w.finish(doc.NoRoute, r.f.Name+": "+st.Detail)
 		return false
 	}
-	if rpf == 0 && (oif != in || r.conf(in, "send_redirects", false, 1) == 0) {
+	if rpf == 0 && (oif != in || !ic.sendRedirects) {
 		if acceptLocal {
 			return true
 		}
@@ -564,7 +567,7 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, mark uint32, d de
 	if oif != "" {
 		back.iif = oif
 	}
-	if r.conf(in, "src_valid_mark", false, 0) != 0 {
+	if ic.srcValidMark {
 		back.mark = mark
 	}
 	scratch := arena{quiet: true}
