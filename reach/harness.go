@@ -2,8 +2,6 @@ package reach
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +9,6 @@ import (
 
 	"runtime"
 	"sort"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,17 +21,18 @@ import (
 )
 
 // The per-router harness (DESIGN §7, docs/reach.md). While it runs, each
-// router interface a flow enters or leaves by is taken off its lab bridge
-// (its fabric-side veth end is moved onto a private bridge in the fabric
-// namespace) and joined there by a "side": an anonymous namespace that
-// impersonates the neighbour on that link. The side on the ingress link
-// owns the packet's source (and the gateway the router routes it back
-// through), the side on the egress link owns the next hop and the
-// destination and runs the echo listener. So the real neighbours, which
-// own the same addresses, never see a harness packet, each router's
-// counters move only for its own probes, and every router of a path gets
-// its answer, also behind one that blocks. Anonymous namespaces die with
-// the process; the bridges are restored before Run returns.
+// router interface a flow enters or leaves by is taken out of the lab: the
+// fabric-side end of its veth is moved out of the lab's fabric namespace
+// into a "side", an anonymous namespace that impersonates the neighbour on
+// that link. The side on the ingress link owns the packet's source (and
+// the gateway the router routes it back through), the side on the egress
+// link owns the next hop and the destination and runs the echo listener.
+// So the real neighbours, which own the same addresses, never see a
+// harness packet, each router's counters move only for its own probes, and
+// every router of a path gets its answer, also behind one that blocks.
+// Moving a link costs the kernel far less than creating and deleting a
+// bridge and a veth per side. Before Run returns, every end is moved back
+// onto its lab bridge; the anonymous namespaces die with their handles.
 
 // harnessItem is one router visit of one flow.
 type harnessItem struct {
@@ -46,15 +44,16 @@ type harnessItem struct {
 	prev, next []netip.Addr
 }
 
-// isoPort is one router interface moved onto a private bridge.
+// isoPort is one router interface taken out of the lab for the harness.
 type isoPort struct {
 	iface      string
 	rLink      netlink.Link
-	fabLink    netlink.Link
-	origMaster int
-	bridge     netlink.Link
+	fabName    string         // the fabric-side veth end
+	origMaster int            // its lab bridge
 	gw         netip.Addr     // the router's address on it
 	prefixes   []netip.Prefix // its connected prefixes
+	// in is the side holding the fabric end now (nil: in the fabric).
+	in *side
 }
 
 // side is one impersonating neighbour.
@@ -62,16 +61,6 @@ type side struct {
 	port *isoPort
 	ns   nsRef
 	nl   *netlink.Handle
-	veth string
-}
-
-var harnessSeq atomic.Uint32
-
-func harnessName(kind string) string {
-	var b [3]byte
-	rand.Read(b[:])
-	// IFNAMSIZ: 2 + 6 + up to 5 digits.
-	return fmt.Sprintf("%s%s%d", kind, hex.EncodeToString(b[:]), harnessSeq.Add(1)%100000)
 }
 
 func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*doc.Reach) error {
@@ -281,7 +270,7 @@ func (r *runner) isolate(fab *netlink.Handle, lr *labRouter, fr *facts.Router, i
 	if err != nil || fl.Attrs().MasterIndex == 0 {
 		return nil, fmt.Errorf("%s %s has no bridge port in the lab fabric", lr.name, iface)
 	}
-	p := &isoPort{iface: iface, rLink: rl, fabLink: fl, origMaster: fl.Attrs().MasterIndex}
+	p := &isoPort{iface: iface, rLink: rl, fabName: fl.Attrs().Name, origMaster: fl.Attrs().MasterIndex}
 	if ifc := fr.Interface(iface); ifc != nil {
 		for _, a := range ifc.Addrs {
 			if a.Prefix.Addr().Is4() && !a.Peer.IsValid() {
@@ -295,30 +284,28 @@ func (r *runner) isolate(fab *netlink.Handle, lr *labRouter, fr *facts.Router, i
 	if !p.gw.IsValid() {
 		return nil, fmt.Errorf("%s %s has no IPv4 address to impersonate a neighbour against", lr.name, iface)
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: harnessName("rb"), Flags: net.FlagUp}}
-	if err := fab.LinkAdd(br); err != nil {
-		return nil, fmt.Errorf("harness bridge for %s %s: %w", lr.name, iface, err)
-	}
-	p.bridge = br
 	ports[iface] = p
-	if err := fab.LinkSetMasterByIndex(fl, br.Attrs().Index); err != nil {
-		return nil, fmt.Errorf("move %s %s onto the harness bridge: %w", lr.name, iface, err)
-	}
-	flushNeigh(lr.nl, rl)
 	return p, nil
 }
 
-// restorePort puts the router's port back on its lab bridge and forgets
-// the harness's MAC addresses in the router.
+// restorePort puts the router's port back on its lab bridge (from the
+// side holding it) and forgets the harness's MAC addresses in the router.
 func (r *runner) restorePort(fab *netlink.Handle, lr *labRouter, p *isoPort) error {
 	var errs []error
-	if err := fab.LinkSetMasterByIndex(p.fabLink, p.origMaster); err != nil {
-		errs = append(errs, fmt.Errorf("put %s %s back on its lab bridge: %w", lr.name, p.iface, err))
-	}
-	if p.bridge != nil {
-		if err := fab.LinkDel(p.bridge); err != nil {
-			errs = append(errs, fmt.Errorf("remove harness bridge %s: %w", p.bridge.Attrs().Name, err))
+	if s := p.in; s != nil {
+		if err := s.release(r.fabric); err != nil {
+			errs = append(errs, fmt.Errorf("take %s %s back from its harness: %w", lr.name, p.iface, err))
 		}
+	}
+	fl, err := fab.LinkByName(p.fabName)
+	if err == nil {
+		err = fab.LinkSetMasterByIndex(fl, p.origMaster)
+	}
+	if err == nil {
+		err = fab.LinkSetUp(fl)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("put %s %s back on its lab bridge: %w", lr.name, p.iface, err))
 	}
 	flushNeigh(lr.nl, p.rLink)
 	return errors.Join(errs...)
@@ -382,27 +369,36 @@ func newAnonNS() (netns.NsHandle, error) {
 	return res.h, res.err
 }
 
-// newSide makes one impersonating neighbour on port's private bridge.
+// newSide makes one impersonating neighbour: an anonymous namespace that
+// takes the router's fabric end of port (from the fabric or from the side
+// of the previous round) and owns addrs on it.
 func (r *runner) newSide(fab *netlink.Handle, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
 	h, err := newAnonNS()
 	if err != nil {
 		return nil, fmt.Errorf("harness namespace: %w", err)
 	}
-	s := &side{port: p, ns: nsRef{name: fmt.Sprintf("harness %s/%s", lr.name, p.iface), h: h}, veth: harnessName("rs")}
-	ok := false
-	defer func() {
-		if !ok {
-			s.close(fab)
-		}
-	}()
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: s.veth, Flags: net.FlagUp, MasterIndex: p.bridge.Attrs().Index},
-		PeerName: "eth0", PeerNamespace: netlink.NsFd(int(h))}
-	if err := fab.LinkAdd(v); err != nil {
-		return nil, fmt.Errorf("harness veth: %w", err)
-	}
+	s := &side{port: p, ns: nsRef{name: fmt.Sprintf("harness %s/%s", lr.name, p.iface), h: h}}
 	if s.nl, err = netlink.NewHandleAt(h); err != nil {
+		h.Close()
 		return nil, err
 	}
+	from := fab
+	if p.in != nil {
+		from = p.in.nl
+	}
+	l, err := from.LinkByName(p.fabName)
+	if err == nil {
+		err = from.LinkSetNsFd(l, int(h))
+	}
+	if err != nil {
+		s.nl.Close()
+		h.Close()
+		return nil, fmt.Errorf("move %s %s into its harness: %w", lr.name, p.iface, err)
+	}
+	if p.in != nil {
+		p.in.drop()
+	}
+	p.in = s
 	lo, err := s.nl.LinkByName("lo")
 	if err == nil {
 		err = s.nl.LinkSetUp(lo)
@@ -410,9 +406,9 @@ func (r *runner) newSide(fab *netlink.Handle, lr *labRouter, p *isoPort, addrs [
 	if err != nil {
 		return nil, fmt.Errorf("harness loopback: %w", err)
 	}
-	eth, err := s.nl.LinkByName("eth0")
+	eth, err := s.nl.LinkByName(p.fabName)
 	if err != nil {
-		return nil, fmt.Errorf("harness eth0: %w", err)
+		return nil, fmt.Errorf("harness link: %w", err)
 	}
 	for _, a := range addrs {
 		pfx := netip.PrefixFrom(a, 32)
@@ -427,14 +423,14 @@ func (r *runner) newSide(fab *netlink.Handle, lr *labRouter, p *isoPort, addrs [
 		}
 	}
 	if err := s.nl.LinkSetUp(eth); err != nil {
-		return nil, fmt.Errorf("harness eth0 up: %w", err)
+		return nil, fmt.Errorf("harness link up: %w", err)
 	}
 	// Readiness: a veth sends nothing until the kernel has activated its
 	// queue (operstate up), on both ends.
-	if err := waitUp(s.nl, "eth0"); err != nil {
+	if err := waitUp(s.nl, p.fabName); err != nil {
 		return nil, err
 	}
-	if err := waitUp(fab, s.veth); err != nil {
+	if err := waitUp(lr.nl, p.iface); err != nil {
 		return nil, err
 	}
 	rt := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: p.gw.AsSlice(), Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")),
@@ -442,7 +438,6 @@ func (r *runner) newSide(fab *netlink.Handle, lr *labRouter, p *isoPort, addrs [
 	if err := s.nl.RouteAdd(rt); err != nil {
 		return nil, fmt.Errorf("harness route via %s: %w", p.gw, err)
 	}
-	ok = true
 	return s, nil
 }
 
@@ -465,13 +460,27 @@ func waitUp(nl *netlink.Handle, name string) error {
 	}
 }
 
-func (s *side) close(fab *netlink.Handle) {
-	if s.nl != nil {
-		s.nl.Close()
+// release moves the router's fabric end back into the fabric namespace
+// (down, without addresses) and drops the side. It must run before the
+// side's namespace goes: the kernel deletes a veth whose namespace dies,
+// and with it the router's interface.
+func (s *side) release(fabric nsRef) error {
+	l, err := s.nl.LinkByName(s.port.fabName)
+	if err == nil {
+		err = s.nl.LinkSetNsFd(l, int(fabric.h))
 	}
-	if l, err := fab.LinkByName(s.veth); err == nil {
-		fab.LinkDel(l)
+	if err != nil {
+		return err
 	}
+	s.port.in = nil
+	s.drop()
+	return nil
+}
+
+// drop closes the side's handles; its namespace vanishes once nothing in
+// it is used.
+func (s *side) drop() {
+	s.nl.Close()
 	s.ns.h.Close()
 }
 
@@ -493,12 +502,9 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 	}
 	sides := map[string]*side{}
 	srv := newEchoServers()
-	defer func() {
-		srv.Close()
-		for _, s := range sides {
-			s.close(fab)
-		}
-	}()
+	// The sides stay until the next round takes their ports over, or the
+	// harness puts the ports back (restorePort).
+	defer srv.Close()
 	ifaces := make([]string, 0, len(want))
 	for ifc := range want {
 		ifaces = append(ifaces, ifc)

@@ -85,7 +85,7 @@ func netnsList(t testing.TB) []string {
 }
 
 func testLog(t testing.TB) zerolog.Logger {
-	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 }
 
 func flow(id, src, dst, proto string, dport int) *doc.Flow {
