@@ -36,6 +36,7 @@ type app struct {
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
 	root := a.command()
+	addHelpExamples(root, root.Name)
 	err := root.Run(ctx, args)
 	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
@@ -67,6 +68,12 @@ func (a *app) command() *ucli.Command {
 		ConfigureShellCompletionCommand: func(c *ucli.Command) {
 			c.Hidden = false
 			c.Usage = "print a shell completion script (bash, zsh, fish)"
+			c.Description = "Prints a script that completes subcommands and flags; the script asks tsim itself\n" +
+				"(tsim ... --generate-shell-completion) what fits at the cursor."
+			for _, s := range c.Commands {
+				s.Hidden = s.Name == "pwsh" // not tested here; still there for who needs it
+			}
+			addHelpExamples(c, "tsim completions")
 		},
 		Writer:    a.io.Out,
 		ErrWriter: a.io.Err,

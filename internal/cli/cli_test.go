@@ -9,7 +9,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"slices"
 	"testing"
+
+	ucli "github.com/urfave/cli/v3"
 )
 
 const corpus = "../../../shared/corpus/original-tsim"
@@ -242,21 +245,118 @@ func TestManPagesEveryCommand(t *testing.T) {
 	if _, errs, code := run(t, "", "man", "-o", dir); code != 0 {
 		t.Fatalf("man exit %d: %s", code, errs)
 	}
-	for _, want := range []string{"tsim.1", "tsim-facts.1", "tsim-facts-check.1", "tsim-version.1"} {
-		b, err := os.ReadFile(filepath.Join(dir, want))
+	// One page per visible command of the tree --help is made from.
+	root := setUpTree(t)
+	var want []string
+	var walk func(c *ucli.Command, name string)
+	walk = func(c *ucli.Command, name string) {
+		want = append(want, name+".1")
+		for _, s := range c.Commands {
+			if !s.Hidden && s.Name != "help" {
+				walk(s, name+"-"+s.Name)
+			}
+		}
+	}
+	walk(root, "tsim")
+	for _, must := range []string{"tsim-facts-check.1", "tsim-trace.1", "tsim-completions-zsh.1"} {
+		if !slices.Contains(want, must) {
+			t.Fatalf("command tree lacks %s: %v", must, want)
+		}
+	}
+	got, _ := filepath.Glob(filepath.Join(dir, "*.1"))
+	if len(got) != len(want) {
+		t.Errorf("%d pages, want %d (%v)", len(got), len(want), want)
+	}
+	hasMan := true
+	if _, err := exec.LookPath("man"); err != nil {
+		hasMan = false
+		t.Log("man not installed: pages are not rendered")
+	}
+	for _, page := range want {
+		b, err := os.ReadFile(filepath.Join(dir, page))
 		if err != nil {
 			t.Fatalf("missing page: %v", err)
 		}
 		if !bytes.HasPrefix(b, []byte(".TH ")) {
-			t.Errorf("%s is not roff", want)
+			t.Errorf("%s is not roff", page)
+		}
+		for _, sec := range []string{"NAME", "SYNOPSIS", "EXIT STATUS", "ENVIRONMENT", "EXAMPLES", "SEE ALSO"} {
+			if !bytes.Contains(b, []byte("\n.SH "+sec+"\n")) {
+				t.Errorf("%s has no %s section", page, sec)
+			}
+		}
+		if !hasMan {
+			continue
+		}
+		cmd := exec.Command("man", "--warnings", "-l", filepath.Join(dir, page))
+		cmd.Env = append(os.Environ(), "MANPAGER=cat", "MANWIDTH=80")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || !strings.Contains(string(out), "EXIT STATUS") || !strings.Contains(string(out), "EXAMPLES") {
+			t.Errorf("man -l %s failed: %v\n%s%s", page, err, out, stderr.Bytes())
+		}
+		// groff warnings (bad escapes, unknown macros) mean a broken page.
+		if stderr.Len() > 0 {
+			t.Errorf("man -l %s warns: %s", page, stderr.Bytes())
 		}
 	}
-	if _, err := exec.LookPath("man"); err == nil {
-		cmd := exec.Command("man", "-l", filepath.Join(dir, "tsim.1"))
-		cmd.Env = append(os.Environ(), "MANPAGER=cat", "MANWIDTH=80")
-		b, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(b), "EXIT STATUS") {
-			t.Errorf("man -l failed: %v\n%s", err, b)
+	// Commands that touch files say which.
+	for _, page := range []string{"tsim.1", "tsim-run.1", "tsim-hosts-up.1", "tsim-facts-check.1"} {
+		b, _ := os.ReadFile(filepath.Join(dir, page))
+		if !bytes.Contains(b, []byte("\n.SH FILES\n")) {
+			t.Errorf("%s has no FILES section", page)
 		}
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "tsim-hosts-up.1"))
+	if !bytes.Contains(b, []byte(`/run/tsim/labs`)) {
+		t.Errorf("tsim-hosts-up.1 does not name the lab registry")
+	}
+}
+
+// TestLegacyVectorsThroughCLI runs every predecessor vector through the
+// command, as scripts call it: same JSON, same exit code.
+func TestLegacyVectorsThroughCLI(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(corpusPath(t, ""), "trace-vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vf struct {
+		Vectors []struct {
+			ID         int             `json:"id"`
+			Src        string          `json:"src"`
+			Dst        string          `json:"dst"`
+			ExitCode   int             `json:"exit_code"`
+			LegacyJSON json.RawMessage `json:"legacy_json"`
+		} `json:"vectors"`
+	}
+	if err := json.Unmarshal(b, &vf); err != nil {
+		t.Fatal(err)
+	}
+	if len(vf.Vectors) != 30 {
+		t.Fatalf("%d vectors, want 30", len(vf.Vectors))
+	}
+	facts := corpusPath(t, "tsim_facts")
+	for _, v := range vf.Vectors {
+		out, errs, code := run(t, "", "--facts", facts, "trace", "-s", v.Src, "-d", v.Dst, "--format", "legacy-json")
+		if code != v.ExitCode {
+			t.Errorf("vector %d: exit %d, want %d (%s)", v.ID, code, v.ExitCode, errs)
+			continue
+		}
+		if len(v.LegacyJSON) == 0 || string(v.LegacyJSON) == "null" {
+			continue
+		}
+		var got, want any
+		json.Unmarshal([]byte(out), &got)
+		json.Unmarshal(v.LegacyJSON, &want)
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		if !bytes.Equal(gb, wb) {
+			t.Errorf("vector %d: JSON differs\n got %s\nwant %s", v.ID, gb, wb)
+		}
+	}
+	_, _, code := run(t, "", "--facts", facts, "trace", "-s", "10.1.1.x", "-d", "10.1.2.1", "--format", "legacy-json")
+	if code != 10 {
+		t.Errorf("invalid IP: exit %d, want 10", code)
 	}
 }

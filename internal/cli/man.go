@@ -100,9 +100,12 @@ func manPage(root, c *ucli.Command, path []string) []byte {
 		}
 	}
 	fmt.Fprintf(&b, ".nf\n%s\n.fi\n", roffEscape(usage))
-	if c.Description != "" {
+	// Commands with subcommands carry their examples at the end of the
+	// description for --help; here they have their own section.
+	desc, _, _ := strings.Cut(c.Description, helpExamplesHeading)
+	if desc != "" {
 		b.WriteString(".SH DESCRIPTION\n")
-		fmt.Fprintf(&b, ".nf\n%s\n.fi\n", roffEscape(c.Description))
+		fmt.Fprintf(&b, ".nf\n%s\n.fi\n", roffEscape(desc))
 	}
 	var subs []*ucli.Command
 	for _, s := range c.Commands {
@@ -160,11 +163,11 @@ func manPage(root, c *ucli.Command, path []string) []byte {
 	if c != root {
 		writeFlags("GLOBAL OPTIONS", root.Flags)
 	}
-	b.WriteString(".SH EXIT STATUS\n")
-	b.WriteString(roffEscape("0 the command worked and the answer is positive; 1 the answer is negative; 2 usage or input error; 3 environment error; 130 interrupted (everything created was removed).") + "\n")
-	if c == root {
-		b.WriteString(".SH ENVIRONMENT\n.TP\n.B TSIM_FACTS\nDefault for \\-\\-facts.\n.TP\n.B SOURCE_DATE_EPOCH\nFixed date for reproducible PDF reports.\n")
-	}
+	key := strings.Join(path, " ")
+	writeExitStatus(&b, key)
+	writeEnvironment(&b, key, c, root)
+	writeFiles(&b, key)
+	writeExamples(&b, commandExamples()[key])
 	b.WriteString(".SH SEE ALSO\n")
 	if c == root {
 		var refs []string

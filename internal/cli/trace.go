@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -77,6 +78,9 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		}
 		return a.traceBatch(ctx, cmd, format)
 	}
+	if format == "legacy-json" {
+		return a.traceLegacy(ctx, cmd)
+	}
 	src, err := parseIPv4("src", cmd.String("src"))
 	if err != nil {
 		return err
@@ -106,16 +110,6 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	eng := trace.New(f)
-	if format == "legacy-json" {
-		out, code := trace.LegacyJSON(eng, src.String(), dst.String())
-		if _, err := a.io.Out.Write(out); err != nil {
-			return err
-		}
-		if code != 0 {
-			return &tsimerr.Error{Kind: tsimerr.KindNegative, Err: legacyExit(code)}
-		}
-		return nil
-	}
 	d := newDoc(f)
 	d.Flows = flows
 	if d.Trace, err = eng.TraceAll(ctx, flows); err != nil {
@@ -130,11 +124,32 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	return nil
 }
 
-// legacyExit carries the predecessor's own exit code (1, 2 or 10).
+// legacyExit carries the predecessor's own exit code (1, 2 or 10); its
+// message is already on stderr.
 type legacyExit int
 
 func (e legacyExit) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 func (e legacyExit) ExitCode() int { return int(e) }
+
+// traceLegacy reproduces the predecessor's `--software-sim -j` output,
+// messages and exit codes (0 path, 1 no route inside the network, 2 no route
+// or unknown source, 10 invalid IP or no facts).
+func (a *app) traceLegacy(ctx context.Context, cmd *ucli.Command) error {
+	f, err := a.loadFacts(ctx, cmd)
+	if err != nil {
+		fmt.Fprintf(a.io.Err, "Error: %v\n", err)
+		return &tsimerr.Error{Kind: tsimerr.KindNegative, Err: legacyExit(trace.LegacyExitInvalid)}
+	}
+	res := trace.LegacyRun(trace.New(f), cmd.String("src"), cmd.String("dst"))
+	if _, err := a.io.Out.Write(res.Stdout); err != nil {
+		return err
+	}
+	io.WriteString(a.io.Err, res.Stderr)
+	if res.Exit != 0 {
+		return &tsimerr.Error{Kind: tsimerr.KindNegative, Err: legacyExit(res.Exit)}
+	}
+	return nil
+}
 
 func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) error {
 	path := cmd.String("flows")
