@@ -507,3 +507,38 @@ func TestReportManyServices(t *testing.T) {
 		}
 	}
 }
+
+// TestReportConcurrent: reports run in parallel (the pipeline does) and
+// share the parsed fonts; each must come out identical.
+func TestReportConcurrent(t *testing.T) {
+	const n = 4
+	sums := make([][32]byte, n)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			name := []string{"three", "unicode"}[i%2]
+			b, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+			if err == nil {
+				var d *doc.Document
+				if d, err = doc.Parse(b); err == nil {
+					var path string
+					if path, _, err = Report(context.Background(), d, Options{Dir: t.TempDir(), Now: fixedNow}); err == nil {
+						b, err = os.ReadFile(path)
+						sums[i] = sha256.Sum256(b)
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 2; i < n; i++ {
+		if sums[i] != sums[i-2] {
+			t.Errorf("concurrent reports %d and %d of the same document differ", i-2, i)
+		}
+	}
+}
