@@ -542,3 +542,15 @@ func TestReportConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestReportExpectation(t *testing.T) {
+	d := loadFixture(t, "three")
+	d.Flows[0].Expect, d.Flows[1].Expect, d.Flows[2].Expect = "allow", "allow", "deny"
+	path, _ := report(t, d, Options{})
+	secs := d.Report.Sections
+	for i, want := range []string{"expected allow: PASS", "expected allow: FAIL", "expected deny: PASS"} {
+		if text := squash(pageText(t, path, secs[i+1].Page, secs[i+1].Page)); !strings.Contains(text, squash(want)) {
+			t.Errorf("%s page lacks %q", d.Flows[i].ID, want)
+		}
+	}
+}

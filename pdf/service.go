@@ -30,7 +30,7 @@ func (r *renderer) servicePage(s *service) {
 		sub += " · flow " + s.flow.ID
 	}
 	if s.flow.Expect != "" {
-		sub += " · expected " + s.flow.Expect
+		sub += " · expected " + s.flow.Expect + ": " + expectResult(s)
 	}
 	r.y = r.c.lines(margin, r.y+0.5, r.c.wrap(sub, r.contentW(), fBody), fBody)
 	var notes []string
@@ -79,6 +79,18 @@ func (r *renderer) servicePage(s *service) {
 	for i, h := range s.routers {
 		r.evidence(i+1, s, h)
 	}
+}
+
+// expectResult compares the end-to-end result with the flow's expectation.
+func expectResult(s *service) string {
+	want := strings.ToLower(s.flow.Expect) == "allow"
+	if s.e2e == unknown {
+		return "UNKNOWN"
+	}
+	if e2eGood(s.e2e) == want {
+		return "PASS"
+	}
+	return "FAIL"
 }
 
 func withReason(s string) string {
