@@ -179,7 +179,10 @@ func labState(t *testing.T, d *doc.Document) string {
 		h.Close()
 	}
 	for _, n := range netnsList(t) {
-		lines = append(lines, "netns "+n)
+		// Other processes' namespaces come and go; they are none of ours.
+		if strings.HasPrefix(n, "tsim-"+d.Lab.ID+"-") {
+			lines = append(lines, "netns "+n)
+		}
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
