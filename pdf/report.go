@@ -432,6 +432,10 @@ func (r *renderer) summary() {
 	if digest == "" {
 		digest = "not recorded"
 	}
+	routersFace := fBody
+	if len(v.routers) > 6 {
+		routersFace = fSmall // a long list: keep the summary on its page
+	}
 	rows := []kv{
 		{"Source", []part{p(v.src, fBody, colText)}},
 		{"Destination", []part{p(v.dst, fBody, colText)}},
@@ -439,7 +443,7 @@ func (r *renderer) summary() {
 		{"Facts", []part{p(facts, fBody, colText)}},
 		{"Facts digest", []part{p(digest, fMono, colText)}},
 		{"Services tested", []part{p(fmt.Sprintf("%d: %s", len(labels), strings.Join(labels, ", ")), fBody, colText)}},
-		{"Routers", []part{p(fmt.Sprintf("%d: %s", len(v.routers), strings.Join(v.routers, ", ")), fBody, colText)}},
+		{"Routers", []part{p(fmt.Sprintf("%d: %s", len(v.routers), strings.Join(v.routers, ", ")), routersFace, colText)}},
 		{"Method", []part{p(mode, fBody, colText)}},
 	}
 	if r.v.d.Lab != nil && r.v.d.Lab.ID != "" {
@@ -700,6 +704,11 @@ func findHop(s *service, router string) *hop {
 // disagreements draws the box listing where simulation and emulation differ.
 func (r *renderer) disagreements() {
 	v := r.v
+	// With nothing to compare the box only repeats the Method row: leave it
+	// out rather than start a page for it.
+	if v.simOnly && r.y+fH2.lineH()+28 > r.bottom() {
+		return
+	}
 	r.heading("Simulation versus emulation")
 	var lines []part
 	col := colText
