@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
@@ -61,6 +63,7 @@ type side struct {
 	port *isoPort
 	ns   nsRef
 	nl   *netlink.Handle
+	sock *linkSock
 }
 
 func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*doc.Reach) error {
@@ -117,6 +120,11 @@ func (r *runner) harness(ctx context.Context, lr *labRouter, items []*harnessIte
 		return fmt.Errorf("netlink in %s: %w", r.fabric.name, err)
 	}
 	defer fab.Close()
+	fabSock, err := openLinkSock(r.fabric.h)
+	if err != nil {
+		return err
+	}
+	defer fabSock.Close()
 	ports := map[string]*isoPort{}
 	defer func() {
 		for _, p := range ports {
@@ -189,7 +197,7 @@ func (r *runner) harness(ctx context.Context, lr *labRouter, items []*harnessIte
 				later = append(later, it)
 			}
 		}
-		if err := r.runRound(ctx, lr, fab, ports, round, owner); err != nil {
+		if err := r.runRound(ctx, lr, fab, fabSock, ports, round, owner); err != nil {
 			return err
 		}
 		ready = later
@@ -297,11 +305,13 @@ func (r *runner) restorePort(fab *netlink.Handle, lr *labRouter, p *isoPort) err
 			errs = append(errs, fmt.Errorf("take %s %s back from its harness: %w", lr.name, p.iface, err))
 		}
 	}
+	// Released ends come back on their bridge and up; check, and repair
+	// what a failed request left.
 	fl, err := fab.LinkByName(p.fabName)
-	if err == nil {
+	if err == nil && fl.Attrs().MasterIndex != p.origMaster {
 		err = fab.LinkSetMasterByIndex(fl, p.origMaster)
 	}
-	if err == nil {
+	if err == nil && fl.Attrs().Flags&net.FlagUp == 0 {
 		err = fab.LinkSetUp(fl)
 	}
 	if err != nil {
@@ -372,27 +382,29 @@ func newAnonNS() (netns.NsHandle, error) {
 // newSide makes one impersonating neighbour: an anonymous namespace that
 // takes the router's fabric end of port (from the fabric or from the side
 // of the previous round) and owns addrs on it.
-func (r *runner) newSide(fab *netlink.Handle, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
+func (r *runner) newSide(fab *netlink.Handle, fabSock *linkSock, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
 	h, err := newAnonNS()
 	if err != nil {
 		return nil, fmt.Errorf("harness namespace: %w", err)
 	}
 	s := &side{port: p, ns: nsRef{name: fmt.Sprintf("harness %s/%s", lr.name, p.iface), h: h}}
-	if s.nl, err = netlink.NewHandleAt(h); err != nil {
-		h.Close()
+	if s.nl, err = netlink.NewHandleAt(h); err == nil {
+		s.sock, err = openLinkSock(h)
+	}
+	if err != nil {
+		s.drop()
 		return nil, err
 	}
-	from := fab
+	from, fromSock := fab, fabSock
 	if p.in != nil {
-		from = p.in.nl
+		from, fromSock = p.in.nl, p.in.sock
 	}
 	l, err := from.LinkByName(p.fabName)
 	if err == nil {
-		err = from.LinkSetNsFd(l, int(h))
+		err = fromSock.moveLink(l.Attrs().Index, h, 0)
 	}
 	if err != nil {
-		s.nl.Close()
-		h.Close()
+		s.drop()
 		return nil, fmt.Errorf("move %s %s into its harness: %w", lr.name, p.iface, err)
 	}
 	if p.in != nil {
@@ -421,9 +433,6 @@ func (r *runner) newSide(fab *netlink.Handle, lr *labRouter, p *isoPort, addrs [
 		if err := s.nl.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(pfx), Flags: syscall.IFA_F_NODAD}); err != nil {
 			return nil, fmt.Errorf("harness address %s: %w", pfx, err)
 		}
-	}
-	if err := s.nl.LinkSetUp(eth); err != nil {
-		return nil, fmt.Errorf("harness link up: %w", err)
 	}
 	// Readiness: a veth sends nothing until the kernel has activated its
 	// queue (operstate up), on both ends.
@@ -467,7 +476,7 @@ func waitUp(nl *netlink.Handle, name string) error {
 func (s *side) release(fabric nsRef) error {
 	l, err := s.nl.LinkByName(s.port.fabName)
 	if err == nil {
-		err = s.nl.LinkSetNsFd(l, int(fabric.h))
+		err = s.sock.moveLink(l.Attrs().Index, fabric.h, s.port.origMaster)
 	}
 	if err != nil {
 		return err
@@ -480,13 +489,16 @@ func (s *side) release(fabric nsRef) error {
 // drop closes the side's handles; its namespace vanishes once nothing in
 // it is used.
 func (s *side) drop() {
-	s.nl.Close()
+	if s.nl != nil {
+		s.nl.Close()
+	}
+	s.sock.Close()
 	s.ns.h.Close()
 }
 
 // runRound builds the sides one round needs, probes its flows one after
 // another (they share the router's counters) and removes the sides.
-func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handle, ports map[string]*isoPort, round []*harnessItem, owner map[netip.Addr]string) error {
+func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handle, fabSock *linkSock, ports map[string]*isoPort, round []*harnessItem, owner map[netip.Addr]string) error {
 	want := map[string][]netip.Addr{}
 	for a, ifc := range owner {
 		want[ifc] = append(want[ifc], a)
@@ -515,7 +527,7 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 	for _, ifc := range ifaces {
 		addrs := want[ifc]
 		sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
-		s, err := r.newSide(fab, lr, ports[ifc], addrs)
+		s, err := r.newSide(fab, fabSock, lr, ports[ifc], addrs)
 		if err != nil {
 			setupErr = err
 			break
@@ -574,4 +586,47 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// linkSock is a route socket inside one namespace, for requests the
+// netlink package has no single call for.
+type linkSock struct{ h *nl.SocketHandle }
+
+// openLinkSock opens a NETLINK_ROUTE socket inside ns.
+func openLinkSock(ns netns.NsHandle) (*linkSock, error) {
+	cur, err := netns.Get()
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close()
+	s, err := nl.GetNetlinkSocketAt(ns, cur, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("route socket: %w", err)
+	}
+	return &linkSock{&nl.SocketHandle{Socket: s}}, nil
+}
+
+func (s *linkSock) Close() {
+	if s != nil && s.h != nil {
+		s.h.Socket.Close()
+	}
+}
+
+// moveLink moves link index (in the socket's namespace) into to, puts it
+// on bridge master there (0: none) and sets it up, in one RTM_NEWLINK:
+// every link request takes the kernel's rtnl lock, which other labs
+// contend for, so one request instead of three matters.
+func (s *linkSock) moveLink(index int, to netns.NsHandle, master int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(to))))
+	if master > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(master))))
+	}
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s.h}
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
 }

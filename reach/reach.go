@@ -663,7 +663,8 @@ func denied(t *doc.Trace) string {
 	return refText(t.DeniedBy)
 }
 
-// perRouterAll runs fn for each router with at most Workers at once.
+// forEach runs fn for every item, at most workers at once; the first error
+// cancels the others.
 func forEach[T any](ctx context.Context, workers int, items []T, fn func(context.Context, T) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
