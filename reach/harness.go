@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
@@ -63,7 +61,7 @@ type side struct {
 	port *isoPort
 	ns   nsRef
 	nl   *netlink.Handle
-	sock *linkSock
+	sock *netx.Socket
 }
 
 func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*doc.Reach) error {
@@ -120,7 +118,7 @@ func (r *runner) harness(ctx context.Context, lr *labRouter, items []*harnessIte
 		return fmt.Errorf("netlink in %s: %w", r.fabric.name, err)
 	}
 	defer fab.Close()
-	fabSock, err := openLinkSock(r.fabric.h)
+	fabSock, err := netx.OpenSocket(r.fabric.h)
 	if err != nil {
 		return err
 	}
@@ -382,14 +380,14 @@ func newAnonNS() (netns.NsHandle, error) {
 // newSide makes one impersonating neighbour: an anonymous namespace that
 // takes the router's fabric end of port (from the fabric or from the side
 // of the previous round) and owns addrs on it.
-func (r *runner) newSide(fab *netlink.Handle, fabSock *linkSock, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
+func (r *runner) newSide(fab *netlink.Handle, fabSock *netx.Socket, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
 	h, err := newAnonNS()
 	if err != nil {
 		return nil, fmt.Errorf("harness namespace: %w", err)
 	}
 	s := &side{port: p, ns: nsRef{name: fmt.Sprintf("harness %s/%s", lr.name, p.iface), h: h}}
 	if s.nl, err = netlink.NewHandleAt(h); err == nil {
-		s.sock, err = openLinkSock(h)
+		s.sock, err = netx.OpenSocket(h)
 	}
 	if err != nil {
 		s.drop()
@@ -401,7 +399,7 @@ func (r *runner) newSide(fab *netlink.Handle, fabSock *linkSock, lr *labRouter, 
 	}
 	l, err := from.LinkByName(p.fabName)
 	if err == nil {
-		err = fromSock.moveLink(l.Attrs().Index, h, 0)
+		err = fromSock.MoveLink(l.Attrs().Index, h, 0)
 	}
 	if err != nil {
 		s.drop()
@@ -476,7 +474,7 @@ func waitUp(nl *netlink.Handle, name string) error {
 func (s *side) release(fabric nsRef) error {
 	l, err := s.nl.LinkByName(s.port.fabName)
 	if err == nil {
-		err = s.sock.moveLink(l.Attrs().Index, fabric.h, s.port.origMaster)
+		err = s.sock.MoveLink(l.Attrs().Index, fabric.h, s.port.origMaster)
 	}
 	if err != nil {
 		return err
@@ -498,7 +496,7 @@ func (s *side) drop() {
 
 // runRound builds the sides one round needs, probes its flows one after
 // another (they share the router's counters) and removes the sides.
-func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handle, fabSock *linkSock, ports map[string]*isoPort, round []*harnessItem, owner map[netip.Addr]string) error {
+func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handle, fabSock *netx.Socket, ports map[string]*isoPort, round []*harnessItem, owner map[netip.Addr]string) error {
 	want := map[string][]netip.Addr{}
 	for a, ifc := range owner {
 		want[ifc] = append(want[ifc], a)
@@ -586,47 +584,4 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
-}
-
-// linkSock is a route socket inside one namespace, for requests the
-// netlink package has no single call for.
-type linkSock struct{ h *nl.SocketHandle }
-
-// openLinkSock opens a NETLINK_ROUTE socket inside ns.
-func openLinkSock(ns netns.NsHandle) (*linkSock, error) {
-	cur, err := netns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close()
-	s, err := nl.GetNetlinkSocketAt(ns, cur, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("route socket: %w", err)
-	}
-	return &linkSock{&nl.SocketHandle{Socket: s}}, nil
-}
-
-func (s *linkSock) Close() {
-	if s != nil && s.h != nil {
-		s.h.Socket.Close()
-	}
-}
-
-// moveLink moves link index (in the socket's namespace) into to, puts it
-// on bridge master there (0: none) and sets it up, in one RTM_NEWLINK:
-// every link request takes the kernel's rtnl lock, which other labs
-// contend for, so one request instead of three matters.
-func (s *linkSock) moveLink(index int, to netns.NsHandle, master int) error {
-	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
-	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Index = int32(index)
-	msg.Change, msg.Flags = unix.IFF_UP, unix.IFF_UP
-	req.AddData(msg)
-	req.AddData(nl.NewRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(to))))
-	if master > 0 {
-		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(master))))
-	}
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: s.h}
-	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
 }
