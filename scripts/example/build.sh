@@ -379,6 +379,11 @@ build() {
 	rl hq-gw pref 140 iif wg0 to 10.1.30.0/24 ipproto tcp dport 22 prohibit
 	rl hq-gw pref 200 table main suppress_prefixlength 0
 	rl hq-gw pref 210 from 10.1.30.0/24 unreachable
+	# 10.99.0.0/16 is a retired lab prefix that each gateway still routes to
+	# the other: a routing loop (TTL runs out; the kernel sends ICMP time
+	# exceeded). The oif rule never matches forwarded packets.
+	rt hq-gw 10.99.0.0/16 via 10.100.0.3 dev wg0 proto static
+	rl hq-gw pref 150 to 10.99.0.0/16 oif wg0 prohibit
 	ips hq-gw <<-'EOF'
 	create hq_services hash:ip,port family inet hashsize 1024 maxelem 65536 initval 0x74736970
 	add hq_services 10.1.20.10,tcp:22
@@ -563,6 +568,11 @@ build() {
 	rt dc-gw unreachable default proto static table 140
 	rt dc-gw throw 10.0.0.0/8 proto static table 140
 	rl dc-gw pref 100 not from 10.3.10.0/24 table 140
+	# The other half of the 10.99.0.0/16 loop (see hq-gw); a nop rule and a
+	# uidrange rule that forwarded packets (uid 0) pass over.
+	rt dc-gw 10.99.0.0/16 via 10.100.0.1 dev wg0 proto static
+	rl dc-gw pref 90 to 10.99.0.0/16 nop
+	rl dc-gw pref 95 to 10.99.0.0/16 uidrange 1000-1999 unreachable
 	{
 		base_filter dc-gw
 		cat <<-'EOF'
@@ -606,6 +616,7 @@ build() {
 		-A FORWARD -i eth1 -j ACCEPT
 		-A FORWARD -i eth2 -o eth0 -p tcp -m multiport --dports 443,5432 -j ACCEPT
 		-A FORWARD -m limit --limit 10/min -j LOG --log-prefix "dc-core fwd-drop: "
+		-A FORWARD -i eth2 -o eth1 -p tcp -m tcp --dport 9090 -m connlimit --connlimit-upto 16 --connlimit-mask 32 --connlimit-saddr -m comment --comment "storage metrics push, at most 16 connections per node" -j ACCEPT
 		COMMIT
 		EOF
 	} | ipt dc-core

@@ -155,7 +155,7 @@ moved() {
 	done
 }
 
-# probe SRCHOST SRC DST PROTO DPORT SPORT prints ok|refused|timeout|unreach(...).
+# probe SRCHOST SRC DST PROTO DPORT SPORT prints ok|refused|timeout|unreach(...)|ttl-exceeded.
 probe() {
 	local h=$1 src=$2 dst=$3 proto=$4 dport=$5 sport=$6 out bind=$2
 	[ "$sport" = - ] || bind="$src:$sport"
@@ -176,6 +176,7 @@ probe() {
 	*"Destination Host Prohibited"* | *"Packet filtered"*) echo "unreach(prohibited)" ;;
 	*"Destination Net Unreachable"* | *"Network is unreachable"*) echo "unreach(net)" ;;
 	*"No route to host"* | *"Destination Host Unreachable"*) echo "unreach(host)" ;;
+	*"Time to live exceeded"*) echo ttl-exceeded ;;
 	*"timed out"* | "" | *"100% packet loss"*) echo timeout ;;
 	*) echo "other(${out//$'\n'/ })" ;;
 	esac
@@ -225,6 +226,8 @@ FLOWS=$(
 	F35|hqu|10.1.10.5|10.3.200.5|-|icmp|-|-|hq-core:eth1|-|-|unreach(prohibited)|hq-gw:filter:FORWARD#3
 	F36|bru|10.2.10.66|10.1.20.10|-|tcp|443|-|br-core:eth1|-|-|timeout|br-gw:filter:FORWARD#5 hq-gw:filter:SITES_IN#1
 	F37|brg|10.2.99.5|192.0.2.80|-|tcp|22|-|br-gw:eth1|-|-|refused|br-gw:filter:GUEST#3
+	F39|hqu|10.1.10.5|10.99.0.5|-|icmp|-|-|hq-core:eth1|-|-|ttl-exceeded|hq-core:filter:FORWARD#3 hq-gw:filter:FORWARD#3 dc-gw:filter:FORWARD#3
+	F40|dcs|10.3.100.10|10.3.10.5|-|tcp|9090|-|dc-core:eth2|-|-|ok|dc-core:filter:FORWARD#11
 	EOF
 )
 
@@ -245,7 +248,7 @@ verify_flows() {
 	listen hqm tcp 22
 	listen hqm udp 514
 	listen dmz tcp 443 3306 25
-	listen dca tcp 22 443 8443 9000
+	listen dca tcp 22 443 8443 9000 9090
 	listen dca udp 53 5060
 	listen dcd tcp 5432 8443
 	listen ext1 tcp 25 22 443
