@@ -142,7 +142,7 @@ func TestGoldenCorpus(t *testing.T) {
 
 // TestGoldenExample traces flows of the built-in example chosen so that,
 // together, they use each policy selector and action, each route type and
-// most dispositions the example has (docs/example-network.md describes it).
+// each disposition (docs/example-network.md describes the example).
 func TestGoldenExample(t *testing.T) {
 	f, err := facts.Load(context.Background(), "")
 	if err != nil {
@@ -175,5 +175,7 @@ func TestGoldenExample(t *testing.T) {
 		{why: "no route", src: "10.3.20.9", dst: "8.8.8.8", spec: "icmp", want: "NO_ROUTE"},
 		{why: "unknown source", src: "192.0.2.1", dst: "10.1.10.9", spec: "icmp", want: "UNKNOWN_SOURCE"},
 		{why: "host on a subnet shared by two routers", src: "10.2.0.9", dst: "10.3.10.9", spec: "icmp"},
+		{why: "routing loop; oif and uidrange rules passed over, nop rule used", src: "10.1.10.9", dst: "10.99.0.9", spec: "icmp", want: "LOOP"},
+		{why: "a match not simulated (connlimit)", src: "10.3.100.9", dst: "10.3.10.9", spec: "9090", want: "UNKNOWN"},
 	})
 }
