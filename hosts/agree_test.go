@@ -133,6 +133,14 @@ func agreementFlows(f *facts.Facts) []*doc.Flow {
 					add(src, dst, s)
 				}
 			}
+			// A rule with a destination but no protocol: also an ICMP echo
+			// there, which internal FORWARD rules let through (e.g. into the
+			// example's 10.99.0.0/16 routing loop).
+			if ru.To.IsValid() && ru.To.Bits() > 0 && ru.IPProto == 0 && len(hosts) > 0 {
+				if dst := inside(ru.To, hosts[0]); dst != hosts[ri%len(hosts)] {
+					add(hosts[ri%len(hosts)], dst, svc{"icmp", 0, 0})
+				}
+			}
 		}
 	}
 	// Leaving the network, to nowhere, into blackhole/unreachable ranges
