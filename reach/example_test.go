@@ -108,15 +108,26 @@ func TestExampleKnownOutcomes(t *testing.T) {
 	for _, c := range cases {
 		flows = append(flows, c.flow)
 	}
-	d := labDoc(t, f, flows)
-	if err := Run(context.Background(), f, d, Options{Log: testLog(t)}); err != nil {
-		t.Fatalf("Run: %v", err)
+	lab := labDoc(t, f, flows)
+	// The same answers whether every router is tested alone or the
+	// routers the end-to-end probe crossed are read off its counters.
+	for _, reuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) {
+			d := *lab
+			if err := Run(context.Background(), f, &d, Options{Log: testLog(t), ReuseEndToEnd: reuse}); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			checkExample(t, cases, d.Reach)
+		})
 	}
-	if len(d.Reach) != len(cases) {
-		t.Fatalf("%d reach entries for %d flows", len(d.Reach), len(cases))
+}
+
+func checkExample(t *testing.T, cases []exampleCase, reach []*doc.Reach) {
+	if len(reach) != len(cases) {
+		t.Fatalf("%d reach entries for %d flows", len(reach), len(cases))
 	}
 	for i, c := range cases {
-		res := d.Reach[i]
+		res := reach[i]
 		t.Run(c.name, func(t *testing.T) {
 			if res.Flow != c.flow.ID {
 				t.Fatalf("entry %d is flow %s, want %s", i, res.Flow, c.flow.ID)
@@ -171,7 +182,7 @@ func TestExampleKnownOutcomes(t *testing.T) {
 		})
 	}
 	if t.Failed() {
-		t.Log("\n" + summary(d.Reach))
+		t.Log("\n" + summary(reach))
 	}
 }
 

@@ -75,6 +75,10 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 				*it.slot = &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: fp.problem}
 				continue
 			}
+			if v := reusable(r.opts, res.E2E, j); v != nil {
+				*it.slot = v
+				continue
+			}
 			by[hp.router] = append(by[hp.router], it)
 		}
 	}
@@ -108,6 +112,22 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 		}
 	}
 	return err
+}
+
+// reusable returns a copy of the end-to-end view of hop j when
+// Options.ReuseEndToEnd allows it and that view is decisive (the router
+// passed the packet on or stopped it).
+func reusable(o Options, e *doc.E2E, j int) *doc.RouterReach {
+	if !o.ReuseEndToEnd || e == nil || j >= len(e.Routers) {
+		return nil
+	}
+	v := *e.Routers[j]
+	if v.Verdict != doc.Allowed && v.Verdict != doc.Blocked {
+		return nil
+	}
+	v.Reason = joinReason(v.Reason, "from the end-to-end probe's counters")
+	v.Predicted, v.Agrees = "", false
+	return &v
 }
 
 // harness tests one router alone for every flow crossing it.

@@ -44,6 +44,13 @@ type Options struct {
 	Workers int
 	// SkipPerRouter leaves out the per-router view (end to end only).
 	SkipPerRouter bool
+	// ReuseEndToEnd takes the per-router answer of every router the
+	// end-to-end probe crossed (up to and including where it stopped)
+	// from that probe's counters — the same packet met the same rules —
+	// and runs the harness only for the routers behind it. Much faster
+	// (no harness at all for a reachable flow); off by default, so that
+	// each router is tested alone.
+	ReuseEndToEnd bool
 	// Log receives warnings (one per disagreement) and debug timings.
 	Log zerolog.Logger
 }
