@@ -539,6 +539,9 @@ func TestStaticPagesAndHeaders(t *testing.T) {
 		if strings.HasSuffix(p, ".html") && strings.Contains(string(r.body), "<script>") {
 			t.Errorf("%s has an inline script (CSP forbids it)", p)
 		}
+		if p != "/login.html" && p != "/" && strings.HasSuffix(p, ".html") && !strings.Contains(string(r.body), `id="logout"`) {
+			t.Errorf("%s lacks the header with the logout button", p)
+		}
 	}
 	if r := c.do("GET", "/api/nothing", nil); r.status != 404 || r.errorText() == "" {
 		t.Errorf("unknown API path: %d %s", r.status, r.body)

@@ -199,6 +199,26 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/jobs.html"), chromedp.WaitVisible(css("#empty"))); err != nil {
 		t.Errorf("bob's job list is not empty: %v", err)
 	}
+
+	// The admin page shows the finished job, the users and the settings.
+	if err := chromedp.Do(ctx, chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#username"))); err != nil {
+		t.Fatalf("bob logout: %v", err)
+	}
+	if err := browserLogin(ctx, base, "root"); err != nil {
+		t.Fatalf("admin login: %v", err)
+	}
+	actx, cancelA := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelA()
+	if err := chromedp.Do(actx, chromedp.Navigate(base+"/admin.html"), chromedp.WaitVisible(css("#finished tr")), chromedp.WaitVisible(css("#users tr"))); err != nil {
+		t.Fatalf("admin page: %v", err)
+	}
+	finished, _ := eval[string](ctx, `document.getElementById('finished').textContent`)
+	usersText, _ := eval[string](ctx, `document.getElementById('users').textContent`)
+	settings, _ := eval[string](ctx, `document.getElementById('settings').textContent`)
+	if !strings.Contains(finished, id[:12]) || !strings.Contains(finished, "alice") || !strings.Contains(usersText, "bob") ||
+		!strings.Contains(settings, "retention") {
+		t.Errorf("admin page: finished %q users %q settings %q", finished, usersText, settings)
+	}
 	m, _ := e.srv.jobs.get(id)
 	assertNoLabs(t, reg, []string{m.Lab})
 }
