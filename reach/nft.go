@@ -93,65 +93,71 @@ func (r *nftReader) Close() {
 // Snapshot reads every table of the IPv4 family.
 func (r *nftReader) Snapshot() (Counters, error) {
 	c := Counters{}
-	if err := r.dump(nftMsgGetChain, func(attrs []byte) error {
-		var table, name string
-		var cnt *Count
-		hooked := false
-		for t, v := range nlAttrs(attrs) {
-			switch t {
-			case nftaChainTable:
-				table = cstr(v)
-			case nftaChainName:
-				name = cstr(v)
-			case nftaChainHook:
-				hooked = true
-			case nftaChainCounters:
-				c := counterAttrs(v)
-				cnt = &c
-			}
-		}
-		cc := c.chain(table, name)
-		if hooked && cnt != nil {
-			cc.Policy = *cnt
-		}
-		return nil
-	}); err != nil {
+	if err := r.dump(nftMsgGetChain, func(attrs []byte) error { c.addChainMsg(attrs); return nil }); err != nil {
 		return nil, err
 	}
-	if err := r.dump(nftMsgGetRule, func(attrs []byte) error {
-		var table, chain string
-		var cnt Count
-		for t, v := range nlAttrs(attrs) {
-			switch t {
-			case nftaRuleTable:
-				table = cstr(v)
-			case nftaRuleChain:
-				chain = cstr(v)
-			case nftaRuleExpressions:
-				for _, elem := range nlAttrs(v) {
-					var name string
-					var data []byte
-					for et, ev := range nlAttrs(elem) {
-						switch et {
-						case nftaExprName:
-							name = cstr(ev)
-						case nftaExprData:
-							data = ev
-						}
-					}
-					if name == "counter" {
-						cnt = counterAttrs(data)
-					}
-				}
-			}
-		}
-		cc := c.chain(table, chain)
-		cc.Rules = append(cc.Rules, cnt)
-		return nil
-	}); err != nil {
+	if err := r.dump(nftMsgGetRule, func(attrs []byte) error { c.addRuleMsg(attrs); return nil }); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// addChainMsg reads one NFT_MSG_NEWCHAIN answer: a base chain's counters
+// are its policy counter.
+func (c Counters) addChainMsg(attrs []byte) {
+	var table, name string
+	var cnt *Count
+	hooked := false
+	for t, v := range nlAttrs(attrs) {
+		switch t {
+		case nftaChainTable:
+			table = cstr(v)
+		case nftaChainName:
+			name = cstr(v)
+		case nftaChainHook:
+			hooked = true
+		case nftaChainCounters:
+			x := counterAttrs(v)
+			cnt = &x
+		}
+	}
+	cc := c.chain(table, name)
+	if hooked && cnt != nil {
+		cc.Policy = *cnt
+	}
+}
+
+// addRuleMsg reads one NFT_MSG_NEWRULE answer (rules come in chain
+// order): its counter expression.
+func (c Counters) addRuleMsg(attrs []byte) {
+	var table, chain string
+	var cnt Count
+	for t, v := range nlAttrs(attrs) {
+		switch t {
+		case nftaRuleTable:
+			table = cstr(v)
+		case nftaRuleChain:
+			chain = cstr(v)
+		case nftaRuleExpressions:
+			for _, elem := range nlAttrs(v) {
+				var name string
+				var data []byte
+				for et, ev := range nlAttrs(elem) {
+					switch et {
+					case nftaExprName:
+						name = cstr(ev)
+					case nftaExprData:
+						data = ev
+					}
+				}
+				if name == "counter" {
+					cnt = counterAttrs(data)
+				}
+			}
+		}
+	}
+	cc := c.chain(table, chain)
+	cc.Rules = append(cc.Rules, cnt)
 }
 
 // counterAttrs reads NFTA_COUNTER_BYTES/PACKETS.
