@@ -29,6 +29,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
@@ -446,10 +447,73 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	for _, hs := range hostsOut {
 		lab.Hosts = append(lab.Hosts, hs...)
 	}
+	handles := []*netlink.Handle{fab.nl}
+	for _, n := range append(rns, hns...) {
+		handles = append(handles, n.nl)
+	}
+	if err := waitReady(ctx, handles, 3*time.Second); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		b.opts.Log.Warn().Err(err).Msg("lab links")
+	}
+	b.opts.Log.Debug().Dur("at", time.Since(t0)).Msg("links ready")
 	if err := b.reg.update(func(r *Record) { r.Complete = true }); err != nil {
 		return nil, tsimerr.Env(err)
 	}
 	return lab, nil
+}
+
+// waitReady waits until the kernel has finished bringing every link up:
+// a link with carrier becomes operationally up (and a bridge port starts
+// forwarding, and its queueing discipline is attached) only when the
+// kernel's link-watch worker has run, asynchronously and later on a busy
+// machine. Packets sent before that are dropped, so a probe right after
+// `hosts up` would see a lab that is not there yet. Asking for one link
+// (RTM_GETLINK, not a dump) makes the kernel run its pending link-watch
+// work at once; polling covers kernels that do not.
+func waitReady(ctx context.Context, handles []*netlink.Handle, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	pending := handles
+	wait := time.Millisecond
+	for {
+		var still []*netlink.Handle
+		var last string
+		for _, h := range pending {
+			links, err := h.LinkList()
+			if err != nil {
+				return err
+			}
+			for _, l := range links {
+				a := l.Attrs()
+				if a.Flags&net.FlagUp == 0 || a.Flags&net.FlagLoopback != 0 || a.RawFlags&unix.IFF_LOWER_UP == 0 {
+					continue // down by design, or no carrier (its peer is down)
+				}
+				if a.OperState == netlink.OperUp {
+					continue
+				}
+				// UNKNOWN too: link-watch has not run for it yet.
+				if l2, err := h.LinkByIndex(a.Index); err == nil && l2.Attrs().OperState == netlink.OperUp {
+					continue
+				}
+				still, last = append(still, h), a.Name
+				break
+			}
+		}
+		if len(still) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d namespaces still have links coming up (e.g. %s) after %v", len(still), last, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 20*time.Millisecond)
+		pending = still
+	}
 }
 
 func (b *labBuild) phaseNS(ctx context.Context, name string, init func() error) (nsBuild, error) {
