@@ -37,7 +37,7 @@ func TestCorpusPaths(t *testing.T) {
 	if refusedRoutes == 0 {
 		t.Fatal("the corpus lab refused no route: this test needs refusals")
 	}
-	if err := Run(context.Background(), f, d, Options{Log: testLog(t)}); err != nil {
+	if err := Run(context.Background(), f, d, Options{Log: testLog(t), Timeout: testTimeout}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	byFlow := map[string]*doc.Reach{}

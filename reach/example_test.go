@@ -114,7 +114,7 @@ func TestExampleKnownOutcomes(t *testing.T) {
 	for _, reuse := range []bool{false, true} {
 		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) {
 			d := *lab
-			if err := Run(context.Background(), f, &d, Options{Log: testLog(t), ReuseEndToEnd: reuse}); err != nil {
+			if err := Run(context.Background(), f, &d, Options{Log: testLog(t), Timeout: testTimeout, ReuseEndToEnd: reuse}); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
 			checkExample(t, cases, d.Reach)

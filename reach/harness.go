@@ -82,6 +82,16 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 			by[hp.router] = append(by[hp.router], it)
 		}
 	}
+	if !r.fabric.h.IsOpen() {
+		// Never fall back to the current namespace: the harness moves links.
+		for _, items := range by {
+			for _, it := range items {
+				*it.slot = &doc.RouterReach{Router: it.hp.router, In: it.hp.in, Out: it.hp.out, Verdict: doc.Unknown,
+					Reason: "lab " + r.d.Lab.ID + " names no fabric namespace: no per-router harness"}
+			}
+		}
+		by = nil
+	}
 	names := make([]string, 0, len(by))
 	for n := range by {
 		names = append(names, n)
@@ -292,8 +302,10 @@ func (r *runner) isolate(fab *netlink.Handle, lr *labRouter, fr *facts.Router, i
 	if err != nil {
 		return nil, fmt.Errorf("interface %s is not in the lab's %s (refused?): %w", iface, lr.name, err)
 	}
+	// The fabric end must be this veth's peer and a lab bridge port: only
+	// such a link is ever moved.
 	fl, err := fab.LinkByIndex(rl.Attrs().ParentIndex)
-	if err != nil || fl.Attrs().MasterIndex == 0 {
+	if _, veth := fl.(*netlink.Veth); err != nil || !veth || fl.Attrs().MasterIndex == 0 || fl.Attrs().ParentIndex != rl.Attrs().Index {
 		return nil, fmt.Errorf("%s %s has no bridge port in the lab fabric", lr.name, iface)
 	}
 	p := &isoPort{iface: iface, rLink: rl, fabName: fl.Attrs().Name, origMaster: fl.Attrs().MasterIndex}

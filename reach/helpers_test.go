@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -91,3 +92,9 @@ func testLog(t testing.TB) zerolog.Logger {
 func flow(id, src, dst, proto string, dport int) *doc.Flow {
 	return &doc.Flow{ID: id, Src: src, Dst: dst, Proto: proto, DPort: dport}
 }
+
+// testTimeout bounds probes that get no answer in the tests: longer than
+// the CLI's default, so that a loaded machine (other tests building labs
+// at the same time) does not turn a slow answer into a lost one. Drops
+// are still decided from counters at once.
+const testTimeout = time.Second

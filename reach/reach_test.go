@@ -102,7 +102,7 @@ func TestListenerCannotBind(t *testing.T) {
 	}
 	defer squat.Close()
 	t0 := time.Now()
-	if err := Run(context.Background(), f, d, Options{Log: testLog(t)}); err != nil {
+	if err := Run(context.Background(), f, d, Options{Log: testLog(t), Timeout: testTimeout}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if took := time.Since(t0); took > 5*time.Second {
@@ -240,7 +240,7 @@ func TestLeavesNothing(t *testing.T) {
 	before := labState(t, d)
 	fds, gor := openFDs(t), runtime.NumGoroutine()
 	t0 := time.Now()
-	if err := Run(context.Background(), f, d, Options{Log: testLog(t)}); err != nil {
+	if err := Run(context.Background(), f, d, Options{Log: testLog(t), Timeout: testTimeout}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	full := time.Since(t0)
@@ -257,7 +257,7 @@ func TestLeavesNothing(t *testing.T) {
 			go cancelOnHarness(ctx, t, d.Lab.Fabric, cancel)
 		}
 		d.Reach = nil
-		err := Run(ctx, f, d, Options{Log: testLog(t)})
+		err := Run(ctx, f, d, Options{Log: testLog(t), Timeout: testTimeout})
 		cancel()
 		t.Logf("Run interrupted (%s) of %v: %v", when, full, err)
 		if !errors.Is(err, context.Canceled) {
