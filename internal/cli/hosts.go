@@ -18,11 +18,6 @@ import (
 )
 
 func (a *app) hostsCommand() *ucli.Command {
-	flowFlags := []ucli.Flag{
-		&ucli.StringFlag{Name: "src", Aliases: []string{"s"}, Usage: "source IPv4 address (instead of a document on stdin)"},
-		&ucli.StringFlag{Name: "dst", Aliases: []string{"d"}, Usage: "destination IPv4 address"},
-		&ucli.StringFlag{Name: "services", Aliases: []string{"p"}, Usage: "service SPEC, e.g. 22/tcp,https"},
-	}
 	return &ucli.Command{
 		Name:  "hosts",
 		Usage: "build, list and remove labs: routers rebuilt as network namespaces (root)",
@@ -38,7 +33,7 @@ func (a *app) hostsCommand() *ucli.Command {
 				Flags: append([]ucli.Flag{
 					&ucli.StringFlag{Name: "scope", Value: "all", Usage: "all: every router of the facts; path: only routers on the traced paths"},
 					&ucli.BoolFlag{Name: "strict", Usage: "exit 3 (after removing the lab) when the kernel refused any line"},
-				}, flowFlags...),
+				}, flowFlags()...),
 				Action: a.hostsUp,
 			},
 			{
@@ -64,15 +59,7 @@ func (a *app) hostsCommand() *ucli.Command {
 // flowDoc builds a traced document from -s/-d/-p, for stages that accept
 // either flags or a document.
 func (a *app) flowDoc(ctx context.Context, cmd *ucli.Command) (*doc.Document, error) {
-	src, err := parseIPv4("src", cmd.String("src"))
-	if err != nil {
-		return nil, err
-	}
-	dst, err := parseIPv4("dst", cmd.String("dst"))
-	if err != nil {
-		return nil, err
-	}
-	flows, err := trace.FlowsFromSpec(src.String(), dst.String(), cmd.String("services"), 0)
+	flows, err := flowsFromFlags(cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -29,11 +28,7 @@ func (a *app) runCommand() *ucli.Command {
 			"line per line that has an expectation (INFO otherwise) and a summary, like a test runner\n" +
 			"(--json prints one document per line instead); exit 1 if any expectation fails.\n" +
 			"Ctrl-C or --timeout stop the run and remove the lab (exit 130, or 3 on timeout).",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "src", Aliases: []string{"s"}, Usage: "source IPv4 address"},
-			&ucli.StringFlag{Name: "dst", Aliases: []string{"d"}, Usage: "destination IPv4 address"},
-			&ucli.StringFlag{Name: "services", Aliases: []string{"p"}, Usage: "service SPEC, e.g. 22/tcp,https"},
-			&ucli.IntFlag{Name: "sport", Usage: "source port of tcp/udp flows"},
+		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "flows", Usage: "run every flow of FILE", TakesFile: true},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the merged PDF report (\"\" to skip the report)", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "a4 or letter"},
@@ -41,7 +36,7 @@ func (a *app) runCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after this long (exit 3), e.g. 30s"},
 			&ucli.DurationFlag{Name: "probe-timeout", Usage: "per-probe timeout (default: reach's)"},
 			&ucli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal), bar, json (NDJSON on stderr) or none"},
-		},
+		),
 		Action: a.run,
 	}
 }
@@ -108,36 +103,17 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 	var groups [][]*doc.Flow
 	batch := cmd.String("flows") != ""
 	if batch {
-		if cmd.IsSet("src") || cmd.IsSet("dst") || cmd.IsSet("services") {
-			return tsimerr.Inputf("--flows excludes -s/-d/-p")
-		}
-		fh, err := os.Open(cmd.String("flows"))
+		flows, err := flowsFromFile(cmd)
 		if err != nil {
-			return tsimerr.Inputf("--flows: %w", err)
-		}
-		flows, err := trace.ReadFlowsFile(fh)
-		fh.Close()
-		if err != nil {
-			return tsimerr.Inputf("%s: %w", cmd.String("flows"), err)
+			return err
 		}
 		groups = groupFlows(flows)
 	} else {
-		src, err := parseIPv4("src", cmd.String("src"))
-		if err != nil {
-			return err
-		}
-		dst, err := parseIPv4("dst", cmd.String("dst"))
-		if err != nil {
-			return err
-		}
-		flows, err := trace.FlowsFromSpec(src.String(), dst.String(), cmd.String("services"), cmd.Int("sport"))
+		flows, err := flowsFromFlags(cmd)
 		if err != nil {
 			return err
 		}
 		groups = [][]*doc.Flow{flows}
-	}
-	if len(groups) == 0 {
-		return tsimerr.Inputf("%s: no flows", cmd.String("flows"))
 	}
 	f, err := a.loadFacts(ctx, cmd)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
 
 	ucli "github.com/urfave/cli/v3"
@@ -27,15 +26,11 @@ func (a *app) traceCommand() *ucli.Command {
 		Description: "SPEC is a comma list of PORT[/PROTO], A-B[/PROTO] or service names (ssh, https, dns …);\n" +
 			"protocols tcp, udp, icmp; default: one ICMP echo flow. Exit 0 when every flow is delivered\n" +
 			"(or leaves the network through a gateway), 1 otherwise.",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "src", Aliases: []string{"s"}, Usage: "source IPv4 address"},
-			&ucli.StringFlag{Name: "dst", Aliases: []string{"d"}, Usage: "destination IPv4 address"},
-			&ucli.StringFlag{Name: "services", Aliases: []string{"p"}, Usage: "service SPEC, e.g. 22/tcp,https,53/udp,8000-8010/tcp"},
-			&ucli.IntFlag{Name: "sport", Usage: "source port of tcp/udp flows (default: an ephemeral port)"},
+		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where a source outside the network enters"},
 			&ucli.StringFlag{Name: "format", Usage: "json, text or legacy-json (the predecessor's output and exit codes); default by --json/--text/TTY"},
 			&ucli.StringFlag{Name: "flows", Usage: "trace every flow of FILE (NDJSON or CSV), streaming one document per line", TakesFile: true},
-		},
+		),
 		Action: a.trace,
 	}
 }
@@ -70,9 +65,6 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return tsimerr.Inputf("--format %q: want json, text or legacy-json", format)
 	}
 	if cmd.String("flows") != "" {
-		if cmd.IsSet("src") || cmd.IsSet("dst") || cmd.IsSet("services") {
-			return tsimerr.Inputf("--flows excludes -s/-d/-p")
-		}
 		if format == "legacy-json" {
 			return tsimerr.Inputf("--format legacy-json traces one src/dst pair; it does not take --flows")
 		}
@@ -81,19 +73,7 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	if format == "legacy-json" {
 		return a.traceLegacy(ctx, cmd)
 	}
-	src, err := parseIPv4("src", cmd.String("src"))
-	if err != nil {
-		return err
-	}
-	dst, err := parseIPv4("dst", cmd.String("dst"))
-	if err != nil {
-		return err
-	}
-	sport := cmd.Int("sport")
-	if sport < 0 || sport > 65535 {
-		return tsimerr.Inputf("--sport %d: want 0-65535", sport)
-	}
-	flows, err := trace.FlowsFromSpec(src.String(), dst.String(), cmd.String("services"), sport)
+	flows, err := flowsFromFlags(cmd)
 	if err != nil {
 		return err
 	}
@@ -152,15 +132,9 @@ func (a *app) traceLegacy(ctx context.Context, cmd *ucli.Command) error {
 }
 
 func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) error {
-	path := cmd.String("flows")
-	fh, err := os.Open(path)
+	flows, err := flowsFromFile(cmd)
 	if err != nil {
-		return tsimerr.Inputf("--flows: %w", err)
-	}
-	defer fh.Close()
-	flows, err := trace.ReadFlowsFile(fh)
-	if err != nil {
-		return tsimerr.Inputf("%s: %w", path, err)
+		return err
 	}
 	f, err := a.loadFacts(ctx, cmd)
 	if err != nil {
