@@ -313,7 +313,7 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 	}
 }
 
-func runAgreement(t *testing.T, f *facts.Facts) {
+func runAgreement(t *testing.T, f *facts.Facts) *doc.Lab {
 	opts := testOpts(t)
 	lab := upT(t, f, doc.New(), opts)
 	e := trace.New(f)
@@ -353,6 +353,7 @@ func runAgreement(t *testing.T, f *facts.Facts) {
 	if a.checked == 0 {
 		t.Error("no hop compared")
 	}
+	return lab
 }
 
 func TestKernelAgreementCorpus(t *testing.T) {
@@ -366,5 +367,14 @@ func TestKernelAgreementExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("built-in example: %v", err)
 	}
-	runAgreement(t, f)
+	lab := runAgreement(t, f)
+	// The example is meant to be reproducible: nothing may be refused.
+	for _, r := range lab.Routers {
+		for _, x := range r.Refused {
+			t.Errorf("example lab: %s refused %s %s: %s", r.Name, x.What, x.Line, x.Error)
+		}
+	}
+	if len(lab.Routers) < 8 {
+		t.Errorf("example lab has %d routers, the design asks for at least 8", len(lab.Routers))
+	}
 }
