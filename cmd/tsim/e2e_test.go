@@ -132,7 +132,7 @@ func checkPDF(t *testing.T, path string, minPages int) {
 func TestRunSingleFlow(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
-	r := tsim(t, dir, "run", "-s", "10.1.10.5", "-d", "10.3.10.5", "-p", "https", "-o", "report.pdf", "--json")
+	r := tsim(t, dir, "run", "-s", "10.1.10.5", "-d", "10.3.10.5", "-p", "https", "-o", "report.pdf", "--json", "--probe-timeout", "3s")
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0 (reachable)\n%s", r.code, r.stderr)
 	}
@@ -149,7 +149,7 @@ func TestRunMultiService(t *testing.T) {
 	dir := t.TempDir()
 	// https and ssh pass hq-gw and dc-gw to dc-core's LAN; 10.3.20.10 is
 	// behind dc-gw's FORWARD policy for https from HQ users.
-	r := tsim(t, dir, "run", "-s", "10.1.20.5", "-d", "10.3.20.10", "-p", "https,5432/tcp", "-o", "out/r.pdf", "--json")
+	r := tsim(t, dir, "run", "-s", "10.1.20.5", "-d", "10.3.20.10", "-p", "https,5432/tcp", "-o", "out/r.pdf", "--json", "--probe-timeout", "3s")
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1 (one service blocked)\n%s", r.code, r.stderr)
 	}
@@ -182,7 +182,7 @@ func TestRunFlowsFileMixedExpectations(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "flows.csv"), []byte(flows), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := tsim(t, dir, "run", "--flows", "flows.csv", "-o", "nightly.pdf", "--progress", "none")
+	r := tsim(t, dir, "run", "--flows", "flows.csv", "-o", "nightly.pdf", "--progress", "none", "--probe-timeout", "3s")
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1 (one expectation fails)\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -271,7 +271,7 @@ func TestPipelineStages(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
 	// The shell pipeline of DESIGN §2, stage by stage.
-	sh := tsimBin + ` trace -s 10.1.10.5 -d 10.3.10.5 -p https,ssh | ` + tsimBin + ` hosts up | ` + tsimBin + ` reach | ` +
+	sh := tsimBin + ` trace -s 10.1.10.5 -d 10.3.10.5 -p https,ssh | ` + tsimBin + ` hosts up | ` + tsimBin + ` reach --timeout 3s | ` +
 		tsimBin + ` hosts down | ` + tsimBin + ` report -o out | ` + tsimBin + ` merge -o all.pdf`
 	cmd := exec.Command("sh", "-c", sh)
 	cmd.Dir = dir
