@@ -565,10 +565,12 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 		sides[ifc] = s
 	}
 	r.opts.Log.Debug().Str("router", lr.name).Int("sides", len(sides)).Dur("setup", time.Since(t0)).Msg("harness round")
-	// The router may still know the previous round's sides' MACs.
+	// The router may still know the previous round's sides' MACs; its
+	// counters are read afresh after the links changed.
 	for _, p := range ports {
 		flushNeigh(lr.nl, p.rLink)
 	}
+	lr.last = nil
 	for _, it := range round {
 		if err := ctx.Err(); err != nil {
 			return err
