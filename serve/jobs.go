@@ -155,12 +155,13 @@ func (js *jobs) load() error {
 			js.s.log.Warn().Str("job", e.Name()).Msg("skipping job with a bad job.json")
 			continue
 		}
-		j.events = readEvents(filepath.Join(root, e.Name(), eventsFile))
 		if !terminal(j.meta.State) {
+			j.events = readEvents(filepath.Join(root, e.Name(), eventsFile))
 			now := js.s.cfg.Now()
 			j.meta.State, j.meta.Error, j.meta.Finished = StateFailed, "the server stopped before the job finished", &now
 			js.addEventLocked(j, progress.Event{Time: now, Stage: StateFailed, Message: j.meta.Error}, StateFailed)
 			js.persistLocked(j)
+			j.events = nil
 		}
 		js.all[j.meta.ID] = j
 	}
@@ -335,6 +336,9 @@ func (js *jobs) finishLocked(j *job, state, msg string, now time.Time) {
 	}
 	js.addEventLocked(j, progress.Event{Time: now, Stage: state, Percent: j.meta.Progress, Message: text}, state)
 	js.persistLocked(j)
+	// A finished job's events are only replayed from events.ndjson, so
+	// memory does not grow with the retention period.
+	j.events = nil
 }
 
 // run executes one job through the pipeline.
@@ -484,16 +488,23 @@ func (js *jobs) position(id string) int {
 // change, and whether the job has finished.
 func (js *jobs) since(id string, last int) ([]jobEvent, <-chan struct{}, bool) {
 	js.mu.Lock()
-	defer js.mu.Unlock()
 	j := js.all[id]
 	if j == nil {
+		js.mu.Unlock()
 		return nil, nil, true
 	}
-	var out []jobEvent
-	if last < len(j.events) {
-		out = append(out, j.events[max(last, 0):]...)
+	evs, changed, done := j.events, j.changed, terminal(j.meta.State)
+	if done {
+		js.mu.Unlock()
+		evs = readEvents(filepath.Join(js.dir(id), eventsFile))
+	} else {
+		defer js.mu.Unlock()
 	}
-	return out, j.changed, terminal(j.meta.State)
+	var out []jobEvent
+	if last < len(evs) {
+		out = append(out, evs[max(last, 0):]...)
+	}
+	return out, changed, done
 }
 
 // list returns the jobs of owner ("" = everyone), newest first.

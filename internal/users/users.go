@@ -78,6 +78,19 @@ type File struct {
 // Open returns the users file at path. A missing file is an empty one
 // (created on the first Add).
 func Open(path string) (*File, error) {
+	f, err := openNoDummy(path)
+	if err != nil {
+		return nil, err
+	}
+	h, err := Hash("not a password of anyone")
+	if err != nil {
+		return nil, err
+	}
+	f.dummy = h
+	return f, nil
+}
+
+func openNoDummy(path string) (*File, error) {
 	if path == "" {
 		return nil, tsimerr.Inputf("users file: no path given")
 	}
@@ -87,11 +100,6 @@ func Open(path string) (*File, error) {
 	if err := f.reloadLocked(); err != nil {
 		return nil, err
 	}
-	h, err := Hash("not a password of anyone")
-	if err != nil {
-		return nil, err
-	}
-	f.dummy = h
 	return f, nil
 }
 
@@ -382,7 +390,7 @@ func Check(hash, password string) (bool, error) {
 		return false, errors.New("bad argon2 parameters")
 	}
 	// Bound the cost an edited file can impose on each login.
-	if m == 0 || m > 1<<20 || t == 0 || t > 16 || p == 0 {
+	if m == 0 || m > 1<<18 || t == 0 || t > 16 || p == 0 {
 		return false, errors.New("argon2 parameters out of range")
 	}
 	b64 := base64.RawStdEncoding

@@ -1,0 +1,56 @@
+package serve
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// FuzzSubmit feeds arbitrary bodies to POST /api/jobs: every answer is
+// 202 or a 4xx with a one-line JSON error, never a 5xx or a panic, and a
+// refused body creates no job.
+func FuzzSubmit(f *testing.F) {
+	for _, s := range []string{
+		`{"src":"10.1.10.5","dst":"10.3.20.10","services":"ssh,https"}`,
+		`{"src":"10.99.10.5","dst":"10.3.20.10","services":"1-10000"}`,
+		`{"src":"10.1.10.5","dst":"10.3.20.10","services":"80-70/udp","sport":-1}`,
+		`{"src":"::1","dst":"10.3.20.10"}`, `{}`, `[]`, `null`, `{"src":1}`,
+	} {
+		f.Add(s)
+	}
+	e := newEnv(f, func(c *Config) { c.MaxQueued = 1 << 30; c.MaxPerUser = 1 << 30 })
+	e.srv.jobs.shutdown() // no workers: accepted jobs just wait
+	e.srv.jobs.mu.Lock()
+	e.srv.jobs.closed = false
+	e.srv.jobs.mu.Unlock()
+	tok, err := e.srv.sessions.create("alice", "user", "local")
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := e.srv.Handler()
+	f.Fuzz(func(t *testing.T, body string) {
+		before := len(e.srv.jobs.list(""))
+		req := httptest.NewRequest("POST", "/api/jobs", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: tok})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		after := len(e.srv.jobs.list(""))
+		switch {
+		case rec.Code == http.StatusAccepted:
+			if after != before+1 {
+				t.Fatalf("202 but %d → %d jobs", before, after)
+			}
+		case rec.Code >= 400 && rec.Code < 500:
+			if after != before {
+				t.Fatalf("%d but a job was created: %s", rec.Code, body)
+			}
+			if !strings.HasPrefix(rec.Body.String(), `{"error":`) || strings.Count(strings.TrimSpace(rec.Body.String()), "\n") > 0 {
+				t.Fatalf("%d answer %q", rec.Code, rec.Body.String())
+			}
+		default:
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body.String())
+		}
+	})
+}
