@@ -698,3 +698,17 @@ func forEach[T any](ctx context.Context, workers int, items []T, fn func(context
 	}
 	return g.Wait()
 }
+
+// ExitCode is 0 when every flow is REACHABLE end to end, else 1 (DESIGN
+// §3.3): UNREACHABLE and UNKNOWN are both not a positive answer.
+func ExitCode(rs []*doc.Reach) int {
+	if len(rs) == 0 {
+		return tsimerr.ExitNegative
+	}
+	for _, r := range rs {
+		if r.E2E == nil || r.E2E.Verdict != doc.Reachable {
+			return tsimerr.ExitNegative
+		}
+	}
+	return tsimerr.ExitOK
+}

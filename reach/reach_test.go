@@ -339,3 +339,22 @@ func TestRouteVia(t *testing.T) {
 		t.Errorf("routeVia without gateway = %v", got)
 	}
 }
+
+func TestExitCode(t *testing.T) {
+	r := func(v string) *doc.Reach { return &doc.Reach{E2E: &doc.E2E{Verdict: v}} }
+	cases := []struct {
+		rs   []*doc.Reach
+		want int
+	}{
+		{[]*doc.Reach{r(doc.Reachable), r(doc.Reachable)}, tsimerr.ExitOK},
+		{[]*doc.Reach{r(doc.Reachable), r(doc.Unreachable)}, tsimerr.ExitNegative},
+		{[]*doc.Reach{r(doc.Unknown)}, tsimerr.ExitNegative},
+		{[]*doc.Reach{{}}, tsimerr.ExitNegative},
+		{nil, tsimerr.ExitNegative},
+	}
+	for i, c := range cases {
+		if got := ExitCode(c.rs); got != c.want {
+			t.Errorf("case %d: %d, want %d", i, got, c.want)
+		}
+	}
+}
