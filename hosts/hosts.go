@@ -28,12 +28,12 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/netx"
+	"github.com/tsim-dev/tsim/internal/pool"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 )
 
@@ -53,7 +53,12 @@ type Options struct {
 	Strict bool
 	// RegistryDir holds lab records; default DefaultRegistryDir.
 	RegistryDir string
-	// Workers bounds how many routers are built at once; default 8 (the
+	// Pool is the hybrid executor whose I/O slots the router and host
+	// builds run on (shared with the other stages of a run); nil: a pool
+	// of Workers slots just for this call.
+	Pool *pool.Pool
+	// Workers bounds how many routers are built at once without a Pool;
+	// default 8 (the
 	// work is mostly waiting on the kernel, not CPU).
 	Workers int
 	// OwnerPID is the process whose death makes the lab stale; default
@@ -375,14 +380,17 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	// Phase 3, parallel: routers.
 	lab := &doc.Lab{ID: rec.ID, Fabric: p.fabric, Routers: make([]*doc.LabRouter, len(p.routers)), Hosts: []*doc.LabHost{}}
 	builds := make([]*routerBuild, len(p.routers))
-	g, gctx := errgroup.WithContext(ctx)
 	workers := b.opts.Workers
 	if workers <= 0 {
 		workers = max(8, 2*runtime.NumCPU())
 	}
-	g.SetLimit(workers)
+	ex := b.opts.Pool
+	if ex == nil {
+		ex = pool.New(workers, 0)
+	}
+	g, _ := ex.Group(ctx)
 	for i, rp := range p.routers {
-		g.Go(func() error {
+		g.GoIO(func(gctx context.Context) error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}
@@ -414,11 +422,10 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	for _, rb := range builds {
 		rbByName[rb.rp.r.Name] = rb
 	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(workers)
+	g, _ = ex.Group(ctx)
 	hostsOut := make([][]*doc.LabHost, len(p.hosts))
 	for i, hp := range p.hosts {
-		g.Go(func() error {
+		g.GoIO(func(gctx context.Context) error {
 			if err := gctx.Err(); err != nil {
 				return err
 			}

@@ -115,7 +115,7 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 
 	// 2. Lab.
 	st.Report("hosts-up", 0, "", "building the lab")
-	hopts := hosts.Options{Scope: req.Scope, RegistryDir: req.Registry, Log: deps.Log}
+	hopts := hosts.Options{Scope: req.Scope, RegistryDir: req.Registry, Log: deps.Log, Pool: deps.Pool}
 	lab, err := hosts.Up(ctx, f, all, hopts)
 	if err != nil {
 		return nil, err
