@@ -97,7 +97,7 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	err := forEach(ctx, r.opts.Workers, names, func(ctx context.Context, name string) error {
+	err := forEach(ctx, r.opts.Pool, r.opts.Workers, names, func(ctx context.Context, name string) error {
 		return r.harness(ctx, r.routers[name], by[name])
 	})
 	for i, fp := range plans {

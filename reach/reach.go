@@ -22,11 +22,11 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/netx"
+	"github.com/tsim-dev/tsim/internal/pool"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 	"github.com/tsim-dev/tsim/trace"
 )
@@ -40,7 +40,12 @@ type Options struct {
 	// Timeout per probe; default DefaultTimeout. A probe dropped by a
 	// rule ends as soon as that rule's counter moves, well before it.
 	Timeout time.Duration
-	// Workers bounds how many router harnesses run at once; default 8.
+	// Pool is the hybrid executor whose I/O slots the router harnesses
+	// run on (shared with the other stages of a run); nil: a pool of
+	// Workers slots just for this call.
+	Pool *pool.Pool
+	// Workers bounds how many router harnesses run at once without a
+	// Pool; default 8.
 	Workers int
 	// SkipPerRouter leaves out the per-router view (end to end only).
 	SkipPerRouter bool
@@ -688,13 +693,15 @@ func denied(t *doc.Trace) string {
 	return refText(t.DeniedBy)
 }
 
-// forEach runs fn for every item, at most workers at once; the first error
-// cancels the others.
-func forEach[T any](ctx context.Context, workers int, items []T, fn func(context.Context, T) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
+// forEach runs fn for every item on the pool's I/O slots (or, without a
+// pool, at most workers at once); the first error cancels the others.
+func forEach[T any](ctx context.Context, p *pool.Pool, workers int, items []T, fn func(context.Context, T) error) error {
+	if p == nil {
+		p = pool.New(workers, 0)
+	}
+	g, _ := p.Group(ctx)
 	for _, it := range items {
-		g.Go(func() error { return fn(gctx, it) })
+		g.GoIO(func(ctx context.Context) error { return fn(ctx, it) })
 	}
 	return g.Wait()
 }

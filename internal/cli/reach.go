@@ -24,6 +24,7 @@ func (a *app) reachCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.DurationFlag{Name: "timeout", Value: reach.DefaultTimeout, Usage: "per-probe timeout (a probe dropped by a rule ends as soon as the rule's counter moves)"},
 			&ucli.BoolFlag{Name: "e2e-only", Usage: "skip the per-router view"},
+			isolateAllFlag(),
 		},
 		Action: a.reach,
 	}
@@ -50,7 +51,8 @@ func (a *app) reach(ctx context.Context, cmd *ucli.Command) error {
 	if err != nil {
 		return err
 	}
-	if err := reach.Run(ctx, f, d, reach.Options{Timeout: cmd.Duration("timeout"), SkipPerRouter: cmd.Bool("e2e-only"), Log: a.log}); err != nil {
+	if err := reach.Run(ctx, f, d, reach.Options{Timeout: cmd.Duration("timeout"), SkipPerRouter: cmd.Bool("e2e-only"),
+		ReuseEndToEnd: !cmd.Bool("isolate-all"), Log: a.log}); err != nil {
 		return err
 	}
 	if err := a.emit(cmd, d, renderReach); err != nil {
@@ -60,6 +62,12 @@ func (a *app) reach(ctx context.Context, cmd *ucli.Command) error {
 		return tsimerr.ErrNegative
 	}
 	return nil
+}
+
+// isolateAllFlag turns off the reuse of end-to-end counters for the
+// per-router view (DESIGN §7: every router tested alone).
+func isolateAllFlag() ucli.Flag {
+	return &ucli.BoolFlag{Name: "isolate-all", Usage: "per-router view: test every router of the path in its own harness, also those the end-to-end probe crossed (default: their answer comes from the end-to-end probe's counters; same verdicts, several times faster)"}
 }
 
 func renderReach(d *doc.Document) string {

@@ -35,6 +35,7 @@ func (a *app) runCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "scope", Value: "all", Usage: "lab scope: all routers, or only those on the traced paths"},
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after this long (exit 3), e.g. 30s"},
 			&ucli.DurationFlag{Name: "probe-timeout", Usage: "per-probe timeout (default: reach's)"},
+			isolateAllFlag(),
 			&ucli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal), bar, json (NDJSON on stderr) or none"},
 		),
 		Action: a.run,
@@ -127,7 +128,7 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 	start := time.Now()
 	res, err := pipeline.Run(ctx, pipeline.Request{
 		Facts: f, Groups: groups, Output: cmd.String("output"), Paper: paper, Now: now,
-		ProbeTimeout: cmd.Duration("probe-timeout"), Scope: scope,
+		ProbeTimeout: cmd.Duration("probe-timeout"), Scope: scope, IsolateAll: cmd.Bool("isolate-all"),
 	}, pipeline.Deps{Pool: pool.New(0, 0), Progress: sink, Log: a.log})
 	sink.Emit(progress.Event{Time: time.Now().UTC(), Stage: "done", Percent: 100})
 	if err != nil {

@@ -39,6 +39,10 @@ type Request struct {
 	// ProbeTimeout bounds each probe (0: reach's default).
 	ProbeTimeout time.Duration
 	Scope        string // hosts.ScopeAll (default) or hosts.ScopePath
+	// IsolateAll tests every router of a path in its own harness, also
+	// those the end-to-end probe crossed (whose answer it already gave
+	// from the same packet's counters); slower, same verdicts.
+	IsolateAll bool
 	// Registry overrides the lab registry directory (tests).
 	Registry string
 }
@@ -139,7 +143,7 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 
 	// 3. Reach, all flows at once on the one lab.
 	all.Lab = lab
-	ropts := reach.Options{Timeout: req.ProbeTimeout, Log: deps.Log}
+	ropts := reach.Options{Timeout: req.ProbeTimeout, Log: deps.Log, Pool: deps.Pool, ReuseEndToEnd: !req.IsolateAll}
 	if err := reach.Run(ctx, f, all, ropts); err != nil {
 		return res, err
 	}
