@@ -9,6 +9,7 @@ require (
 	github.com/msteinert/pam/v2 v2.1.0
 	github.com/pdfcpu/pdfcpu v0.15.0
 	github.com/rs/zerolog v1.35.1
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/urfave/cli/v3 v3.14.0
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
