@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -244,7 +245,8 @@ func (s *Server) ListenAndServe(ctx context.Context, addr, certFile, keyFile str
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
-		ErrorLog:          nil,
+		// TLS handshake failures and the like go to the application log.
+		ErrorLog: stdlog.New(s.log.With().Str("component", "http").Logger(), "", 0),
 	}
 	if certFile != "" {
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
