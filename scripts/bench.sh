@@ -11,7 +11,7 @@ T=$(pwd)/tsim
 work=$(mktemp -d)
 trap 'rm -rf "$work"; "$T" hosts down --stale -q >/dev/null 2>&1 || true' EXIT
 
-now() { date +%s%N; }
+# Timestamps in µs from EPOCHREALTIME (bash 5): no fork, unlike $(date).
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 # time_cmd NAME TARGET_MS PRED_MS CMD... : runs CMD N times, prints the median.
@@ -19,12 +19,12 @@ time_cmd() {
 	local name=$1 target=$2 pred=$3; shift 3
 	local i t0 t1
 	for ((i = 0; i < N; i++)); do
-		t0=$(now); "$@" >/dev/null 2>&1 || true; t1=$(now)
-		echo $(((t1 - t0) / 1000000))
+		t0=${EPOCHREALTIME/[.,]/}; "$@" >/dev/null 2>&1 || true; t1=${EPOCHREALTIME/[.,]/}
+		echo $(((t1 - t0) / 1000))
 	done | median | {
 		read -r ms
 		printf '%-44s %7d ms  target %6s ms (%5.2fx)  predecessor %6s ms (%5.1fx faster)\n' \
-			"$name" "$ms" "$target" "$(echo "$ms / $target" | bc -l)" "$pred" "$(echo "$pred / ($ms+0.001)" | bc -l)"
+			"$name" "$ms" "$target" "$(echo "$ms / $target" | bc -l)" "$pred" "$( [ "$pred" = - ] && echo 0 || echo "$pred / ($ms+0.001)" | bc -l)"
 	}
 }
 
@@ -33,9 +33,9 @@ time_cmd "trace, one flow (process)" 10 58 "$T" trace -s 10.1.10.5 -d 10.1.50.10
 
 # Lab up/down: up leaves the lab, down removes it by id.
 for ((i = 0; i < N; i++)); do
-	t0=$(now); "$T" -q hosts up -s 10.1.10.5 -d 10.1.50.10 -p https --json >"$work/lab.json"; t1=$(now)
-	"$T" -q hosts down <"$work/lab.json" >/dev/null; t2=$(now)
-	echo "$(((t1 - t0) / 1000000)) $(((t2 - t1) / 1000000))"
+	t0=${EPOCHREALTIME/[.,]/}; "$T" -q hosts up -s 10.1.10.5 -d 10.1.50.10 -p https --json >"$work/lab.json"; t1=${EPOCHREALTIME/[.,]/}
+	"$T" -q hosts down <"$work/lab.json" >/dev/null; t2=${EPOCHREALTIME/[.,]/}
+	echo "$(((t1 - t0) / 1000)) $(((t2 - t1) / 1000))"
 done >"$work/updown"
 up=$(cut -d' ' -f1 "$work/updown" | median); down=$(cut -d' ' -f2 "$work/updown" | median)
 printf '%-44s %7d ms  target %6s ms (%5.2fx)  predecessor %6s ms (%5.1fx faster)\n' "hosts up, full example lab (9 routers)" "$up" 300 "$(echo "$up/300" | bc -l)" 1500 "$(echo "1500/($up+0.001)" | bc -l)"
