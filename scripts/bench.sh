@@ -46,5 +46,9 @@ time_cmd "run, 1 service, lab to PDF" 1000 28000 "$T" -q run -s 10.1.10.5 -d 10.
 time_cmd "run, 3 services" 1300 50000 "$T" -q run -s 10.1.10.5 -d 10.1.50.10 -p https,3306/tcp,53/udp -o r3.pdf
 time_cmd "run, 100 services, 3-router path" 3000 "-" "$T" -q run -s 10.2.10.5 -d 10.3.10.5 -p 1-100/tcp -o r100.pdf
 
-rss=$( { /usr/bin/time -f '%M' "$T" -q run -s 10.1.10.5 -d 10.1.50.10 -p https,3306/tcp,53/udp -o rss.pdf >/dev/null; } 2>&1 | tail -1)
-printf '%-44s %7d MB  target %6s MB\n' "peak RSS, run with 3 services" "$((rss / 1024))" 100
+# run exits 1 when a service is blocked: that is an answer, not a failure.
+for spec in "10.1.10.5 10.1.50.10 https,3306/tcp,53/udp" "10.2.10.5 10.3.10.5 1-100/tcp"; do
+	set -- $spec
+	rss=$( { /usr/bin/time -f '%M' "$T" -q run -s "$1" -d "$2" -p "$3" -o rss.pdf >/dev/null || true; } 2>&1 | tail -1)
+	printf '%-44s %7d MB  target %6s MB\n' "peak RSS, run -p $3" "$((rss / 1024))" 100
+done
