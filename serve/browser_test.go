@@ -3,13 +3,20 @@ package serve
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/tsim-dev/tsim/internal/pipeline"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -54,6 +61,25 @@ func eval[T any](ctx context.Context, expr string) (T, error) {
 
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
+// observeLog makes every page loaded later record each append to the
+// progress log (time, lines added) in window.__logBatches.
+func observeLog() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
+		window.__logBatches = [];
+		document.addEventListener('DOMContentLoaded', () => {
+			const log = document.getElementById('log');
+			if (!log) return;
+			new MutationObserver((ms) => {
+				let n = 0;
+				for (const m of ms) n += m.addedNodes.length;
+				if (n) window.__logBatches.push({t: performance.now(), n});
+			}).observe(log, {childList: true});
+		});`})
+		return err
+	})
+}
+
 // browserLogin logs in through the login page and lands on the form.
 func browserLogin(ctx context.Context, base, user string) error {
 	return chromedp.Do(ctx,
@@ -71,8 +97,29 @@ func browserLogin(ctx context.Context, base, user string) error {
 // events arrive, open the PDF, log out; a second user cannot see the job.
 func TestBrowser(t *testing.T) {
 	requireRoot(t)
-	e, reg := realEnv(t, 2)
-	base := e.ts.URL
+	// The real pipeline, started once the page has opened its event
+	// stream, so every event of the run must arrive live (the example
+	// network builds and probes faster than a page loads).
+	streaming := make(chan struct{})
+	var once sync.Once
+	e, reg := realEnv(t, 2, func(c *Config) {
+		c.Runner = func(ctx context.Context, req pipeline.Request, deps pipeline.Deps) (*pipeline.Result, error) {
+			select {
+			case <-streaming:
+			case <-time.After(20 * time.Second):
+			case <-ctx.Done():
+			}
+			return pipeline.Run(ctx, req, deps)
+		}
+	})
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/events") {
+			once.Do(func() { close(streaming) })
+		}
+		e.srv.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() { site.CloseClientConnections(); site.Close() })
+	base := site.URL
 	if u, _ := url.Parse(base); !strings.HasPrefix(u.Host, "127.0.0.1:") {
 		t.Fatalf("test server not on 127.0.0.1: %s", base)
 	}
@@ -82,6 +129,9 @@ func TestBrowser(t *testing.T) {
 
 	if err := browserLogin(ctx, base, "alice"); err != nil {
 		t.Fatalf("login: %v", err)
+	}
+	if err := chromedp.Do(ctx, observeLog()); err != nil {
+		t.Fatalf("install the log observer: %v", err)
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(css("#src"), "10.1.10.5"),
@@ -103,42 +153,53 @@ func TestBrowser(t *testing.T) {
 	}
 	id := u.Query().Get("id")
 
-	// Watch the log grow while the job runs, until the PDF or an error shows.
+	// Wait for the end, then check how the log grew: the observer installed
+	// before the page loaded saw every append.
 	type view struct {
-		N      int    `json:"n"`
-		State  string `json:"state"`
 		PDF    bool   `json:"pdf"`
 		Err    bool   `json:"err"`
 		ErrMsg string `json:"msg"`
 	}
-	var counts []int
 	for {
-		v, err := eval[view](ctx, `({n: document.querySelectorAll('#log li').length,
-			state: document.getElementById('state').textContent,
-			pdf: !document.getElementById('pdf-view').hidden,
+		v, err := eval[view](ctx, `({pdf: !document.getElementById('pdf-view').hidden,
 			err: !document.getElementById('error-view').hidden,
 			msg: document.getElementById('error-text').textContent})`)
 		if err != nil {
 			t.Fatalf("watching progress: %v", err)
 		}
-		if len(counts) == 0 || counts[len(counts)-1] != v.N {
-			counts = append(counts, v.N)
-		}
 		if v.Err {
-			t.Fatalf("job failed in the browser: %s (state %s)", v.ErrMsg, v.State)
+			t.Fatalf("job failed in the browser: %s", v.ErrMsg)
 		}
 		if v.PDF {
 			break
 		}
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
+	}
+	type batch struct {
+		T     float64 `json:"t"`
+		Added int     `json:"n"`
+	}
+	batches, err := eval[[]batch](ctx, `window.__logBatches || []`)
+	if err != nil {
+		t.Fatal(err)
 	}
 	lines, err := eval[[]string](ctx, `[...document.querySelectorAll('#log li')].map(li => li.textContent)`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("progress log grew as %v; last line %q", counts, lines[len(lines)-1])
-	if len(counts) < 3 {
-		t.Errorf("progress did not arrive incrementally: log sizes %v", counts)
+	total := 0
+	for _, b := range batches {
+		total += b.Added
+	}
+	spread := 0.0
+	if len(batches) > 1 {
+		spread = batches[len(batches)-1].T - batches[0].T
+	}
+	t.Logf("%d progress lines arrived in %d separate appends over %.0f ms; last %q", len(lines), len(batches), spread, lines[len(lines)-1])
+	// Live events: one append per event, spread over the job's run time (a
+	// replay after the fact would come in one burst).
+	if total != len(lines) || len(batches) < 5 || spread < 150 {
+		t.Errorf("progress did not arrive event by event while the job ran: %d lines, appends %v", len(lines), batches)
 	}
 	joined := strings.Join(lines, "\n")
 	for _, want := range []string{"queued", "running", "hosts-up", "reach", "done"} {

@@ -20,7 +20,7 @@ func TestLoadTenJobs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test: 10 real labs (not in -short)")
 	}
-	e, reg := realEnv(t, 3)
+	e, reg := realEnv(t, 3, nil)
 	c := e.client()
 	c.login("alice")
 	pairs := []struct{ src, dst, spec string }{

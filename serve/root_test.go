@@ -21,7 +21,7 @@ func requireRoot(t *testing.T) {
 
 // realEnv is a server on 127.0.0.1 running the real pipeline with its own
 // lab registry, so the test can check that every lab went away.
-func realEnv(t *testing.T, workers int) (*testEnv, string) {
+func realEnv(t *testing.T, workers int, mod func(*Config)) (*testEnv, string) {
 	t.Helper()
 	reg := filepath.Join(t.TempDir(), "labs")
 	e := newEnv(t, func(c *Config) {
@@ -31,6 +31,9 @@ func realEnv(t *testing.T, workers int) (*testEnv, string) {
 		c.Workers = workers
 		c.MaxPerUser = 20
 		c.JobTimeout = 5 * time.Minute
+		if mod != nil {
+			mod(c)
+		}
 	})
 	return e, reg
 }
