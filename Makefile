@@ -25,10 +25,13 @@ deps:
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
+	CGO_ENABLED=1 go vet -tags pam ./serve/
 	$(MAKE) --no-print-directory check-generated
 	# -p 1: namespace-heavy packages probe real sockets; run them one at a time so a
 	# loaded 2-core CI machine does not turn slow probes into false verdicts.
 	go test -p 1 -count=1 -timeout 30m ./...
+	# PAM login through pam_unix with a throw-away user (cgo build tag).
+	CGO_ENABLED=1 go test -count=1 -tags pam -run TestPAMLogin ./serve/
 
 generate: build
 	rm -rf man completions && mkdir -p man completions

@@ -17,6 +17,9 @@ have zsh || need="$need zsh"
 have fish || need="$need fish"
 [ -f /usr/share/bash-completion/bash_completion ] || need="$need bash-completion"
 have man || need="$need man-db"
+# PAM login (`go test -tags pam`): cgo and the PAM headers.
+have gcc || need="$need gcc libc6-dev"
+[ -f /usr/include/security/pam_appl.h ] || need="$need libpam0g-dev"
 have bc || need="$need bc"
 [ -x /usr/bin/time ] || need="$need time"
 
