@@ -51,16 +51,7 @@ func tsim(t *testing.T, dir string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(tsimBin, args...)
 	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runCommand(t, cmd)
 }
 
 // labGone asserts nothing of lab id is left: no namespace, no registry entry.
