@@ -54,8 +54,9 @@ bench:
 dist:
 	mkdir -p dist
 	for arch in amd64 arm64; do \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o dist/tsim-linux-$$arch ./cmd/tsim; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' -o dist/tsim-linux-$$arch ./cmd/tsim || exit 1; \
 	done
+	cd dist && sha256sum tsim-linux-amd64 tsim-linux-arm64 > SHA256SUMS
 
 clean:
 	rm -rf tsim dist
