@@ -21,6 +21,10 @@ have man || need="$need man-db"
 have gcc || need="$need gcc libc6-dev"
 [ -f /usr/include/security/pam_appl.h ] || need="$need libpam0g-dev"
 have bc || need="$need bc"
+# The docs' examples (cmd/tsim/docs_test.go) use jq, and the facts guide's
+# Ansible playbook runs against localhost.
+have jq || need="$need jq"
+have ansible-playbook || need="$need ansible-core"
 [ -x /usr/bin/time ] || need="$need time"
 
 if [ -x /usr/local/go/bin/go ]; then PATH="/usr/local/go/bin:$PATH"; fi
