@@ -89,23 +89,23 @@ func commandExamples() map[string][]example {
 			{"One PDF, with contents and bookmarks, from several documents", "cat hq.json dc.json | tsim merge -o all.pdf"},
 		},
 		"tsim serve": {
-			{"Create an admin, then serve on localhost", "echo 'a long password' | tsim users add alice --role admin --password-stdin --users /etc/tsim/users && sudo tsim serve --listen 127.0.0.1:8080 --data /var/lib/tsim --users /etc/tsim/users"},
-			{"With TLS (the session cookie becomes Secure)", "sudo tsim serve --listen :8443 --tls-cert cert.pem --tls-key key.pem --data /var/lib/tsim --users /etc/tsim/users"},
+			{"Create an admin, then serve on localhost", "echo 'a long password' | tsim users add alice --role admin --password-stdin --users /etc/tsim/users.json && sudo tsim serve --listen 127.0.0.1:8080 --data /var/lib/tsim --users /etc/tsim/users.json"},
+			{"With TLS (the session cookie becomes Secure)", "sudo tsim serve --listen :8443 --tls-cert cert.pem --tls-key key.pem --data /var/lib/tsim --users /etc/tsim/users.json"},
 		},
 		"tsim users": {
-			{"Add a user and list the users", "echo 'a long password' | tsim users add bob --password-stdin --users users.db && tsim users ls --users users.db"},
+			{"Add a user and list the users", "echo 'a long password' | tsim users add bob --password-stdin --users users.json && tsim users ls --users users.json"},
 		},
 		"tsim users add": {
-			{"An admin, password from a file", "tsim users add alice --role admin --password-stdin --users /etc/tsim/users < pw.txt"},
+			{"An admin, password from a file", "tsim users add alice --role admin --password-stdin --users /etc/tsim/users.json < pw.txt"},
 		},
 		"tsim users passwd": {
-			{"Set a new password and make the user an admin", "echo 'another password' | tsim users passwd bob --role admin --password-stdin --users users.db"},
+			{"Set a new password and make the user an admin", "echo 'another password' | tsim users passwd bob --role admin --password-stdin --users users.json"},
 		},
 		"tsim users del": {
-			{"Delete a user", "tsim users del bob --users users.db"},
+			{"Delete a user", "tsim users del bob --users users.json"},
 		},
 		"tsim users ls": {
-			{"Users as JSON", "TSIM_USERS=users.db tsim users ls --json"},
+			{"Users as JSON", "TSIM_USERS=users.json tsim users ls --json"},
 		},
 		"tsim man": {
 			{"Write the pages and read one", "tsim man -o /tmp/man && man -l /tmp/man/tsim-trace.1"},

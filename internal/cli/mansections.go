@@ -129,7 +129,7 @@ func commandFiles(key string) [][2]string {
 			{"USERS", "--users: the users file (tsim users), re-read when it changes"},
 		}, labFiles...)
 	case strings.HasPrefix(key, "tsim users"):
-		return [][2]string{{"USERS", "the users file (--users or TSIM_USERS): one user per line with an argon2id hash, mode 0600, replaced atomically"}}
+		return [][2]string{{"USERS", "the users file (--users or TSIM_USERS): JSON, one entry per user with role and argon2id hash; mode 0600, replaced atomically"}}
 	case key == "tsim man":
 		return [][2]string{{"DIR/tsim.1, DIR/tsim-*.1", "the pages written"}}
 	case strings.HasPrefix(key, "tsim completions"):
