@@ -86,6 +86,7 @@ func ReadFlowsFile(r io.Reader) ([]*doc.Flow, error) {
 			continue
 		}
 		var err error
+		before := len(out)
 		if strings.HasPrefix(line, "{") {
 			out, err = jsonFlow(out, line)
 		} else {
@@ -93,6 +94,9 @@ func ReadFlowsFile(r io.Reader) ([]*doc.Flow, error) {
 		}
 		if err != nil {
 			return nil, tsimerr.Inputf("flows file line %d: %w", n, err)
+		}
+		for _, f := range out[before:] {
+			f.Line = n
 		}
 	}
 	if err := sc.Err(); err != nil {

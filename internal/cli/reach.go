@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	ucli "github.com/urfave/cli/v3"
 
@@ -71,9 +70,5 @@ func isolateAllFlag() ucli.Flag {
 }
 
 func renderReach(d *doc.Document) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "lab %s\n", d.Lab.ID)
-	s := renderRun(&doc.Document{Reach: d.Reach})
-	b.WriteString(strings.TrimLeft(s, "\n"))
-	return b.String()
+	return fmt.Sprintf("lab %s\n", d.Lab.ID) + renderRun(d)
 }

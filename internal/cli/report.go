@@ -131,11 +131,18 @@ func (a *app) merge(ctx context.Context, cmd *ucli.Command) error {
 		return tsimerr.Inputf("merge: stdin: %w", err)
 	}
 	var inputs []pdf.MergeInput
+	seen := map[string]bool{}
 	for i, d := range docs {
 		in, err := pdf.MergeInputFor(d)
 		if err != nil {
 			return tsimerr.Inputf("merge: document %d: %w", i+1, err)
 		}
+		// The documents of one `run --flows` batch all point at the batch's
+		// merged PDF: take it once.
+		if seen[in.PDF] {
+			continue
+		}
+		seen[in.PDF] = true
 		inputs = append(inputs, in)
 	}
 	out := cmd.String("output")

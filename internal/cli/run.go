@@ -64,17 +64,13 @@ func (a *app) progressSink(cmd *ucli.Command) (progress.Sink, error) {
 	return nil, tsimerr.Inputf("--progress %q: want auto, bar, json or none", mode)
 }
 
-// groupFlows splits a flows file into documents: consecutive flows of one
-// line share src, dst and expectation.
+// groupFlows splits a flows file into documents, one per line of the file.
 func groupFlows(flows []*doc.Flow) [][]*doc.Flow {
 	var out [][]*doc.Flow
 	for _, f := range flows {
-		if n := len(out); n > 0 {
-			p := out[n-1][0]
-			if p.Src == f.Src && p.Dst == f.Dst && p.Expect == f.Expect && p.Ingress == f.Ingress {
-				out[n-1] = append(out[n-1], f)
-				continue
-			}
+		if n := len(out); n > 0 && out[n-1][0].Line == f.Line {
+			out[n-1] = append(out[n-1], f)
+			continue
 		}
 		out = append(out, []*doc.Flow{f})
 	}

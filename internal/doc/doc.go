@@ -42,6 +42,9 @@ type Flow struct {
 	Expect string `json:"expect,omitempty"`
 	// Ingress is ROUTER:IFACE for a source outside the network.
 	Ingress string `json:"ingress,omitempty"`
+	// Line is the flows-file line the flow came from (0: not from a file);
+	// `run --flows` makes one document and report per line.
+	Line int `json:"line,omitempty"`
 }
 
 // Dispositions of a trace (Batfish vocabulary).
