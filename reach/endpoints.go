@@ -50,6 +50,11 @@ func (r *runner) prepareEndpoints(plans []*flowPlan) {
 		if fp.problem != "" {
 			continue
 		}
+		if len(fp.hops) == 0 {
+			// Source and destination share a segment: the hosts talk
+			// directly, nothing to prepare on the way.
+			continue
+		}
 		dst, _ := netip.ParseAddr(fp.flow.Dst)
 		fin := fp.finalDst.Addr()
 		last := fp.hops[len(fp.hops)-1]

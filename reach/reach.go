@@ -295,8 +295,8 @@ type endpoint struct {
 // srcEndpoint: the router itself when it owns the source, else the lab
 // host with that address.
 func (r *runner) srcEndpoint(fp *flowPlan) endpoint {
-	if h := fp.hops[0]; h.kind == hopOutput {
-		return endpoint{ns: r.routers[h.router].ns}
+	if len(fp.hops) > 0 && fp.hops[0].kind == hopOutput {
+		return endpoint{ns: r.routers[fp.hops[0].router].ns}
 	}
 	if ns, ok := r.srcNS[fp]; ok {
 		return endpoint{ns: ns}
@@ -310,9 +310,8 @@ func (r *runner) srcEndpoint(fp *flowPlan) endpoint {
 // dstEndpoint: the router that owns the final destination, else the lab
 // host with it.
 func (r *runner) dstEndpoint(fp *flowPlan) endpoint {
-	last := fp.hops[len(fp.hops)-1]
-	if last.kind == hopInput {
-		return endpoint{ns: r.routers[last.router].ns}
+	if n := len(fp.hops); n > 0 && fp.hops[n-1].kind == hopInput {
+		return endpoint{ns: r.routers[fp.hops[n-1].router].ns}
 	}
 	if h := r.hosts[fp.finalDst.Addr()]; h != nil {
 		return endpoint{ns: r.hostNS[h.Netns]}

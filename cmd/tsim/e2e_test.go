@@ -275,3 +275,19 @@ func TestPipelineStages(t *testing.T) {
 	}
 	checkPDF(t, filepath.Join(dir, "all.pdf"), 3)
 }
+
+// TestRunSameSubnet: two hosts on one LAN talk without a router; the live
+// answer is the probe between them, not UNKNOWN.
+func TestRunSameSubnet(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	r := tsim(t, dir, "run", "-s", "10.2.10.5", "-d", "10.2.10.10", "-p", "https", "-o", "r.pdf", "--json", "--probe-timeout", "3s")
+	if r.code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
+	}
+	d := decodeRun(t, r.stdout)
+	if len(d.Reach) != 1 || d.Reach[0].E2E.Verdict != "REACHABLE" {
+		t.Fatalf("reach = %+v, want REACHABLE", d.Reach)
+	}
+	labGone(t, d.Lab.ID)
+}
