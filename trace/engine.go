@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tsim-dev/tsim/internal/facts"
 )
@@ -38,7 +39,8 @@ type owner struct {
 // rtr is one router prepared for lookups.
 type rtr struct {
 	f          *facts.Router
-	fw         *Firewall
+	fwOnce     sync.Once // the firewall is compiled when a packet first meets it:
+	fw         *Firewall // a trace crosses a few routers of many
 	addrs      []ifAddr
 	conns      []conn // connected prefixes (masked), as the kernel's prefix routes
 	rules      []prule
@@ -166,8 +168,14 @@ func isLoopback(r *facts.Router, ifc string) bool {
 	return i != nil && i.Kind == "loopback"
 }
 
+// firewall returns the router's compiled iptables, compiling them once.
+func (r *rtr) firewall() *Firewall {
+	r.fwOnce.Do(func() { r.fw = CompileFirewall(r.f) })
+	return r.fw
+}
+
 func newRouter(fr *facts.Router) *rtr {
-	r := &rtr{f: fr, fw: CompileFirewall(fr), tables: map[int]*table{}, chains: map[chainKey]chainInfo{}, rulePos: map[*facts.IptRule]string{}}
+	r := &rtr{f: fr, tables: map[int]*table{}, chains: map[chainKey]chainInfo{}, rulePos: map[*facts.IptRule]string{}}
 	r.gateway = strings.EqualFold(fr.Metadata.Type, "gateway")
 	r.forwarding = strings.TrimSpace(fr.Sysctls["net.ipv4.ip_forward"]) != "0" &&
 		strings.TrimSpace(fr.Sysctls["net.ipv4.conf.all.forwarding"]) != "0"

@@ -240,7 +240,7 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 		return true // absent or empty and accepting: nothing to explain
 	}
 	before := *np
-	res := r.fw.Traverse(tbl, ch, np)
+	res := r.firewall().Traverse(tbl, ch, np)
 	st := w.a.step()
 	*st = doc.Step{Kind: stepKind(tbl), Table: tbl, Chain: res.Chain, Index: res.Index, Action: res.Verdict}
 	if st.Chain == "" {
