@@ -28,7 +28,13 @@ have ansible-playbook || need="$need ansible-core"
 [ -x /usr/bin/time ] || need="$need time"
 
 if [ -x /usr/local/go/bin/go ]; then PATH="/usr/local/go/bin:$PATH"; fi
-if ! have go; then need="$need golang-go"; fi
+# Debian 12's golang-go (1.19) is too old to build tsim or to fetch a newer
+# toolchain itself: Go >= 1.21 must be there (it then fetches go1.26 from
+# the module proxy through GOTOOLCHAIN, see the Makefile).
+if ! have go; then
+	echo "install-deps: no Go toolchain: install Go 1.26 into /usr/local/go (https://go.dev/doc/install)" >&2
+	exit 3
+fi
 
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then
