@@ -32,7 +32,7 @@ if [ -x /usr/local/go/bin/go ]; then PATH="/usr/local/go/bin:$PATH"; fi
 # toolchain itself: Go >= 1.21 must be there (it then fetches go1.26 from
 # the module proxy through GOTOOLCHAIN, see the Makefile).
 if ! have go; then
-	echo "install-deps: no Go toolchain: install Go 1.26 into /usr/local/go (https://go.dev/doc/install)" >&2
+	echo "install-deps: no Go toolchain: install Go 1.26 into /usr/local/go" >&2
 	exit 3
 fi
 
