@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -174,19 +175,20 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 		return res, tsimerr.Envf("report: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	g, gctx := deps.Pool.Group(ctx)
-	done := 0
+	g, _ := deps.Pool.Group(ctx)
+	var done atomic.Int32
 	for i, d := range res.Docs {
 		dir := filepath.Join(tmp, fmt.Sprint(i))
 		g.GoCPU(func(ctx context.Context) error {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
-			_, _, err := pdf.Report(gctx, d, pdf.Options{Dir: dir, Paper: req.Paper, Now: req.Now})
-			return err
+			if _, _, err := pdf.Report(ctx, d, pdf.Options{Dir: dir, Paper: req.Paper, Now: req.Now}); err != nil {
+				return err
+			}
+			st.Report("report", float64(done.Add(1))/float64(len(res.Docs)), "", "")
+			return nil
 		})
-		done++
-		st.Report("report", float64(done)/float64(len(res.Docs)), "", "")
 	}
 	if err := g.Wait(); err != nil {
 		return res, err
