@@ -16,6 +16,7 @@ import (
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/fsx"
 )
 
 // MergeInput is one report PDF to merge.
@@ -153,7 +154,7 @@ func Merge(ctx context.Context, inputs []MergeInput, out string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := writeAtomic(out, b); err != nil {
+	if err := fsx.WriteFileAtomic(out, b, 0o644); err != nil {
 		return 0, err
 	}
 	return start - 1, nil

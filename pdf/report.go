@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"codeberg.org/go-pdf/fpdf"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/fsx"
 )
 
 // Options control a report.
@@ -53,7 +53,7 @@ func Report(ctx context.Context, d *doc.Document, opts Options) (string, int, er
 		return "", 0, err
 	}
 	path := filepath.Join(opts.Dir, name)
-	if err := writeAtomic(path, buf.Bytes()); err != nil {
+	if err := fsx.WriteFileAtomic(path, buf.Bytes(), 0o644); err != nil {
 		return "", 0, err
 	}
 	d.Report = &doc.Report{PDF: path, Pages: pages, Sections: sections}
@@ -83,31 +83,6 @@ func safeName(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-// writeAtomic writes b to path through a temporary file in the same
-// directory and a rename.
-func writeAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tsim-*.pdf.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // newPDF returns an fpdf document set up the way every tsim PDF is:

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/progress"
 	"github.com/tsim-dev/tsim/trace"
@@ -186,26 +187,9 @@ func readEvents(path string) []jobEvent {
 	return out
 }
 
-// writeFileAtomic replaces path with data (temp file + rename, mode 0600).
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 func (js *jobs) persistLocked(j *job) {
 	data, _ := json.MarshalIndent(j.meta, "", "  ")
-	if err := writeFileAtomic(filepath.Join(js.dir(j.meta.ID), metaFile), append(data, '\n')); err != nil {
+	if err := fsx.WriteFileAtomic(filepath.Join(js.dir(j.meta.ID), metaFile), append(data, '\n'), 0o600); err != nil {
 		js.s.log.Error().Err(err).Str("job", j.meta.ID).Msg("cannot write job.json")
 	}
 }
@@ -428,7 +412,7 @@ func writeDocs(path string, docs []*doc.Document) error {
 			return err
 		}
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	return fsx.WriteFileAtomic(path, buf.Bytes(), 0o600)
 }
 
 // summarize picks, per flow, the simulated disposition and the emulated

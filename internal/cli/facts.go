@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 )
 
@@ -193,30 +192,8 @@ func (a *app) factsParse(ctx context.Context, cmd *ucli.Command) error {
 		_, err := a.io.Out.Write(buf.Bytes())
 		return err
 	}
-	return writeFileAtomic(out, buf.Bytes())
-}
-
-// writeFileAtomic writes via a temp file and rename, so a failure never
-// leaves a half-written file behind.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return tsimerr.Inputf("cannot write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return tsimerr.Envf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return tsimerr.Envf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return tsimerr.Envf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return tsimerr.Envf("write %s: %w", path, err)
+	if err := fsx.WriteFileAtomic(out, buf.Bytes(), 0o644); err != nil {
+		return tsimerr.Env(err)
 	}
 	return nil
 }

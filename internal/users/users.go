@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 )
 
@@ -172,27 +173,7 @@ func (f *File) writeLocked() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return tsimerr.Env(fmt.Errorf("users file: %w", err))
 	}
-	tmp, err := os.CreateTemp(dir, ".users-*.tmp")
-	if err != nil {
-		return tsimerr.Env(fmt.Errorf("users file: %w", err))
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return tsimerr.Env(err)
-	}
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return tsimerr.Env(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return tsimerr.Env(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return tsimerr.Env(err)
-	}
-	if err := os.Rename(tmp.Name(), f.path); err != nil {
+	if err := fsx.WriteFileAtomic(f.path, append(data, '\n'), 0o600); err != nil {
 		return tsimerr.Env(fmt.Errorf("users file: %w", err))
 	}
 	f.stamp, _ = statStamp(f.path)
