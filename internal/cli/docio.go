@@ -9,6 +9,7 @@ import (
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 )
 
@@ -41,7 +42,7 @@ func (a *app) factsForDoc(ctx context.Context, cmd *ucli.Command, d *doc.Documen
 			f.Source, shortDigest(f.Digest), shortDigest(d.Facts.Digest))
 	}
 	if d.Facts == nil {
-		d.Facts = &doc.FactsRef{Source: f.Source, Digest: f.Digest, Routers: len(f.Routers)}
+		d.Facts = pipeline.NewDoc(f).Facts
 	}
 	return f, nil
 }

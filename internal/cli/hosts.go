@@ -13,6 +13,7 @@ import (
 
 	"github.com/tsim-dev/tsim/hosts"
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 	"github.com/tsim-dev/tsim/trace"
 )
@@ -67,7 +68,7 @@ func (a *app) flowDoc(ctx context.Context, cmd *ucli.Command) (*doc.Document, er
 	if err != nil {
 		return nil, err
 	}
-	d := newDoc(f)
+	d := pipeline.NewDoc(f)
 	d.Flows = flows
 	eng := trace.New(f)
 	for _, fl := range flows {

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"sort"
-
 	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/trace"
 )
@@ -16,11 +14,6 @@ func (a *app) lint(f *facts.Facts) []facts.Finding {
 	for _, r := range f.Routers {
 		out = append(out, trace.CompileFirewall(r).Unknowns()...)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Pos.File != out[j].Pos.File {
-			return out[i].Pos.File < out[j].Pos.File
-		}
-		return out[i].Pos.Line < out[j].Pos.Line
-	})
+	facts.SortFindings(out)
 	return out
 }

@@ -12,7 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tsim-dev/tsim/internal/doc"
-	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 	"github.com/tsim-dev/tsim/trace"
 )
@@ -90,7 +90,7 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	eng := trace.New(f)
-	d := newDoc(f)
+	d := pipeline.NewDoc(f)
 	d.Flows = flows
 	if d.Trace, err = eng.TraceAll(ctx, flows); err != nil {
 		return err
@@ -159,7 +159,7 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 		}
 		t := eng.Trace(ctx, fl)
 		ok = ok && trace.Positive(t.Disposition)
-		d := newDoc(f)
+		d := pipeline.NewDoc(f)
 		d.Flows = []*doc.Flow{fl}
 		d.Trace = []*doc.Trace{t}
 		if format == "text" {
@@ -179,12 +179,6 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 		return tsimerr.ErrNegative
 	}
 	return nil
-}
-
-func newDoc(f *facts.Facts) *doc.Document {
-	d := doc.New()
-	d.Facts = &doc.FactsRef{Source: f.Source, Digest: f.Digest, Routers: len(f.Routers)}
-	return d
 }
 
 // writeDoc prints the document: rendered text or indented JSON.

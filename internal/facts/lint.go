@@ -40,13 +40,18 @@ func Lint(f *Facts, opts LintOptions) []Finding {
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Pos.File != out[j].Pos.File {
-			return out[i].Pos.File < out[j].Pos.File
-		}
-		return out[i].Pos.Line < out[j].Pos.Line
-	})
+	SortFindings(out)
 	return out
+}
+
+// SortFindings orders findings by file and line, as a compiler prints them.
+func SortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		if fs[i].Pos.File != fs[j].Pos.File {
+			return fs[i].Pos.File < fs[j].Pos.File
+		}
+		return fs[i].Pos.Line < fs[j].Pos.Line
+	})
 }
 
 func sameRouter(a, b string) bool {

@@ -62,18 +62,15 @@ type Result struct {
 	LabID  string
 }
 
-// Reachable reports whether every flow of d is reachable end to end.
-func Reachable(d *doc.Document) bool {
-	if len(d.Reach) == 0 {
-		return false
-	}
-	for _, r := range d.Reach {
-		if r.E2E == nil || r.E2E.Verdict != doc.Reachable {
-			return false
-		}
-	}
-	return true
+// NewDoc starts a document that references facts f.
+func NewDoc(f *facts.Facts) *doc.Document {
+	d := doc.New()
+	d.Facts = &doc.FactsRef{Source: f.Source, Digest: f.Digest, Routers: len(f.Routers)}
+	return d
 }
+
+// Reachable reports whether every flow of d is reachable end to end.
+func Reachable(d *doc.Document) bool { return reach.ExitCode(d.Reach) == tsimerr.ExitOK }
 
 // Stage names and weights of the overall percentage.
 var stageNames = []string{"trace", "hosts-up", "reach", "report", "merge", "hosts-down"}
@@ -99,8 +96,7 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 	all := &doc.Document{Schema: doc.Schema}
 	n := 0
 	for gi, g := range req.Groups {
-		d := doc.New()
-		d.Facts = &doc.FactsRef{Source: f.Source, Digest: f.Digest, Routers: len(f.Routers)}
+		d := NewDoc(f)
 		for _, fl := range g {
 			n++
 			fl.ID = fmt.Sprintf("f%d", n)
