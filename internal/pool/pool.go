@@ -32,9 +32,6 @@ func New(ioLimit, cpuLimit int) *Pool {
 	return &Pool{io: make(chan struct{}, ioLimit), cpu: make(chan struct{}, cpuLimit)}
 }
 
-// Limits returns the I/O and CPU limits.
-func (p *Pool) Limits() (io, cpu int) { return cap(p.io), cap(p.cpu) }
-
 func acquire(ctx context.Context, sem chan struct{}) error {
 	select {
 	case sem <- struct{}{}:
@@ -42,24 +39,6 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// IO runs fn in the caller's goroutine once an I/O slot is free.
-func (p *Pool) IO(ctx context.Context, fn func() error) error {
-	if err := acquire(ctx, p.io); err != nil {
-		return err
-	}
-	defer func() { <-p.io }()
-	return fn()
-}
-
-// CPU runs fn in the caller's goroutine once a CPU slot is free.
-func (p *Pool) CPU(ctx context.Context, fn func() error) error {
-	if err := acquire(ctx, p.cpu); err != nil {
-		return err
-	}
-	defer func() { <-p.cpu }()
-	return fn()
 }
 
 // Group runs tasks on the pool and collects the first error; the group's

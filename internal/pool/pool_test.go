@@ -66,13 +66,16 @@ func TestFirstErrorCancels(t *testing.T) {
 
 func TestCancelledContextStopsWaiting(t *testing.T) {
 	p := New(1, 1)
-	ctx, cancel := context.WithCancel(context.Background())
 	release := make(chan struct{})
-	go p.IO(context.Background(), func() error { <-release; return nil })
-	time.Sleep(5 * time.Millisecond)
+	busy, _ := p.Group(context.Background())
+	busy.GoIO(func(context.Context) error { <-release; return nil })
+	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := p.IO(ctx, func() error { t.Error("ran without a slot"); return nil }); !errors.Is(err, context.Canceled) {
-		t.Errorf("IO on a full pool with cancelled ctx = %v", err)
+	g, _ := p.Group(ctx)
+	g.GoIO(func(context.Context) error { t.Error("ran without a slot"); return nil })
+	if err := g.Wait(); !errors.Is(err, context.Canceled) {
+		t.Errorf("a task on a full pool with a cancelled ctx: Wait = %v", err)
 	}
 	close(release)
+	busy.Wait()
 }

@@ -101,7 +101,6 @@ func (b *Bar) Emit(e Event) {
 // fixed weights summing to 100.
 type Stages struct {
 	Sink  Sink
-	names []string
 	start map[string]float64
 	span  map[string]float64
 	now   func() time.Time
@@ -112,7 +111,7 @@ func NewStages(sink Sink, names []string, weights []float64) *Stages {
 	if sink == nil {
 		sink = Nop{}
 	}
-	s := &Stages{Sink: sink, names: names, start: map[string]float64{}, span: map[string]float64{}, now: time.Now}
+	s := &Stages{Sink: sink, start: map[string]float64{}, span: map[string]float64{}, now: time.Now}
 	total := 0.0
 	for _, w := range weights {
 		total += w
@@ -139,10 +138,4 @@ func (s *Stages) Report(stage string, frac float64, step, msg string) {
 // Done emits the final 100% event.
 func (s *Stages) Done(msg string) {
 	s.Sink.Emit(Event{Time: s.now().UTC(), Stage: "done", Percent: 100, Message: msg})
-}
-
-// Reporter returns a func(frac, step, msg) bound to one stage, for
-// packages that only know their own progress.
-func (s *Stages) Reporter(stage string) func(frac float64, step, msg string) {
-	return func(frac float64, step, msg string) { s.Report(stage, frac, step, msg) }
 }
