@@ -77,7 +77,7 @@ func (a *app) flowDoc(ctx context.Context, cmd *ucli.Command) (*doc.Document, er
 	return d, nil
 }
 
-func (a *app) hostsOptions(cmd *ucli.Command) hosts.Options {
+func (a *app) hostsOptions() hosts.Options {
 	return hosts.Options{Log: a.log, OwnerPID: os.Getppid()}
 }
 
@@ -115,7 +115,7 @@ func (a *app) hostsUp(ctx context.Context, cmd *ucli.Command) error {
 			d.Trace = append(d.Trace, eng.Trace(ctx, fl))
 		}
 	}
-	opts := a.hostsOptions(cmd)
+	opts := a.hostsOptions()
 	opts.Scope, opts.Strict = scope, cmd.Bool("strict")
 	d.Lab = nil
 	if _, err := hosts.Up(ctx, f, d, opts); err != nil {
@@ -148,7 +148,7 @@ func (a *app) hostsDown(ctx context.Context, cmd *ucli.Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
 	}
-	opts := a.hostsOptions(cmd)
+	opts := a.hostsOptions()
 	n := 0
 	for _, f := range []string{"lab", "all", "stale"} {
 		if cmd.IsSet(f) {
@@ -213,7 +213,7 @@ func (a *app) hostsLs(ctx context.Context, cmd *ucli.Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
 	}
-	labs, err := hosts.List(a.hostsOptions(cmd))
+	labs, err := hosts.List(a.hostsOptions())
 	if err != nil {
 		return err
 	}
