@@ -272,3 +272,13 @@ func TestLoadMixedDirWarns(t *testing.T) {
 		t.Errorf("routers %d findings %v", len(f.Routers), f.Findings)
 	}
 }
+
+func BenchmarkLoadBuiltin(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(ctx, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
