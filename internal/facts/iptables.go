@@ -1,7 +1,9 @@
 package facts
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,48 +29,81 @@ func IsBuiltinChain(table, chain string) bool {
 	return false
 }
 
-// shortOpts maps iptables' short and alias option names of the built-in
-// matches and commands to the long names the model uses.
-var shortOpts = map[string]string{
-	"-s": "source", "--source": "source", "--src": "source",
-	"-d": "destination", "--destination": "destination", "--dst": "destination",
-	"-i": "in-interface", "--in-interface": "in-interface",
-	"-o": "out-interface", "--out-interface": "out-interface",
-	"-p": "protocol", "--protocol": "protocol",
-	"-f": "fragment", "--fragment": "fragment",
-	"-m": "match", "--match": "match",
-	"-j": "jump", "--jump": "jump",
-	"-g": "goto", "--goto": "goto",
-	"-c": "set-counters", "--set-counters": "set-counters",
+// longOpt maps iptables' short and alias option names of the built-in
+// matches and commands to the long names the model uses. (Switches, not
+// maps: this runs for every word of every rule.)
+func longOpt(w string) (string, bool) {
+	switch w {
+	case "-s", "--source", "--src":
+		return "source", true
+	case "-d", "--destination", "--dst":
+		return "destination", true
+	case "-i", "--in-interface":
+		return "in-interface", true
+	case "-o", "--out-interface":
+		return "out-interface", true
+	case "-p", "--protocol":
+		return "protocol", true
+	case "-f", "--fragment":
+		return "fragment", true
+	case "-m", "--match":
+		return "match", true
+	case "-j", "--jump":
+		return "jump", true
+	case "-g", "--goto":
+		return "goto", true
+	case "-c", "--set-counters":
+		return "set-counters", true
+	}
+	return "", false
 }
 
 // optArity is the number of arguments of options that do not take exactly
 // one. Options not listed take one argument, except that an unknown option
 // followed by another option (or the end) takes none.
-var optArity = map[string]int{
-	"fragment": 0, "syn": 0, "tcp-flags": 2, "match-set": 2, "set-counters": 2,
-	"random": 0, "random-fully": 0, "persistent": 0, "fully-random": 0,
-	"log-tcp-sequence": 0, "log-tcp-options": 0, "log-ip-options": 0, "log-uid": 0, "log-macdecode": 0,
-	"save-mark": 0, "restore-mark": 0, "notrack": 0, "clamp-mss-to-pmtu": 0,
-	"rcheck": 0, "update": 0, "set": 0, "remove": 0, "rsource": 0, "rdest": 0, "rttl": 0, "reap": 0,
-	"return-nomatch": 0, "update-counters": 0, "update-subcounters": 0,
-	"exist": 0, "physdev-is-in": 0, "physdev-is-out": 0, "physdev-is-bridged": 0,
-	"nfmask": 1, "ctmask": 1, "checksum-fill": 0, "strict": 0, "next": 0, "kerneltz": 0,
-	"socket-exists": 0, "transparent": 0, "nowildcard": 0, "restore": 0,
-	"mss": 1, "connlimit-saddr": 0, "connlimit-daddr": 0, "hashlimit-rate-match": 0,
-	"loose": 0, "validmark": 0, "accept-local": 0, "invert": 0, "ignore-udp": 0,
-	// Free text that may start with "-": always exactly one argument.
-	"log-prefix": 1, "comment": 1, "nflog-prefix": 1, "ulog-prefix": 1,
+func optArity(name string) (int, bool) {
+	switch name {
+	case "fragment", "syn",
+		"random", "random-fully", "persistent", "fully-random",
+		"log-tcp-sequence", "log-tcp-options", "log-ip-options", "log-uid", "log-macdecode",
+		"save-mark", "restore-mark", "notrack", "clamp-mss-to-pmtu",
+		"rcheck", "update", "set", "remove", "rsource", "rdest", "rttl", "reap",
+		"return-nomatch", "update-counters", "update-subcounters",
+		"exist", "physdev-is-in", "physdev-is-out", "physdev-is-bridged",
+		"checksum-fill", "strict", "next", "kerneltz",
+		"socket-exists", "transparent", "nowildcard", "restore",
+		"connlimit-saddr", "connlimit-daddr", "hashlimit-rate-match",
+		"loose", "validmark", "accept-local", "invert", "ignore-udp":
+		return 0, true
+	case "nfmask", "ctmask", "mss",
+		// Free text that may start with "-": always exactly one argument.
+		"log-prefix", "comment", "nflog-prefix", "ulog-prefix":
+		return 1, true
+	case "tcp-flags", "match-set", "set-counters":
+		return 2, true
+	}
+	return 0, false
 }
 
-// protoOpts are the options of the tcp, udp and icmp matches: after
+// isProtoOpt reports the options of the tcp, udp and icmp matches: after
 // "-p tcp -m conntrack …" iptables still gives "--dport" to the tcp match.
-var protoOpts = map[string]bool{"sport": true, "dport": true, "source-port": true, "destination-port": true,
-	"tcp-flags": true, "syn": true, "tcp-option": true, "icmp-type": true}
+func isProtoOpt(name string) bool {
+	switch name {
+	case "sport", "dport", "source-port", "destination-port", "tcp-flags", "syn", "tcp-option", "icmp-type":
+		return true
+	}
+	return false
+}
 
-// implicitProtos are the protocols whose match module iptables loads
+// isImplicitProto reports the protocols whose match module iptables loads
 // implicitly after "-p PROTO".
-var implicitProtos = map[string]bool{"tcp": true, "udp": true, "icmp": true, "udplite": true, "sctp": true, "dccp": true, "icmpv6": true, "ipv6-icmp": true}
+func isImplicitProto(proto string) bool {
+	switch proto {
+	case "tcp", "udp", "icmp", "udplite", "sctp", "dccp", "icmpv6", "ipv6-icmp":
+		return true
+	}
+	return false
+}
 
 // TokenizeIptables splits one iptables-restore line into words the way
 // iptables-restore does (xtables add_param_to_argv): whitespace separates
@@ -76,10 +111,65 @@ var implicitProtos = map[string]bool{"tcp": true, "udp": true, "icmp": true, "ud
 // word, so "" is an empty word); inside quotes a backslash escapes the next
 // character; outside quotes a backslash is an ordinary character.
 func TokenizeIptables(line string) ([]string, error) {
-	var out []string
+	return tokenizeIptables(nil, line)
+}
+
+// isIptSpace reports the bytes iptables-restore separates words with.
+func isIptSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r'
+}
+
+// tokenizeIptables appends the words of line to out. Words that are one
+// piece of the line (no escapes, no quoted part glued to other text) are
+// substrings of it, so only the rare other words allocate.
+func tokenizeIptables(out []string, line string) ([]string, error) {
+	i := 0
+	for {
+		for i < len(line) && isIptSpace(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			return out, nil
+		}
+		if line[i] == '"' {
+			j := i + 1
+			for j < len(line) && line[j] != '"' && line[j] != '\\' {
+				j++
+			}
+			if j < len(line) && line[j] == '"' {
+				out, i = append(out, line[i+1:j]), j+1
+				continue
+			}
+		} else {
+			j := i
+			for j < len(line) && !isIptSpace(line[j]) && line[j] != '"' {
+				j++
+			}
+			if j == len(line) || line[j] != '"' {
+				out, i = append(out, line[i:j]), j
+				continue
+			}
+		}
+		var (
+			w   string
+			err error
+		)
+		w, i, err = iptWord(line, i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+}
+
+// iptWord reads the word starting at line[i] (not a blank) byte by byte:
+// the general case of tokenizeIptables, for words with escapes or with a
+// quoted part glued to other text. It returns the word and where reading
+// goes on.
+func iptWord(line string, i int) (string, int, error) {
 	var buf []byte
-	quote, escaped, inWord := false, false, false
-	for i := 0; i < len(line); i++ {
+	quote, escaped := false, false
+	for ; i < len(line); i++ {
 		c := line[i]
 		if quote {
 			switch {
@@ -89,34 +179,25 @@ func TokenizeIptables(line string) ([]string, error) {
 			case c == '\\':
 				escaped = true
 			case c == '"':
-				quote = false
-				out = append(out, string(buf))
-				buf, inWord = buf[:0], false
+				return string(buf), i + 1, nil
 			default:
 				buf = append(buf, c)
 			}
 			continue
 		}
-		switch c {
-		case '"':
-			quote, inWord = true, true
-		case ' ', '\t', '\n', '\r':
-			if inWord {
-				out = append(out, string(buf))
-				buf, inWord = buf[:0], false
-			}
+		switch {
+		case c == '"':
+			quote = true
+		case isIptSpace(c):
+			return string(buf), i, nil
 		default:
 			buf = append(buf, c)
-			inWord = true
 		}
 	}
 	if quote {
-		return nil, fmt.Errorf("unterminated quote")
+		return "", i, fmt.Errorf("unterminated quote")
 	}
-	if inWord {
-		out = append(out, string(buf))
-	}
-	return out, nil
+	return string(buf), i, nil
 }
 
 // iptParser holds the state of one ParseIptablesSave call.
@@ -128,6 +209,21 @@ type iptParser struct {
 	curLine  int
 	declared map[string]bool // chains of cur declared or built-in
 	warned   map[string]bool // undeclared chains already reported
+
+	// Scratch space reused from line to line: the model keeps strings
+	// from it, never the slices.
+	words   []string
+	matches []*Match
+	owned   []ownedOpt
+
+	// Where the rules' objects are cut from (see slab).
+	rules    slab[IptRule]
+	targets  slab[Target]
+	matchObj slab[Match]
+	options  slab[Option]
+	matchPtr slab[*Match]
+	optPtr   slab[*Option]
+	strs     slab[string]
 }
 
 func (p *iptParser) pos(line int) Pos { return Pos{File: p.file, Line: line} }
@@ -142,9 +238,9 @@ func (p *iptParser) find(line int, sev Severity, format string, args ...any) {
 // cannot even be split into words is an error.
 func ParseIptablesSave(file string, firstLine int, text string) ([]*IPTable, []Finding, error) {
 	p := &iptParser{file: file}
-	lines := strings.Split(text, "\n")
-	for i, raw := range lines {
-		n := firstLine + i
+	for n, rest, more := firstLine, text, true; more; n++ {
+		var raw string
+		raw, rest, more = strings.Cut(rest, "\n")
 		line := strings.TrimSpace(raw)
 		if line == "" || line[0] == '#' {
 			continue
@@ -210,10 +306,11 @@ func (p *iptParser) line(n int, line string) error {
 		}
 		text = strings.TrimSpace(line[end+1:])
 	}
-	words, err := TokenizeIptables(text)
+	words, err := tokenizeIptables(p.words[:0], text)
 	if err != nil {
 		return fmt.Errorf("%s: %w in %q", p.pos(n), err, text)
 	}
+	p.words = words
 	if len(words) == 0 {
 		return nil
 	}
@@ -238,7 +335,7 @@ func (p *iptParser) line(n int, line string) error {
 				}
 			}
 		}
-		r, msg := parseRule(rest)
+		r, msg := p.parseRule(rest)
 		if msg != "" {
 			p.find(n, SevError, "%s", msg)
 		}
@@ -250,9 +347,14 @@ func (p *iptParser) line(n int, line string) error {
 		if msg != "" {
 			p.find(n, SevError, "%s", msg)
 		}
-		chain.Rules = slices.Insert(chain.Rules, at-1, rs...)
-		for i, x := range chain.Rules {
-			x.Index = i + 1
+		if rs == nil {
+			chain.Rules = slices.Insert(chain.Rules, at-1, r)
+		} else {
+			chain.Rules = slices.Insert(chain.Rules, at-1, rs...)
+		}
+		// Only the rules from the insertion point on moved.
+		for i := at - 1; i < len(chain.Rules); i++ {
+			chain.Rules[i].Index = i + 1
 		}
 	case "-N", "--new-chain":
 		if len(words) < 2 {
@@ -375,16 +477,43 @@ func isOpt(w string) bool {
 	return true
 }
 
+// ownedOpt is an option of the rule being parsed and who gets it: the
+// match with that index in the rule, or (negative) the target, numbered -1,
+// -2, … as a rule may wrongly name more than one and only the last counts.
+type ownedOpt struct {
+	owner int
+	opt   *Option
+}
+
+// noOwner is the owner before the first -m, -j or -g of a rule.
+const noOwner = math.MinInt
+
 // parseRule parses the words after "-A CHAIN" into matches and a target.
 // It returns the rule and, when iptables would refuse the words, a message.
-func parseRule(words []string) (*IptRule, string) {
-	r := &IptRule{Matches: []*Match{}}
-	var owner *[]*Option // where module/target options go
+// Options are collected with their owner first and handed out at the end,
+// so that each match's option list is cut from a chunk in one piece.
+func (p *iptParser) parseRule(words []string) (*IptRule, string) {
+	r := p.rules.new()
+	matches, owned := p.matches[:0], p.owned[:0]
+	owner := noOwner // where module/target options go
+	target := 0      // the owner number of r.Target, 0 while there is none
+	implicit := -1   // the index of the protocol's match
 	var proto string
-	var implicit *Match
 	neg := false
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	newMatch := func(module string) int {
+		m := p.matchObj.new()
+		m.Module = module
+		matches = append(matches, m)
+		return len(matches) - 1
+	}
+	give := func(to int, o Option, args []string) {
+		op := p.options.new()
+		*op = o
+		op.Args = p.strs.clone(args)
+		owned = append(owned, ownedOpt{to, op})
+	}
 	for i := 0; i < len(words); i++ {
 		w := words[i]
 		if w == "!" {
@@ -399,7 +528,7 @@ func parseRule(words []string) (*IptRule, string) {
 			neg = false
 			continue
 		}
-		name, short := shortOpts[w]
+		name, short := longOpt(w)
 		if !short {
 			if !strings.HasPrefix(w, "--") {
 				bad("unknown option %q", w)
@@ -413,30 +542,29 @@ func parseRule(words []string) (*IptRule, string) {
 			neg = !neg
 			i++
 		}
-		arity, known := optArity[name]
+		arity, known := optArity(name)
 		if !known {
 			arity = 1
 		}
-		var args []string
-		switch {
-		case short && name == "match", short && name == "jump", short && name == "goto":
+		if short && (name == "match" || name == "jump" || name == "goto") {
 			arity = 1
 		}
+		first := i + 1
 		for k := 0; k < arity && i+1 < len(words); k++ {
 			if !known && isOpt(words[i+1]) {
 				break // an option we do not know that takes no argument
 			}
 			i++
-			args = append(args, words[i])
 		}
+		args := words[first : i+1]
 		if len(args) < arity && known {
 			bad("option --%s needs %d argument(s)", name, arity)
 		}
-		opt := &Option{Name: name, Neg: neg, Args: args}
+		opt := Option{Name: name, Neg: neg}
 		neg = false
 		switch {
 		case short && (name == "jump" || name == "goto"):
-			if r.Target != nil {
+			if target != 0 {
 				bad("more than one target")
 			}
 			if opt.Neg {
@@ -446,18 +574,18 @@ func parseRule(words []string) (*IptRule, string) {
 			if len(args) > 0 {
 				tn = args[0]
 			}
-			r.Target = &Target{Name: tn, Goto: name == "goto", Options: []*Option{}}
-			owner = &r.Target.Options
+			r.Target = p.targets.new()
+			*r.Target = Target{Name: tn, Goto: name == "goto"}
+			target--
+			owner = target
 		case short && name == "match":
 			if len(args) == 0 {
 				bad("-m without a module")
 				continue
 			}
-			m := &Match{Module: args[0], Options: []*Option{}}
-			r.Matches = append(r.Matches, m)
-			owner = &m.Options
+			owner = newMatch(args[0])
 			if args[0] == proto {
-				implicit = m
+				implicit = owner
 			}
 		case short && name == "set-counters":
 			if len(args) == 2 {
@@ -468,30 +596,63 @@ func parseRule(words []string) (*IptRule, string) {
 			if name == "protocol" && len(args) > 0 {
 				proto = strings.ToLower(args[0])
 			}
-			r.Matches = append(r.Matches, &Match{Options: []*Option{opt}})
-		case owner != nil && !(protoOpts[name] && implicitProtos[proto] && r.Target == nil && (len(r.Matches) == 0 || r.Matches[len(r.Matches)-1].Module != proto)):
-			*owner = append(*owner, opt)
-		case implicitProtos[proto]:
-			if implicit == nil {
-				implicit = &Match{Module: proto, Options: []*Option{}}
-				r.Matches = append(r.Matches, implicit)
+			give(newMatch(""), opt, args)
+		case owner != noOwner && !(isProtoOpt(name) && isImplicitProto(proto) && target == 0 && (len(matches) == 0 || matches[len(matches)-1].Module != proto)):
+			give(owner, opt, args)
+		case isImplicitProto(proto):
+			if implicit < 0 {
+				implicit = newMatch(proto)
 			}
-			implicit.Options = append(implicit.Options, opt)
+			give(implicit, opt, args)
 		default:
 			bad("option --%s belongs to no match or target", name)
-			r.Matches = append(r.Matches, &Match{Module: "?", Options: []*Option{opt}})
+			give(newMatch("?"), opt, args)
 		}
 	}
 	if neg {
 		bad("\"!\" at the end of the rule")
 	}
+
+	// Hand each match and the target its options in their order.
+	slices.SortStableFunc(owned, func(a, b ownedOpt) int { return cmp.Compare(a.owner, b.owner) })
+	all := p.optPtr.make(len(owned))
+	for k := range owned {
+		all[k] = owned[k].opt
+	}
+	for k := 0; k < len(owned); {
+		e := k + 1
+		for e < len(owned) && owned[e].owner == owned[k].owner {
+			e++
+		}
+		switch o := owned[k].owner; {
+		case o >= 0:
+			matches[o].Options = all[k:e:e]
+		case o == target:
+			r.Target.Options = all[k:e:e]
+		}
+		k = e
+	}
+	for _, m := range matches {
+		if m.Options == nil {
+			m.Options = []*Option{}
+		}
+	}
+	if r.Target != nil && r.Target.Options == nil {
+		r.Target.Options = []*Option{}
+	}
+	r.Matches = []*Match{}
+	if len(matches) > 0 {
+		r.Matches = p.matchPtr.clone(matches)
+	}
+	p.matches, p.owned = matches, owned
 	return r, strings.Join(problems, "; ")
 }
 
 // expandAddrLists turns a rule with comma lists in -s/-d into one rule per
 // address pair (sources outer, destinations inner), as iptables does
 // before loading it: the kernel — and its counters and rule numbers — sees
-// the expanded rules. Each keeps the line's text and position.
+// the expanded rules. Each keeps the line's text and position. It returns
+// nil when r stays as it is, the common case.
 func expandAddrLists(r *IptRule) ([]*IptRule, string) {
 	var srcs, dsts []string
 	si, di := -1, -1
@@ -504,7 +665,7 @@ func expandAddrLists(r *IptRule) ([]*IptRule, string) {
 			continue
 		}
 		if o.Neg {
-			return []*IptRule{r}, "! not allowed with multiple source or destination IP addresses"
+			return nil, "! not allowed with multiple source or destination IP addresses"
 		}
 		if o.Name == "source" {
 			srcs, si = strings.Split(o.Args[0], ","), i
@@ -513,10 +674,10 @@ func expandAddrLists(r *IptRule) ([]*IptRule, string) {
 		}
 	}
 	if si < 0 && di < 0 {
-		return []*IptRule{r}, ""
+		return nil, ""
 	}
 	if len(srcs)*max(len(dsts), 1) > 4096 {
-		return []*IptRule{r}, "address lists expand to more than 4096 rules"
+		return nil, "address lists expand to more than 4096 rules"
 	}
 	if si < 0 {
 		srcs = []string{""}
