@@ -10,11 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pdfcpu/pdfcpu/pkg/api"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/model"
-	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu/types"
-
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/fsx"
 )
@@ -55,21 +50,14 @@ func MergeInputFor(d *doc.Document) (MergeInput, error) {
 // per document with one child per section) and, when there is more than one
 // document, a contents page first. It returns the page count of out. The
 // output is deterministic: its dates are those of the first input and its
-// file identifier is a hash of its content.
+// file identifier is a hash of its content. The inputs must be PDFs tsim
+// wrote (see readPDF).
 func Merge(ctx context.Context, inputs []MergeInput, out string) (int, error) {
 	if len(inputs) == 0 {
 		return 0, errors.New("merge: no documents to merge")
 	}
-	conf := model.NewDefaultConfiguration()
-	conf.ValidationMode = model.ValidationRelaxed
-	conf.Offline = true
-	conf.CreateBookmarks = false // the outline is built below, once
-	// Plain objects and a classic xref table keep the info dictionary and
-	// trailer in clear text, so normalizeOutput can fix dates and ID.
-	conf.WriteObjectStream = false
-	conf.WriteXRefStream = false
-
-	ctxs := make([]*model.Context, len(inputs))
+	srcs := make([]mergeSource, len(inputs))
+	counts := make([]int, len(inputs))
 	for i, in := range inputs {
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -78,86 +66,83 @@ func Merge(ctx context.Context, inputs []MergeInput, out string) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("merge: %w", err)
 		}
-		c, err := api.ReadAndValidate(bytes.NewReader(b), conf)
-		if err != nil {
+		if srcs[i], err = openSource(b); err != nil {
 			return 0, fmt.Errorf("merge: %s: not a valid PDF: %w", in.PDF, err)
 		}
-		if err := c.EnsurePageCount(); err != nil {
-			return 0, fmt.Errorf("merge: %s: %w", in.PDF, err)
+		counts[i] = len(srcs[i].leaves)
+		for _, s := range in.Sections {
+			if s.Page < 1 || s.Page > counts[i] {
+				return 0, fmt.Errorf("merge: %s: section %q on page %d of %d", in.PDF, s.Title, s.Page, counts[i])
+			}
 		}
-		// The report's own outline is replaced by the merged one.
-		if _, err := pdfcpu.RemoveBookmarks(c); err != nil {
-			return 0, fmt.Errorf("merge: %s: %w", in.PDF, err)
-		}
-		ctxs[i] = c
 	}
-	date := ctxs[0].XRefTable.CreationDate
-	now, ok := parsePDFDate(date)
+	now, ok := parsePDFDate(srcs[0].date())
 	if !ok {
 		now = time.Unix(0, 0).UTC()
 	}
 
-	// Page where each document starts, after the contents pages.
-	var contents []byte
-	offset := 0
+	// The contents pages come first; their count shifts every page number
+	// they list, so render until the guess holds.
+	var bms []bookmark
 	if len(inputs) > 1 {
-		var err error
 		for guess := 1; ; guess++ {
-			contents, offset, err = contentsPDF(inputs, ctxs, guess, now)
+			b, n, err := contentsPDF(inputs, counts, srcs[0].paper(), guess, now)
 			if err != nil {
 				return 0, err
 			}
-			if offset == guess {
-				break
+			if n != guess {
+				continue
 			}
+			c, err := openSource(b)
+			if err != nil {
+				return 0, fmt.Errorf("merge: contents page: %w", err)
+			}
+			srcs = append([]mergeSource{c}, srcs...)
+			bms = append(bms, bookmark{title: "Contents", page: 0})
+			break
 		}
 	}
-	var dest *model.Context
-	var bms []pdfcpu.Bookmark
-	if contents != nil {
-		c, err := api.ReadAndValidate(bytes.NewReader(contents), conf)
-		if err != nil {
-			return 0, fmt.Errorf("merge: contents page: %w", err)
-		}
-		dest = c
-		bms = append(bms, pdfcpu.Bookmark{Title: "Contents", PageFrom: 1})
+	start := len(srcs[0].leaves)
+	if len(srcs) == len(inputs) {
+		start = 0
 	}
-	start := offset + 1
 	for i, in := range inputs {
+		bm := bookmark{title: in.Title, page: start, bold: true, open: len(inputs) == 1}
+		for _, s := range in.Sections {
+			bm.kids = append(bm.kids, bookmark{title: s.Title, page: start + s.Page - 1})
+		}
+		bms = append(bms, bm)
+		start += counts[i]
+	}
+
+	w := &pdfWriter{}
+	catalog, tree, outline := w.reserve(), w.reserve(), w.reserve()
+	var pages []int
+	version := 0
+	for _, s := range srcs {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		if dest == nil {
-			dest = ctxs[i]
-			dest.EnsureVersionForWriting()
-		} else if err := pdfcpu.MergeXRefTables(filepath.Base(in.PDF), ctxs[i], dest, false, false); err != nil {
-			return 0, fmt.Errorf("merge: %s: %w", in.PDF, err)
+		n, err := w.copyPages(s, catalog, tree)
+		if err != nil {
+			return 0, fmt.Errorf("merge: %w", err)
 		}
-		bm := pdfcpu.Bookmark{Title: in.Title, PageFrom: start, Bold: true}
-		for _, s := range in.Sections {
-			if s.Page < 1 || s.Page > ctxs[i].PageCount {
-				return 0, fmt.Errorf("merge: %s: section %q on page %d of %d", in.PDF, s.Title, s.Page, ctxs[i].PageCount)
-			}
-			bm.Kids = append(bm.Kids, pdfcpu.Bookmark{Title: s.Title, PageFrom: start + s.Page - 1})
-		}
-		bms = append(bms, bm)
-		start += ctxs[i].PageCount
+		pages = append(pages, n...)
+		version = max(version, s.version)
 	}
-	if err := pdfcpu.AddBookmarks(dest, bms, true); err != nil {
-		return 0, fmt.Errorf("merge: outline: %w", err)
+	kids := make([]string, len(pages))
+	for i, n := range pages {
+		kids[i] = fmt.Sprintf("%d 0 R", n)
 	}
-	var buf bytes.Buffer
-	if err := api.WriteContext(dest, &buf); err != nil {
-		return 0, fmt.Errorf("merge: write: %w", err)
-	}
-	b, err := canonicalPDF(buf.Bytes(), types.DateString(now))
-	if err != nil {
+	w.set(tree, fmt.Sprintf("<</Type /Pages /Kids [%s] /Count %d>>", strings.Join(kids, " "), len(pages)))
+	w.writeOutline(outline, bms, pages)
+	w.set(catalog, fmt.Sprintf("<</Type /Catalog /Pages %d 0 R /Outlines %d 0 R /PageMode /UseOutlines>>", tree, outline))
+	info := w.reserve()
+	w.set(info, string(srcs[0].infoDict()))
+	if err := fsx.WriteFileAtomic(out, w.bytes(version, catalog, info), 0o644); err != nil {
 		return 0, err
 	}
-	if err := fsx.WriteFileAtomic(out, b, 0o644); err != nil {
-		return 0, err
-	}
-	return start - 1, nil
+	return len(pages), nil
 }
 
 // parsePDFDate reads a "D:YYYYMMDDHHmmSS…" date.
@@ -175,8 +160,8 @@ func parsePDFDate(s string) (time.Time, bool) {
 
 // contentsPDF renders the contents page(s) assuming they take guess pages;
 // it returns the PDF and the number of pages it really took.
-func contentsPDF(inputs []MergeInput, ctxs []*model.Context, guess int, now time.Time) ([]byte, int, error) {
-	f, c, err := newPDF(paperOf(ctxs[0]), now)
+func contentsPDF(inputs []MergeInput, pages []int, paper string, guess int, now time.Time) ([]byte, int, error) {
+	f, c, err := newPDF(paper, now)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -190,8 +175,8 @@ func contentsPDF(inputs []MergeInput, ctxs []*model.Context, guess int, now time
 	r.c.textCenter(r.pw/2, r.y, "Merged Reachability Report", fTitle)
 	r.y += fTitle.lineH() + 1
 	total := guess
-	for _, x := range ctxs {
-		total += x.PageCount
+	for _, n := range pages {
+		total += n
 	}
 	r.textColor(colMuted)
 	r.c.textCenter(r.pw/2, r.y, fmt.Sprintf("%d documents · %d pages · %s", len(inputs), total, now.Format("2006-01-02 15:04 UTC")), face{famSans, "", 11})
@@ -228,20 +213,11 @@ func contentsPDF(inputs []MergeInput, ctxs []*model.Context, guess int, now time
 		r.draw(colRule)
 		r.f.SetLineWidth(0.15)
 		r.f.Line(margin, r.y-1.2, r.pw-margin, r.y-1.2)
-		page += ctxs[i].PageCount
+		page += pages[i]
 	}
 	var buf bytes.Buffer
 	if err := f.Output(&buf); err != nil {
 		return nil, 0, fmt.Errorf("merge: contents page: %w", err)
 	}
 	return buf.Bytes(), f.PageNo(), nil
-}
-
-// paperOf picks the contents paper size from the first document's first page.
-func paperOf(c *model.Context) string {
-	dims, err := c.PageDims()
-	if err == nil && len(dims) > 0 && dims[0].Height < 800 {
-		return "Letter" // Letter is 792 pt high, A4 842
-	}
-	return "A4"
 }

@@ -180,14 +180,6 @@ func TestMergeErrors(t *testing.T) {
 	}
 }
 
-// TestCanonicalPDFRejectsXrefStreams: the canonicaliser needs a classic
-// xref table and says so instead of writing a broken file.
-func TestCanonicalPDFRejectsXrefStreams(t *testing.T) {
-	if _, err := canonicalPDF([]byte("%PDF-1.7\n1 0 obj\n<<>>\nendobj\nstartxref\n9\n%%EOF\n"), "D:20260101000000+00'00'"); err == nil {
-		t.Fatal("no error for a PDF without a classic xref table")
-	}
-}
-
 func TestScanRefs(t *testing.T) {
 	src := []byte("<</A 1 0 R/B(12 0 R in a string \\) 13 0 R)/C[4 0 R 5 0 R]/D<0a0b>/E 10 20/F 6 0 R>>\nstream\n7 0 R\nendstream")
 	refs, cut := scanRefs(src, true)
@@ -201,36 +193,6 @@ func TestScanRefs(t *testing.T) {
 	if !bytes.HasPrefix(src[cut:], []byte("stream\n")) {
 		t.Errorf("stream cut at %q", src[cut:])
 	}
-}
-
-// TestCanonicalPDFIdempotent: canonicalising canonical output changes
-// nothing, and the result still validates.
-func TestCanonicalPDFIdempotent(t *testing.T) {
-	ins, _ := mergeInputs(t, "three", "unicode")
-	out := filepath.Join(t.TempDir(), "m.pdf")
-	if _, err := Merge(context.Background(), ins, out); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := os.ReadFile(out)
-	b, err := canonicalPDF(a, "D:20260921141320+00'00'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, b) {
-		t.Error("canonicalPDF is not idempotent")
-	}
-	if err := api.Validate(bytes.NewReader(b), nil); err != nil {
-		t.Error(err)
-	}
-}
-
-// FuzzCanonicalPDF: arbitrary bytes give an error or a result, never a panic.
-func FuzzCanonicalPDF(f *testing.F) {
-	f.Add([]byte("%PDF-1.7\n1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n2 0 obj\n<</Type/Pages/Kids[]/Count 0>>\nendobj\nxref\n0 3\n0000000000 65535 f \n0000000009 00000 n \n0000000058 00000 n \ntrailer\n<</Root 1 0 R/Size 3/ID[<00><00>]>>\nstartxref\n104\n%%EOF\n"))
-	f.Add([]byte("xref\n0 1\ntrailer\nstartxref\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		canonicalPDF(b, "D:20260101000000+00'00'")
-	})
 }
 
 // TestMergeManyDocuments: a nightly batch of 45 documents needs more than
