@@ -85,12 +85,6 @@ func stripTimeout(opts []string) []string {
 	return out
 }
 
-var (
-	reIpsetLine = regexp.MustCompile(`Error in line (\d+):\s*(.*)`)
-	reIptLine1  = regexp.MustCompile(`Error occurred at line: (\d+)`)
-	reIptLine2  = regexp.MustCompile(`line (\d+) failed:?\s*(.*)`)
-)
-
 // applyIpsets runs `ipset restore` in ns, dropping each line the kernel
 // refuses (and the members of a set it could not create) and retrying.
 func applyIpsets(ctx context.Context, ns netns.NsHandle, r *facts.Router) ([]*doc.Refusal, error) {
@@ -107,7 +101,8 @@ func applyIpsets(ctx context.Context, ns netns.NsHandle, r *facts.Router) ([]*do
 		if ctx.Err() != nil {
 			return refused, ctx.Err()
 		}
-		m := reIpsetLine.FindStringSubmatch(string(stderr))
+		// Compiled here, on the error path, not at start-up of every command.
+		m := regexp.MustCompile(`Error in line (\d+):\s*(.*)`).FindStringSubmatch(string(stderr))
 		n := 0
 		if m != nil {
 			n, _ = strconv.Atoi(m[1])
@@ -306,11 +301,11 @@ func iptErrLine(stderr string) (int, string) {
 			msg = l
 		}
 	}
-	if m := reIptLine1.FindStringSubmatch(stderr); m != nil {
+	if m := regexp.MustCompile(`Error occurred at line: (\d+)`).FindStringSubmatch(stderr); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return n, trimTool(msg)
 	}
-	if m := reIptLine2.FindStringSubmatch(stderr); m != nil {
+	if m := regexp.MustCompile(`line (\d+) failed:?\s*(.*)`).FindStringSubmatch(stderr); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return n, trimTool(msg)
 	}

@@ -147,7 +147,7 @@ func (s *Server) view(m jobMeta) jobView {
 // users' jobs answer exactly like missing ones.
 func (s *Server) lookupJob(w http.ResponseWriter, r *http.Request, sess session) (jobMeta, bool) {
 	id := r.PathValue("id")
-	if !idRE.MatchString(id) {
+	if !validID(id) {
 		writeError(w, http.StatusBadRequest, "invalid job id (want 32 lower-case hex digits)")
 		return jobMeta{}, false
 	}

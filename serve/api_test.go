@@ -312,7 +312,7 @@ func TestJobLifecycleAndIsolation(t *testing.T) {
 	bob.login("bob")
 	admin.login("root")
 	id := alice.submit("10.1.10.5", "10.3.20.10", "ssh,https")
-	if !idRE.MatchString(id) {
+	if !validID(id) {
 		t.Fatalf("job id %q", id)
 	}
 	m := alice.wait(id, 10*time.Second, StateDone)

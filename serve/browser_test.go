@@ -148,7 +148,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, err := url.Parse(loc)
-	if err != nil || u.Path != "/job.html" || !idRE.MatchString(u.Query().Get("id")) {
+	if err != nil || u.Path != "/job.html" || !validID(u.Query().Get("id")) {
 		t.Fatalf("after submit the browser is at %q", loc)
 	}
 	id := u.Query().Get("id")

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -42,9 +41,19 @@ const (
 	eventsFile   = "events.ndjson"
 )
 
-// idRE is the only shape of job id accepted anywhere: ids are joined into
-// paths, so nothing else may pass.
-var idRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+// validID: 32 lower-case hex digits is the only shape of job id accepted
+// anywhere; ids are joined into paths, so nothing else may pass.
+func validID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 func terminal(state string) bool {
 	return state == StateDone || state == StateFailed || state == StateCancelled
@@ -143,7 +152,7 @@ func (js *jobs) load() error {
 	js.mu.Lock()
 	defer js.mu.Unlock()
 	for _, e := range ents {
-		if !e.IsDir() || !idRE.MatchString(e.Name()) {
+		if !e.IsDir() || !validID(e.Name()) {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join(root, e.Name(), metaFile))
@@ -551,7 +560,7 @@ func (js *jobs) sweep() {
 	}
 	js.mu.Unlock()
 	for _, id := range old {
-		if !idRE.MatchString(id) {
+		if !validID(id) {
 			continue
 		}
 		if err := os.RemoveAll(js.dir(id)); err != nil {
