@@ -17,8 +17,10 @@ import (
 	"github.com/tsim-dev/tsim/internal/facts"
 )
 
-// Engine is the precomputed simulation model of one facts set. It is
-// read-only after New, so one Engine may trace flows from many goroutines.
+// Engine is the simulation model of one facts set. What it builds after
+// New (a router's model, its firewall, the uplinks) is built once under a
+// sync.Once and read-only afterwards, so one Engine may trace flows from
+// many goroutines.
 type Engine struct {
 	facts   *facts.Facts
 	routers []*rtr // sorted by name
@@ -27,8 +29,10 @@ type Engine struct {
 	// in router-name order.
 	owners map[netip.Addr][]owner
 	// uplinks are ROUTER:IFACE pairs carrying a default route: where a
-	// packet from outside the network would plausibly enter.
-	uplinks []string
+	// packet from outside the network would plausibly enter. Only an error
+	// hint needs them, so they are found when first asked for.
+	uplinksOnce sync.Once
+	uplinks     []string
 }
 
 type owner struct {
@@ -36,17 +40,30 @@ type owner struct {
 	ifc string
 }
 
-// rtr is one router prepared for lookups.
+// rtr is one router prepared for lookups. New computes only what finding
+// routers and neighbours needs; the routing model (prep) and the firewall
+// are built when a packet first reaches the router, once: a trace crosses
+// a few routers of many, and `tsim trace` as a process has a 10 ms budget.
 type rtr struct {
 	f          *facts.Router
-	fwOnce     sync.Once // the firewall is compiled when a packet first meets it:
-	fw         *Firewall // a trace crosses a few routers of many
+	fwOnce     sync.Once
+	fw         *Firewall
+	prepOnce   sync.Once
+	pr         *prep
 	addrs      []ifAddr
 	conns      []conn // connected prefixes (masked), as the kernel's prefix routes
-	rules      []prule
-	tables     map[int]*table
 	forwarding bool
 	gateway    bool // metadata type gateway: its default route leads to the Internet
+	// neighbours per interface: other routers' interfaces on the same segment.
+	neighbours map[string][]owner
+}
+
+// prep is a router's routing model: policy rules, tables with the kernel's
+// own routes added and invalid routes marked, interface settings and the
+// chains of its iptables.
+type prep struct {
+	rules  []prule
+	tables map[int]*table
 	// customRouting: rules beyond the kernel's three defaults or local
 	// routes added by hand; the kernel then always validates sources by a
 	// full reverse lookup (fib4_has_custom_rules, fib_has_custom_local_routes).
@@ -54,8 +71,12 @@ type rtr struct {
 	ifconf        map[string]ifConf      // per interface, from the sysctls
 	chains        map[chainKey]chainInfo // chains present in the facts
 	rulePos       map[*facts.IptRule]string
-	// neighbours per interface: other routers' interfaces on the same segment.
-	neighbours map[string][]owner
+}
+
+// p returns the router's routing model, building it once.
+func (r *rtr) p() *prep {
+	r.prepOnce.Do(func() { r.pr = r.prepare() })
+	return r.pr
 }
 
 type chainKey struct{ table, chain string }
@@ -101,7 +122,8 @@ type prule struct {
 	fallNote string // detail when its table has no route
 }
 
-// New precomputes the model of every router of f.
+// New indexes the routers of f by address and segment; each router's
+// routing model and firewall are built on first use.
 func New(f *facts.Facts) *Engine {
 	e := &Engine{facts: f, byName: map[string]*rtr{}, owners: map[netip.Addr][]owner{}}
 	rs := slices.Clone(f.Routers)
@@ -131,24 +153,32 @@ func New(f *facts.Facts) *Engine {
 				}
 			}
 		}
-		// Uplinks: default routes (of any table) towards a next hop no
-		// router of the facts owns.
-		for _, t := range sortedTables(r) {
-			for _, rt := range t.routes {
-				if rt.r.Dst.Bits() != 0 || rt.r.Type != facts.RouteUnicast || rt.invalid != "" {
-					continue
-				}
-				gw, dev := firstHop(rt.r)
-				if len(e.owners[gw]) > 0 || dev == "" {
-					continue
-				}
-				if u := r.f.Name + ":" + dev; !slices.Contains(e.uplinks, u) {
-					e.uplinks = append(e.uplinks, u)
+	}
+	return e
+}
+
+// uplinkList returns the uplinks: default routes (of any table) towards a
+// next hop no router of the facts owns.
+func (e *Engine) uplinkList() []string {
+	e.uplinksOnce.Do(func() {
+		for _, r := range e.routers {
+			for _, t := range sortedTables(r) {
+				for _, rt := range t.routes {
+					if rt.r.Dst.Bits() != 0 || rt.r.Type != facts.RouteUnicast || rt.invalid != "" {
+						continue
+					}
+					gw, dev := firstHop(rt.r)
+					if len(e.owners[gw]) > 0 || dev == "" {
+						continue
+					}
+					if u := r.f.Name + ":" + dev; !slices.Contains(e.uplinks, u) {
+						e.uplinks = append(e.uplinks, u)
+					}
 				}
 			}
 		}
-	}
-	return e
+	})
+	return e.uplinks
 }
 
 func hasOwner(l []owner, r *rtr, ifc string) bool {
@@ -175,7 +205,7 @@ func (r *rtr) firewall() *Firewall {
 }
 
 func newRouter(fr *facts.Router) *rtr {
-	r := &rtr{f: fr, tables: map[int]*table{}, chains: map[chainKey]chainInfo{}, rulePos: map[*facts.IptRule]string{}}
+	r := &rtr{f: fr}
 	r.gateway = strings.EqualFold(fr.Metadata.Type, "gateway")
 	r.forwarding = strings.TrimSpace(fr.Sysctls["net.ipv4.ip_forward"]) != "0" &&
 		strings.TrimSpace(fr.Sysctls["net.ipv4.conf.all.forwarding"]) != "0"
@@ -194,15 +224,22 @@ func newRouter(fr *facts.Router) *rtr {
 			}
 		}
 	}
+	return r
+}
+
+// prepare builds the routing model of r.
+func (r *rtr) prepare() *prep {
+	fr := r.f
+	p := &prep{tables: map[int]*table{}, chains: map[chainKey]chainInfo{}, rulePos: map[*facts.IptRule]string{}}
 	for _, t := range fr.Iptables {
 		for _, c := range t.Chains {
 			pol := c.Policy
 			if pol == "" {
 				pol = "ACCEPT"
 			}
-			r.chains[chainKey{t.Name, c.Name}] = chainInfo{c: c, policy: "policy " + pol}
+			p.chains[chainKey{t.Name, c.Name}] = chainInfo{c: c, policy: "policy " + pol}
 			for _, ir := range c.Rules {
-				r.rulePos[ir] = posString(ir.Pos)
+				p.rulePos[ir] = posString(ir.Pos)
 			}
 		}
 	}
@@ -218,38 +255,38 @@ func newRouter(fr *facts.Router) *rtr {
 	slices.SortStableFunc(rules, func(a, b *facts.Rule) int { return a.Priority - b.Priority })
 	for _, ru := range rules {
 		tn := tableName(fr, ru.Table, ru.TableName)
-		r.rules = append(r.rules, prule{Rule: ru, pos: posString(ru.Pos), tname: tn, fallNote: "no route in table " + tn + "; fall through"})
+		p.rules = append(p.rules, prule{Rule: ru, pos: posString(ru.Pos), tname: tn, fallNote: "no route in table " + tn + "; fall through"})
 	}
 	for _, ft := range fr.Tables {
 		t := &table{id: ft.ID, name: tableName(fr, ft.ID, ft.Name)}
 		for _, x := range ft.Routes {
 			t.routes = append(t.routes, &route{r: x, pos: posString(x.Pos)})
 		}
-		r.tables[ft.ID] = t
+		p.tables[ft.ID] = t
 	}
-	for _, ru := range r.rules {
+	for _, ru := range p.rules {
 		def := ru.Priority == 0 && ru.Table == facts.TableLocal || ru.Priority == 32766 && ru.Table == facts.TableMain ||
 			ru.Priority == 32767 && ru.Table == facts.TableDefault
 		if !def || ru.Action != facts.ActionLookup || ru.Not || ru.From.IsValid() && ru.From.Bits() > 0 || ru.To.IsValid() && ru.To.Bits() > 0 ||
 			ru.IIF != "" || ru.OIF != "" || ru.HasFwmark || ru.HasTOS || ru.IPProto != 0 || !ru.SPort.Any() || !ru.DPort.Any() {
-			r.customRouting = true
+			p.customRouting = true
 		}
 	}
-	for _, t := range r.tables {
+	for _, t := range p.tables {
 		for _, rt := range t.routes {
 			if rt.r.Type == facts.RouteLocal && rt.r.Proto != "kernel" {
-				r.customRouting = true
+				p.customRouting = true
 			}
 		}
 	}
-	r.ifconf = map[string]ifConf{}
+	p.ifconf = map[string]ifConf{}
 	for _, i := range fr.Interfaces {
-		r.ifconf[i.Name] = r.ifConfOf(i.Name)
+		p.ifconf[i.Name] = r.ifConfOf(i.Name)
 	}
-	r.addKernelRoutes()
-	for _, t := range r.tables {
+	r.addKernelRoutes(p)
+	for _, t := range p.tables {
 		for _, rt := range t.routes {
-			if rt.invalid = r.validate(t.id, rt.r); rt.invalid != "" {
+			if rt.invalid = r.validate(p, t.id, rt.r); rt.invalid != "" {
 				rt.note = strconv.Quote(rt.r.Text) + " (" + rt.invalid + ")"
 			}
 			switch gw, dev := r.hopOf(rt.r); {
@@ -262,7 +299,7 @@ func newRouter(fr *facts.Router) *rtr {
 			}
 		}
 	}
-	for _, t := range r.tables {
+	for _, t := range p.tables {
 		slices.SortStableFunc(t.routes, func(a, b *route) int {
 			if d := b.r.Dst.Bits() - a.r.Dst.Bits(); d != 0 {
 				return d
@@ -273,18 +310,18 @@ func newRouter(fr *facts.Router) *rtr {
 			return a.r.Metric - b.r.Metric
 		})
 	}
-	return r
+	return p
 }
 
 // addKernelRoutes adds the routes the kernel creates by itself when an
 // address is configured and that facts may lack: local routes for every
 // address (table local) and the prefix route of every connected subnet
 // (table main).
-func (r *rtr) addKernelRoutes() {
-	local := r.tables[facts.TableLocal]
+func (r *rtr) addKernelRoutes(p *prep) {
+	local := p.tables[facts.TableLocal]
 	if local == nil || len(local.routes) == 0 {
 		local = &table{id: facts.TableLocal, name: "local"}
-		r.tables[facts.TableLocal] = local
+		p.tables[facts.TableLocal] = local
 		lo := "lo"
 		for _, i := range r.f.Interfaces {
 			if i.Kind == "loopback" {
@@ -301,10 +338,10 @@ func (r *rtr) addKernelRoutes() {
 				Text: "local " + s + " dev " + a.ifc + " proto kernel scope host src " + s}})
 		}
 	}
-	main := r.tables[facts.TableMain]
+	main := p.tables[facts.TableMain]
 	if main == nil {
 		main = &table{id: facts.TableMain, name: "main"}
-		r.tables[facts.TableMain] = main
+		p.tables[facts.TableMain] = main
 	}
 	for _, c := range r.conns {
 		found := false
@@ -326,7 +363,7 @@ func (r *rtr) addKernelRoutes() {
 // (fib_check_nh): a device that does not exist, or a gateway that no
 // link-scope route of the same table, else of the local and main tables,
 // puts on the route's device.
-func (r *rtr) validate(tid int, x *facts.Route) string {
+func (r *rtr) validate(p *prep, tid int, x *facts.Route) string {
 	if !x.Dst.Addr().Is4() {
 		return "IPv6 is not simulated"
 	}
@@ -340,10 +377,10 @@ func (r *rtr) validate(tid int, x *facts.Route) string {
 		if !gw.IsValid() || onlink {
 			return ""
 		}
-		if tid != facts.TableMain && r.linkRoute(r.tables[tid], gw, dev) {
+		if tid != facts.TableMain && r.linkRoute(p.tables[tid], gw, dev) {
 			return ""
 		}
-		if r.linkRoute(r.tables[facts.TableLocal], gw, dev) || r.linkRoute(r.tables[facts.TableMain], gw, dev) {
+		if r.linkRoute(p.tables[facts.TableLocal], gw, dev) || r.linkRoute(p.tables[facts.TableMain], gw, dev) {
 			return ""
 		}
 		if dev == "" {
@@ -464,7 +501,7 @@ func (r *rtr) forwards(ifc string) bool {
 }
 
 // table returns the table with id or nil.
-func (r *rtr) table(id int) *table { return r.tables[id] }
+func (r *rtr) table(id int) *table { return r.p().tables[id] }
 
 // connectedOn reports the connected prefix of interface ifc containing a.
 func (r *rtr) connectedOn(ifc string, a netip.Addr) (conn, bool) {
@@ -504,7 +541,7 @@ func (e *Engine) Routers() []string {
 }
 
 // Uplinks returns the ROUTER:IFACE pairs that carry a default route.
-func (e *Engine) Uplinks() []string { return slices.Clone(e.uplinks) }
+func (e *Engine) Uplinks() []string { return slices.Clone(e.uplinkList()) }
 
 // Owner returns the router and interface holding address a ("" if none).
 func (e *Engine) Owner(a netip.Addr) (router, iface string) {
@@ -520,8 +557,9 @@ func (e *Engine) Facts() *facts.Facts { return e.facts }
 // sortedTables returns r's tables, main first, then by id, for
 // deterministic walks.
 func sortedTables(r *rtr) []*table {
-	out := make([]*table, 0, len(r.tables))
-	for _, t := range r.tables {
+	tables := r.p().tables
+	out := make([]*table, 0, len(tables))
+	for _, t := range tables {
 		out = append(out, t)
 	}
 	slices.SortFunc(out, func(a, b *table) int {

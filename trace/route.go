@@ -164,8 +164,9 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 	if keep {
 		q = k.query()
 	}
-	for i := 0; i < len(r.rules); i++ {
-		ru := &r.rules[i]
+	rules := r.p().rules
+	for i := 0; i < len(rules); i++ {
+		ru := &rules[i]
 		if !ruleMatches(ru.Rule, &k) {
 			continue
 		}
@@ -177,7 +178,7 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 		switch ru.Action {
 		case facts.ActionGoto:
 			j := -1
-			for x, o := range r.rules {
+			for x, o := range rules {
 				if o.Priority == ru.Goto {
 					j = x
 					break

@@ -161,8 +161,8 @@ func (w *walker) start(flow *doc.Flow) {
 	}
 	if len(cands) == 0 {
 		hint := "no router has it on a connected subnet"
-		if len(e.uplinks) > 0 {
-			hint += "; give the ingress (ROUTER:IFACE), candidate uplinks: " + strings.Join(e.uplinks, ", ")
+		if up := e.uplinkList(); len(up) > 0 {
+			hint += "; give the ingress (ROUTER:IFACE), candidate uplinks: " + strings.Join(up, ", ")
 		}
 		w.finish(doc.UnknownSource, "source "+p.src.String()+" is outside the modelled network: "+hint)
 		return
@@ -235,7 +235,7 @@ func (w *walker) packet(in, out string, mark uint32) *Packet {
 // applies NAT and marks to the packet. It returns false when the packet
 // stops here (DENIED or UNKNOWN; the disposition is set).
 func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
-	ci, ok := r.chains[chainKey{tbl, ch}]
+	ci, ok := r.p().chains[chainKey{tbl, ch}]
 	if !ok || len(ci.c.Rules) == 0 && ci.c.Policy != "DROP" {
 		return true // absent or empty and accepting: nothing to explain
 	}
@@ -247,7 +247,7 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 		st.Chain = ch
 	}
 	if res.Rule != nil {
-		st.Text, st.Pos = res.Rule.Text, r.rulePos[res.Rule]
+		st.Text, st.Pos = res.Rule.Text, r.p().rulePos[res.Rule]
 	} else if res.Index == 0 {
 		st.Text = ci.policy
 	}
@@ -433,7 +433,7 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 		w.stop(d)
 		return
 	}
-	ic, ok := r.ifconf[in]
+	ic, ok := r.p().ifconf[in]
 	if !ok {
 		ic = r.ifConfOf(in)
 	}
@@ -556,7 +556,7 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 		if acceptLocal {
 			return true
 		}
-		if !r.customRouting {
+		if !r.p().customRouting {
 			if os := w.e.owners[w.p.src]; len(os) > 0 && slices.ContainsFunc(os, func(o owner) bool { return o.r == r }) {
 				return drop("", "", "", "the source "+w.p.src.String()+" is an address of "+r.f.Name)
 			}
