@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strconv"
+	"strings"
 )
 
 // known top-level keys: anything else is kept in Extra and written back.
@@ -42,9 +45,12 @@ func (d *Document) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the known sections and the passed-through ones.
 func (d *Document) MarshalJSON() ([]byte, error) {
+	if len(d.Extra) == 0 {
+		return marshalSections(d)
+	}
 	b, err := json.Marshal((*plain)(d))
-	if err != nil || len(d.Extra) == 0 {
-		return b, err
+	if err != nil {
+		return nil, err
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -58,6 +64,46 @@ func (d *Document) MarshalJSON() ([]byte, error) {
 		m[k] = vb
 	}
 	return json.Marshal(m)
+}
+
+// marshalSections writes the sections of d in field order, each encoded on
+// its own, as encoding/json would write the whole. encoding/json builds an
+// encoder for every type reachable from the value it is given, on first
+// use: for the whole schema that cost every `tsim trace` 0.3 ms of its
+// 10 ms budget, while a trace document only holds facts, flows and traces.
+func marshalSections(d *Document) ([]byte, error) {
+	v := reflect.ValueOf((*plain)(d)).Elem()
+	t := v.Type()
+	b := []byte{'{'}
+	for i := 0; i < t.NumField(); i++ {
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		f := v.Field(i)
+		if name == "-" || opts == "omitempty" && emptyValue(f) {
+			continue
+		}
+		fb, err := json.Marshal(f.Interface())
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, name)
+		b = append(b, ':')
+		b = append(b, fb...)
+	}
+	return append(b, '}'), nil
+}
+
+// emptyValue is encoding/json's omitempty test.
+func emptyValue(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Pointer, reflect.Interface:
+		return v.IsNil()
+	}
+	return v.IsZero()
 }
 
 // New returns an empty document of the current schema.
