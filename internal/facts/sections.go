@@ -93,13 +93,21 @@ func sectionName(line, prefix string) (string, bool) {
 // ParseSections splits a raw facts file into its sections. It fails with a
 // file:line error on a truncated section, mismatched markers, text outside
 // any section, or a file with no section at all.
+//
+// It walks the text in place rather than splitting it into lines, and cuts
+// the sections and all body lines from chunks sized by counting first: a
+// file is parsed with a handful of allocations, not some per line.
 func ParseSections(file string, data []byte) (*RawFile, error) {
 	rf := &RawFile{File: file, Header: map[string]string{}}
 	text := strings.ReplaceAll(string(data), "\r\n", "\n")
-	lines := strings.Split(text, "\n")
-	if len(lines) > 0 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1]
-	}
+	// A valid file has valid lines: check once, not line by line.
+	valid := utf8.ValidString(text)
+	nsec := strings.Count(text, markStart) // at least the number of sections
+	secs := slab[Section]{chunk: make([]Section, 0, nsec)}
+	rf.Sections = make([]*Section, 0, nsec)
+	// Every body line, in file order; each section's Body is a piece of it.
+	// Its capacity is the line count, so it never moves.
+	bodies := make([]Line, 0, strings.Count(text, "\n")+1)
 	const (
 		outside = iota
 		header
@@ -109,27 +117,36 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 	)
 	state := outside
 	var cur *Section
-	off := 0       // byte offset of the current line in text
+	n := 0         // the current line's number
+	bodyStart := 0 // where cur's lines start in bodies
+	bodyOff := 0   // the byte offset of cur's first body line in text
 	dirty := false // a body line of cur differs from the file text
-	starts := make([]int, len(lines)+1)
-	for i, raw := range lines {
-		n := i + 1
-		starts[i] = off
+	// The lines are text split at "\n", without the empty one after a
+	// final newline.
+	for off := 0; off < len(text); {
+		raw := text[off:]
+		lineOff := off
+		if i := strings.IndexByte(raw, '\n'); i >= 0 {
+			raw = raw[:i]
+		}
 		off += len(raw) + 1
+		n++
 		pos := Pos{File: file, Line: n}
-		if !utf8.ValidString(raw) {
+		if !valid && !utf8.ValidString(raw) {
 			dirty = true
 			// JSON (the normalized facts, the document) cannot carry
 			// invalid UTF-8, so replace it now and say so.
 			raw = strings.ToValidUTF8(raw, "\uFFFD")
 			rf.Warnings = append(rf.Warnings, warnf(pos, "invalid UTF-8 replaced by U+FFFD"))
 		}
-		line := strings.TrimRight(raw, " \t\r")
+		line := trimRightBlanks(raw)
 		if name, ok := sectionName(line, markStart); ok {
 			if cur != nil {
 				return nil, posErrorf(cur.Pos, "section %s has no end marker (next section starts at line %d)", cur.Name, n)
 			}
-			cur = &Section{Name: name, Pos: pos}
+			cur = secs.new()
+			cur.Name, cur.Pos = name, pos
+			bodyStart = len(bodies)
 			dirty = false
 			state = header
 			continue
@@ -180,10 +197,21 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 				if name != cur.Name {
 					return nil, posErrorf(pos, "end marker for section %s closes section %s (started at line %d)", name, cur.Name, cur.Pos.Line)
 				}
-				trimBody(cur)
+				if len(bodies) > bodyStart {
+					// A Body that had lines stays non-nil when they
+					// were all blank, as it always has.
+					cur.Body = trimBlank(bodies[bodyStart:])
+					cur.Body = cur.Body[:len(cur.Body):len(cur.Body)]
+					bodies = bodies[:bodyStart+len(cur.Body)]
+				}
 				if len(cur.Body) > 0 && !dirty {
-					first, last := cur.Body[0].N-1, cur.Body[len(cur.Body)-1].N-1
-					cur.text, cur.exact = text[starts[first]:starts[last]+len(lines[last])], true
+					// The body lines are consecutive and unchanged,
+					// so the body is one piece of text.
+					end := bodyOff - 1
+					for _, l := range cur.Body {
+						end += len(l.Text) + 1
+					}
+					cur.text, cur.exact = text[bodyOff:end], true
 				}
 				rf.Sections = append(rf.Sections, cur)
 				cur = nil
@@ -207,16 +235,33 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 			}
 			body := strings.TrimRight(raw, "\r")
 			dirty = dirty || len(body) != len(raw)
-			cur.Body = append(cur.Body, Line{N: n, Text: body})
+			if len(bodies) == bodyStart {
+				bodyOff = lineOff
+			}
+			bodies = append(bodies, Line{N: n, Text: body})
 		}
 	}
 	if cur != nil {
 		return nil, posErrorf(cur.Pos, "section %s is truncated: no %s%s ===", cur.Name, markEnd, cur.Name)
 	}
 	if len(rf.Sections) == 0 {
-		return nil, posErrorf(Pos{File: file, Line: max(1, len(lines))}, "not a tsim raw facts file: no %q section found", markStart+"<name> ===")
+		return nil, posErrorf(Pos{File: file, Line: max(1, n)}, "not a tsim raw facts file: no %q section found", markStart+"<name> ===")
 	}
 	return rf, nil
+}
+
+// trimRightBlanks is strings.TrimRight(s, " \t\r") without building the
+// cutset on each of the file's lines.
+func trimRightBlanks(s string) string {
+	for len(s) > 0 {
+		switch s[len(s)-1] {
+		case ' ', '\t', '\r':
+			s = s[:len(s)-1]
+		default:
+			return s
+		}
+	}
+	return s
 }
 
 // isTrailerLine reports a "KEY: value" line of the collection-complete block.
@@ -233,11 +278,12 @@ func isTrailerLine(line string) bool {
 	return true
 }
 
-// trimBody drops the blank lines the collector writes before EXIT_CODE.
-func trimBody(s *Section) {
-	for len(s.Body) > 0 && strings.TrimSpace(s.Body[len(s.Body)-1].Text) == "" {
-		s.Body = s.Body[:len(s.Body)-1]
+// trimBlank drops the blank lines the collector writes before EXIT_CODE.
+func trimBlank(body []Line) []Line {
+	for len(body) > 0 && strings.TrimSpace(body[len(body)-1].Text) == "" {
+		body = body[:len(body)-1]
 	}
+	return body
 }
 
 // Section returns the first section with the name, or nil.
