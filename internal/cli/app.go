@@ -36,7 +36,7 @@ type app struct {
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
 	root := a.command()
-	addHelpExamples(root, root.Name)
+	addHelpExamples(root, root.Name, wordsOf(args))
 	err := root.Run(ctx, args)
 	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
@@ -50,6 +50,15 @@ func Main(ctx context.Context, args []string, s Stdio) int {
 		fmt.Fprintf(s.Err, "tsim: %s\n", strings.TrimSpace(msg))
 	}
 	return code
+}
+
+// wordsOf is the set of args.
+func wordsOf(args []string) map[string]bool {
+	m := make(map[string]bool, len(args))
+	for _, w := range args {
+		m[w] = true
+	}
+	return m
 }
 
 func (a *app) command() *ucli.Command {
@@ -73,7 +82,7 @@ func (a *app) command() *ucli.Command {
 			for _, s := range c.Commands {
 				s.Hidden = s.Name == "pwsh" // not tested here; still there for who needs it
 			}
-			addHelpExamples(c, "tsim completions")
+			addHelpExamples(c, "tsim completions", nil)
 		},
 		Writer:    a.io.Out,
 		ErrWriter: a.io.Err,

@@ -18,7 +18,7 @@ func setUpTree(t *testing.T) *ucli.Command {
 	t.Helper()
 	a := &app{io: Stdio{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}, log: zerolog.Nop()}
 	root := a.command()
-	addHelpExamples(root, root.Name)
+	addHelpExamples(root, root.Name, nil)
 	if err := root.Run(context.Background(), []string{"tsim", "--help"}); err != nil {
 		t.Fatalf("tsim --help: %v", err)
 	}
@@ -258,5 +258,35 @@ func TestHelpShowsExamples(t *testing.T) {
 				t.Errorf("%v: help lacks example %q", args, e.Cmd)
 			}
 		}
+	}
+}
+
+// TestHelpExamplesEveryWay: Main adds examples only to the commands named
+// on the command line. Every way of asking for (or provoking) help prints
+// exactly what it prints with the examples added to every command.
+func TestHelpExamplesEveryWay(t *testing.T) {
+	runWith := func(args []string, named map[string]bool) string {
+		var out strings.Builder
+		a := &app{io: Stdio{In: strings.NewReader(""), Out: &out, Err: &out}, log: zerolog.Nop()}
+		root := a.command()
+		addHelpExamples(root, root.Name, named)
+		err := root.Run(context.Background(), args)
+		return fmt.Sprintf("%s\nerr: %v", out.String(), err)
+	}
+	for _, args := range [][]string{
+		{"tsim"}, {"tsim", "--help"}, {"tsim", "trace", "--help"}, {"tsim", "trace", "-h"},
+		{"tsim", "help", "trace"}, {"tsim", "trace", "--bogus"}, {"tsim", "hosts", "up", "--help"},
+		{"tsim", "help", "hosts", "up"}, {"tsim", "hosts"}, {"tsim", "hosts", "--help"},
+		{"tsim", "facts", "check", "--nope"}, {"tsim", "users", "add", "--help"}, {"tsim", "nosuch"},
+		{"tsim", "completions", "--help"}, {"tsim", "--json", "hosts", "down", "-h"},
+	} {
+		want := runWith(args, nil)
+		if got := runWith(args, wordsOf(args)); got != want {
+			t.Errorf("%v prints, with examples for the named commands only:\n%s\nwith every command's examples:\n%s", args, got, want)
+		}
+	}
+	// And the examples are there at all.
+	if out := runWith([]string{"tsim", "hosts", "up", "--help"}, wordsOf([]string{"tsim", "hosts", "up", "--help"})); !strings.Contains(out, commandExamples()["tsim hosts up"][0].Cmd) {
+		t.Errorf("tsim hosts up --help lacks its first example:\n%s", out)
 	}
 }
