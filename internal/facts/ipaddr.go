@@ -16,6 +16,9 @@ func ParseIPAddr(file string, lines []Line) ([]*Interface, error) {
 		out []*Interface
 		cur *Interface
 		e   errs
+		// fieldBuf holds a line's fields: the model keeps the strings,
+		// never the slice.
+		fieldBuf [16]string
 	)
 	for _, l := range lines {
 		pos := Pos{File: file, Line: l.N}
@@ -36,7 +39,7 @@ func ParseIPAddr(file string, lines []Line) ([]*Interface, error) {
 			cur = ifc
 			continue
 		}
-		f := strings.Fields(text)
+		f := appendFields(fieldBuf[:0], text)
 		switch {
 		case strings.HasPrefix(f[0], "link/"):
 			if cur == nil {
@@ -93,7 +96,8 @@ func parseIfHeader(text string) (*Interface, string) {
 		}
 		rest = rest[end+1:]
 	}
-	f := strings.Fields(rest)
+	var fieldBuf [24]string
+	f := appendFields(fieldBuf[:0], rest)
 	for i := 0; i+1 < len(f); i++ {
 		switch f[i] {
 		case "mtu":

@@ -62,7 +62,7 @@ func ParseIPRoute(file string, lines []Line, names map[string]int) ([]ParsedRout
 		n    int
 		text string
 	}
-	var logs []logical
+	logs := make([]logical, 0, len(lines))
 	cont := false
 	for _, l := range lines {
 		t := strings.TrimRight(l.Text, " \t")
@@ -79,9 +79,14 @@ func ParseIPRoute(file string, lines []Line, names map[string]int) ([]ParsedRout
 		}
 		cont = strings.HasSuffix(trimmed, `\`)
 	}
-	for _, lg := range logs {
+	// The routes are cut from one chunk (see slab): a table's routes live
+	// and die together.
+	routes := make([]Route, len(logs))
+	out = make([]ParsedRoute, 0, len(logs))
+	for k, lg := range logs {
 		pos := Pos{File: file, Line: lg.n}
-		r, table, w, err := parseRouteLine(lg.text, names)
+		r := &routes[k]
+		table, w, err := parseRouteLine(r, lg.text, names)
 		if err != nil {
 			e.addf(pos, "route %s: %v", quoteLine(lg.text), err)
 			continue
@@ -92,18 +97,26 @@ func ParseIPRoute(file string, lines []Line, names map[string]int) ([]ParsedRout
 		}
 		out = append(out, ParsedRoute{Route: r, Table: table})
 	}
+	if len(out) == 0 {
+		out = nil // as when no route was read
+	}
 	return out, warn, e.err()
 }
 
-func parseRouteLine(text string, names map[string]int) (r *Route, table int, warn string, err error) {
-	var f []string
-	for _, t := range strings.Fields(text) {
+// parseRouteLine reads one logical route line into r.
+func parseRouteLine(r *Route, text string, names map[string]int) (table int, warn string, err error) {
+	// The words, without the "\" continuation marks of -o output.
+	var fieldBuf [32]string
+	f := appendFields(fieldBuf[:0], text)
+	k := 0
+	for _, t := range f {
 		if t != `\` {
-			f = append(f, strings.TrimSuffix(t, `\`))
+			f[k] = strings.TrimSuffix(t, `\`)
+			k++
 		}
 	}
-	clean := strings.Join(f, " ")
-	r = &Route{Type: RouteUnicast, Text: clean}
+	f = f[:k]
+	*r = Route{Type: RouteUnicast, Text: joinFields(text, f)}
 	table = -1
 	i := 0
 	if i < len(f) && isRouteType(f[i]) {
@@ -111,7 +124,7 @@ func parseRouteLine(text string, names map[string]int) (r *Route, table int, war
 		i++
 	}
 	if i >= len(f) {
-		return nil, 0, "", fmt.Errorf("no destination")
+		return 0, "", fmt.Errorf("no destination")
 	}
 	dst := f[i]
 	i++
@@ -120,7 +133,7 @@ func parseRouteLine(text string, names map[string]int) (r *Route, table int, war
 	} else {
 		p, perr := parsePrefixOrAddr(dst)
 		if perr != nil {
-			return nil, 0, "", fmt.Errorf("bad destination %q", dst)
+			return 0, "", fmt.Errorf("bad destination %q", dst)
 		}
 		r.Dst = p.Masked()
 	}
@@ -158,16 +171,16 @@ func parseRouteLine(text string, names map[string]int) (r *Route, table int, war
 		case "via":
 			v, err := arg()
 			if err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 			if v == "inet" || v == "inet6" {
 				if v, err = arg(); err != nil {
-					return nil, 0, "", err
+					return 0, "", err
 				}
 			}
 			gw, perr := netip.ParseAddr(v)
 			if perr != nil {
-				return nil, 0, "", fmt.Errorf("bad gateway %q", v)
+				return 0, "", fmt.Errorf("bad gateway %q", v)
 			}
 			if nh != nil {
 				nh.Gateway = gw
@@ -177,7 +190,7 @@ func parseRouteLine(text string, names map[string]int) (r *Route, table int, war
 		case "dev", "oif":
 			v, err := arg()
 			if err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 			if nh != nil {
 				nh.Dev = v
@@ -187,79 +200,79 @@ func parseRouteLine(text string, names map[string]int) (r *Route, table int, war
 		case "weight":
 			v, err := arg()
 			if err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 			w, perr := strconv.Atoi(v)
 			if perr != nil || w < 1 || nh == nil {
-				return nil, 0, "", fmt.Errorf("bad weight %q", v)
+				return 0, "", fmt.Errorf("bad weight %q", v)
 			}
 			nh.Weight = w
 		case "proto", "protocol":
 			if r.Proto, err = arg(); err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 		case "scope":
 			if r.Scope, err = arg(); err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 		case "src":
 			v, err := arg()
 			if err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 			if r.Src, err = netip.ParseAddr(v); err != nil {
-				return nil, 0, "", fmt.Errorf("bad src %q", v)
+				return 0, "", fmt.Errorf("bad src %q", v)
 			}
 		case "metric", "preference", "priority":
 			v, err := arg()
 			if err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 			m, perr := strconv.ParseUint(v, 10, 32)
 			if perr != nil {
-				return nil, 0, "", fmt.Errorf("bad metric %q", v)
+				return 0, "", fmt.Errorf("bad metric %q", v)
 			}
 			r.Metric = int(m)
 		case "table":
 			v, err := arg()
 			if err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 			id, ok := resolveTable(v, names)
 			if !ok {
-				return nil, 0, "", fmt.Errorf("unknown routing table %q", v)
+				return 0, "", fmt.Errorf("unknown routing table %q", v)
 			}
 			table = id
 		case "tos", "dsfield":
 			v, err := arg()
 			if err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 			t, ok := ParseDSField(v)
 			if !ok {
-				return nil, 0, "", fmt.Errorf("bad %s %q", kw, v)
+				return 0, "", fmt.Errorf("bad %s %q", kw, v)
 			}
 			r.TOS = t
 		case "mtu":
 			v, err := arg()
 			if err != nil {
-				return nil, 0, "", err
+				return 0, "", err
 			}
 			if v == "lock" {
 				if v, err = arg(); err != nil {
-					return nil, 0, "", err
+					return 0, "", err
 				}
 			}
 			m, perr := strconv.Atoi(v)
 			if perr != nil || m < 0 {
-				return nil, 0, "", fmt.Errorf("bad mtu %q", v)
+				return 0, "", fmt.Errorf("bad mtu %q", v)
 			}
 			r.MTU = m
 		default:
 			if routeKnownOneArg(kw) {
 				v, err := arg()
 				if err != nil {
-					return nil, 0, "", err
+					return 0, "", err
 				}
 				if v == "lock" && i+1 < len(f) {
 					i++
@@ -281,7 +294,7 @@ func parseRouteLine(text string, names map[string]int) (r *Route, table int, war
 	}
 	for k, h := range r.Nexthops {
 		if !h.Gateway.IsValid() && h.Dev == "" {
-			return nil, 0, "", fmt.Errorf("nexthop %d has neither via nor dev", k+1)
+			return 0, "", fmt.Errorf("nexthop %d has neither via nor dev", k+1)
 		}
 	}
 	if dst == "default" && (r.Gateway.Is6() || r.Src.Is6() || len(r.Nexthops) > 0 && r.Nexthops[0].Gateway.Is6()) {
@@ -290,7 +303,29 @@ func parseRouteLine(text string, names map[string]int) (r *Route, table int, war
 	if len(unknown) > 0 {
 		warn = "unknown route keyword " + strings.Join(unknown, ", ")
 	}
-	return r, table, warn, nil
+	return table, warn, nil
+}
+
+// joinFields is strings.Join(f, " "), or text itself when that is what the
+// join would build, as it is for nearly every route line.
+func joinFields(text string, f []string) string {
+	pos := 0
+	for i, w := range f {
+		if i > 0 {
+			if pos >= len(text) || text[pos] != ' ' {
+				return strings.Join(f, " ")
+			}
+			pos++
+		}
+		if !strings.HasPrefix(text[pos:], w) {
+			return strings.Join(f, " ")
+		}
+		pos += len(w)
+	}
+	if pos != len(text) {
+		return strings.Join(f, " ")
+	}
+	return text
 }
 
 // isRouteKeyword reports any word the route parser knows.

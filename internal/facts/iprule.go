@@ -96,7 +96,8 @@ func parseRuleLine(text string, names map[string]int) (*Rule, error) {
 		return nil, fmt.Errorf("bad priority %q", prioS)
 	}
 	r := &Rule{Priority: int(prio), SuppressPrefixLen: -1, Text: text}
-	f := strings.Fields(rest)
+	var fieldBuf [24]string
+	f := appendFields(fieldBuf[:0], rest)
 	arg := func(i int) (string, error) {
 		if i+1 >= len(f) {
 			return "", fmt.Errorf("%s needs a value", f[i])

@@ -3,6 +3,7 @@ package facts
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // ParseIpsetSave parses `ipset save` output: `create NAME TYPE opts…` and
@@ -68,36 +69,41 @@ func ParseIpsetSave(file string, lines []Line) ([]*Ipset, error) {
 }
 
 // splitQuoted splits on blanks, keeping "double quoted" words whole (with
-// their quotes, as ipset save prints comments).
+// their quotes, as ipset save prints comments). The words are pieces of
+// the line, not copies.
 func splitQuoted(s string) ([]string, error) {
-	var (
-		out []string
-		cur strings.Builder
-		inQ bool
-		has bool
-	)
-	for _, r := range s {
-		switch {
-		case r == '"':
-			inQ = !inQ
-			cur.WriteRune(r)
-			has = true
-		case !inQ && (r == ' ' || r == '\t'):
-			if has {
-				out = append(out, cur.String())
-				cur.Reset()
-				has = false
+	if !utf8.ValidString(s) {
+		// Words are read as runes, which turns each invalid byte into
+		// U+FFFD: do that to the whole line first.
+		var b strings.Builder
+		for _, r := range s {
+			b.WriteRune(r)
+		}
+		s = b.String()
+	}
+	var out []string
+	start, inQ := -1, false // start: where the current word began, -1 between words
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case !inQ && (c == ' ' || c == '\t'):
+			if start >= 0 {
+				out = append(out, s[start:i])
+				start = -1
 			}
 		default:
-			cur.WriteRune(r)
-			has = true
+			if c == '"' {
+				inQ = !inQ
+			}
+			if start < 0 {
+				start = i
+			}
 		}
 	}
 	if inQ {
 		return nil, fmt.Errorf("unterminated quote")
 	}
-	if has {
-		out = append(out, cur.String())
+	if start >= 0 {
+		out = append(out, s[start:])
 	}
 	return out, nil
 }

@@ -380,7 +380,8 @@ func (p *iptParser) line(n int, line string) error {
 
 // declare handles ":CHAIN POLICY [p:b]".
 func (p *iptParser) declare(n int, line string) {
-	f := strings.Fields(line[1:])
+	var fieldBuf [4]string
+	f := appendFields(fieldBuf[:0], line[1:])
 	if len(f) == 0 {
 		p.find(n, SevError, "chain declaration without a name")
 		return

@@ -94,7 +94,7 @@ func ParseLegacyJSON(file string, data []byte) (*Router, []Finding, error) {
 		if *lf.Network.Forwarding {
 			v = "1"
 		}
-		setSysctl(r, "net.ipv4.ip_forward", v)
+		setSysctl(r, "net.ipv4.ip_forward", v, 1)
 	}
 
 	names := reservedTables()

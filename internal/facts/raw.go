@@ -60,7 +60,7 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 
 	// Index sections, refusing duplicates: two answers to one question
 	// cannot both be right.
-	byName := map[string]*Section{}
+	byName := make(map[string]*Section, len(rf.Sections))
 	for _, s := range rf.Sections {
 		if prev := byName[s.Name]; prev != nil {
 			e.addf(s.Pos, "section %s appears twice (first at line %d)", s.Name, prev.Pos.Line)
@@ -90,7 +90,8 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 			if t == "" {
 				continue
 			}
-			f := strings.Fields(t)
+			var fieldBuf [4]string
+			f := appendFields(fieldBuf[:0], t)
 			id, perr := strconv.ParseUint(f[0], 0, 32)
 			if len(f) != 2 || perr != nil {
 				e.addf(Pos{File: file, Line: l.N}, "rt_tables: expected \"ID NAME\", got %s", quoteLine(t))
@@ -188,6 +189,13 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 	sort.Slice(r.Tables, func(i, j int) bool { return r.Tables[i].ID < r.Tables[j].ID })
 
 	hasSave := byName["iptables_save"] != nil
+	// Size the sysctl map once rather than let it grow line by line.
+	sysctls := 1 // ip_forwarding
+	for _, s := range rf.Sections {
+		if s.Name == "sysctl" || s.Name == "sysctls" {
+			sysctls += len(s.Body)
+		}
+	}
 	for _, s := range rf.Sections {
 		if byName[s.Name] != s {
 			continue
@@ -222,7 +230,7 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 			}
 		case s.Name == "ip_forwarding":
 			if usable(s) && len(s.Body) > 0 {
-				setSysctl(r, "net.ipv4.ip_forward", strings.TrimSpace(s.Body[0].Text))
+				setSysctl(r, "net.ipv4.ip_forward", strings.TrimSpace(s.Body[0].Text), sysctls)
 			}
 		case s.Name == "kernel_version":
 			if usable(s) && len(s.Body) > 0 {
@@ -238,7 +246,7 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 						}
 						continue
 					}
-					setSysctl(r, strings.TrimSpace(k), strings.TrimSpace(v))
+					setSysctl(r, strings.TrimSpace(k), strings.TrimSpace(v), sysctls)
 				}
 			}
 		case s.Name == "metadata":
@@ -309,9 +317,10 @@ func tableName(id int, names map[string]int) string {
 	return best
 }
 
-func setSysctl(r *Router, k, v string) {
+// setSysctl sets one sysctl; size is how many the router may have.
+func setSysctl(r *Router, k, v string, size int) {
 	if r.Sysctls == nil {
-		r.Sysctls = map[string]string{}
+		r.Sysctls = make(map[string]string, size)
 	}
 	r.Sysctls[k] = v
 }

@@ -250,20 +250,6 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 	return rf, nil
 }
 
-// trimRightBlanks is strings.TrimRight(s, " \t\r") without building the
-// cutset on each of the file's lines.
-func trimRightBlanks(s string) string {
-	for len(s) > 0 {
-		switch s[len(s)-1] {
-		case ' ', '\t', '\r':
-			s = s[:len(s)-1]
-		default:
-			return s
-		}
-	}
-	return s
-}
-
 // isTrailerLine reports a "KEY: value" line of the collection-complete block.
 func isTrailerLine(line string) bool {
 	k, _, ok := strings.Cut(line, ":")
