@@ -55,6 +55,11 @@ func ParseDSField(s string) (uint8, bool) {
 // resolveTable maps a table as printed ("main", "100", "priority_table") to
 // its id through names (which holds the reserved names too).
 func resolveTable(s string, names map[string]int) (int, bool) {
+	// Only digits can parse; trying a name would build an error to drop.
+	if !isDigits(s) {
+		id, ok := names[s]
+		return id, ok
+	}
 	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
 		return int(n), true
 	}

@@ -217,6 +217,7 @@ type iptParser struct {
 	owned   []ownedOpt
 
 	// Where the rules' objects are cut from (see slab).
+	chains   slab[Chain]
 	rules    slab[IptRule]
 	targets  slab[Target]
 	matchObj slab[Match]
@@ -237,7 +238,14 @@ func (p *iptParser) find(line int, sev Severity, format string, args ...any) {
 // Lines iptables-restore would refuse become findings; only text that
 // cannot even be split into words is an error.
 func ParseIptablesSave(file string, firstLine int, text string) ([]*IPTable, []Finding, error) {
-	p := &iptParser{file: file}
+	p := &iptParser{file: file, words: make([]string, 0, 32)}
+	// Size the first chunks from the text: a rule per "-A ", and rules
+	// have about two options, arguments and matches each. (Counting " -"
+	// for options would cost more than the waste it saves.)
+	rules := strings.Count(text, "-A ")
+	opts := 2*rules + slabMin
+	p.rules.next, p.targets.next = rules, rules
+	p.options.next, p.optPtr.next, p.strs.next, p.matchObj.next, p.matchPtr.next = opts, opts, opts, opts, opts
 	for n, rest, more := firstLine, text, true; more; n++ {
 		var raw string
 		raw, rest, more = strings.Cut(rest, "\n")
@@ -417,7 +425,8 @@ func (p *iptParser) addChain(name, policy string, n int) *Chain {
 		}
 		return c
 	}
-	c := &Chain{Name: name, Policy: policy, Pos: p.pos(n), Rules: []*IptRule{}}
+	c := p.chains.new()
+	*c = Chain{Name: name, Policy: policy, Pos: p.pos(n), Rules: []*IptRule{}}
 	p.cur.Chains = append(p.cur.Chains, c)
 	return c
 }

@@ -1,9 +1,10 @@
 package facts
 
 import (
+	"cmp"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -174,6 +175,7 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 		routes, w, perr := ParseIPRoute(file, ts.s.Body, names)
 		find = append(find, w...)
 		addErr(perr)
+		t.Routes = slices.Grow(t.Routes, len(routes)) // most stay in t
 		for _, pr := range routes {
 			if pr.Table >= 0 && pr.Table != ts.id {
 				other := table(pr.Table, ts.s.Pos)
@@ -183,10 +185,11 @@ func ParseRaw(file string, data []byte) (*Router, []Finding, error) {
 			t.Routes = append(t.Routes, pr.Route)
 		}
 	}
+	r.Tables = slices.Grow(r.Tables, len(tables))
 	for _, t := range tables {
 		r.Tables = append(r.Tables, t)
 	}
-	sort.Slice(r.Tables, func(i, j int) bool { return r.Tables[i].ID < r.Tables[j].ID })
+	slices.SortFunc(r.Tables, func(a, b *Table) int { return cmp.Compare(a.ID, b.ID) })
 
 	hasSave := byName["iptables_save"] != nil
 	// Size the sysctl map once rather than let it grow line by line.

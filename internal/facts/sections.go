@@ -75,6 +75,9 @@ const (
 
 // sectionName extracts NAME from "=== TSIM_SECTION_START:NAME ===" given the prefix.
 func sectionName(line, prefix string) (string, bool) {
+	if line == "" || line[0] != prefix[0] {
+		return "", false // most lines: decided without a call
+	}
 	if !strings.HasPrefix(line, prefix) || !strings.HasSuffix(line, markClose) || len(line) < len(prefix)+len(markClose) {
 		return "", false
 	}
@@ -94,17 +97,18 @@ func sectionName(line, prefix string) (string, bool) {
 // file:line error on a truncated section, mismatched markers, text outside
 // any section, or a file with no section at all.
 //
-// It walks the text in place rather than splitting it into lines, and cuts
-// the sections and all body lines from chunks sized by counting first: a
-// file is parsed with a handful of allocations, not some per line.
+// It walks the text in place rather than splitting it into lines, and keeps
+// the sections and all body lines in two slices: a file is parsed with a
+// handful of allocations, not some per line.
 func ParseSections(file string, data []byte) (*RawFile, error) {
 	rf := &RawFile{File: file, Header: map[string]string{}}
 	text := strings.ReplaceAll(string(data), "\r\n", "\n")
 	// A valid file has valid lines: check once, not line by line.
 	valid := utf8.ValidString(text)
-	nsec := strings.Count(text, markStart) // at least the number of sections
-	secs := slab[Section]{chunk: make([]Section, 0, nsec)}
-	rf.Sections = make([]*Section, 0, nsec)
+	// The sections as values, pointed to only when all are read. Only a
+	// START line appends, and then cur is nil: no pointer sees them move.
+	secs := make([]Section, 0, 16)
+	closed := 0 // how many of secs are complete
 	// Every body line, in file order; each section's Body is a piece of it.
 	// Its capacity is the line count, so it never moves.
 	bodies := make([]Line, 0, strings.Count(text, "\n")+1)
@@ -144,8 +148,8 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 			if cur != nil {
 				return nil, posErrorf(cur.Pos, "section %s has no end marker (next section starts at line %d)", cur.Name, n)
 			}
-			cur = secs.new()
-			cur.Name, cur.Pos = name, pos
+			secs = append(secs, Section{Name: name, Pos: pos})
+			cur = &secs[len(secs)-1]
 			bodyStart = len(bodies)
 			dirty = false
 			state = header
@@ -160,7 +164,7 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 				state = trailer
 			case strings.TrimSpace(line) == "":
 			case strings.HasPrefix(line, "#"):
-				if len(rf.Sections) == 0 {
+				if closed == 0 {
 					if k, v, ok := strings.Cut(strings.TrimSpace(line[1:]), ":"); ok {
 						rf.Header[strings.TrimSpace(k)] = strings.TrimSpace(v)
 					}
@@ -171,7 +175,7 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 			case strings.HasPrefix(line, markEnd):
 				return nil, posErrorf(pos, "end marker without a matching section start")
 			default:
-				if len(rf.Sections) == 0 {
+				if closed == 0 {
 					return nil, posErrorf(pos, "not a tsim raw facts file: expected %q or a # comment, got %s", markStart+"<name> ===", quoteLine(line))
 				}
 				return nil, posErrorf(pos, "text outside any section: %s", quoteLine(line))
@@ -213,7 +217,7 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 					}
 					cur.text, cur.exact = text[bodyOff:end], true
 				}
-				rf.Sections = append(rf.Sections, cur)
+				closed++
 				cur = nil
 				state = outside
 				continue
@@ -244,8 +248,12 @@ func ParseSections(file string, data []byte) (*RawFile, error) {
 	if cur != nil {
 		return nil, posErrorf(cur.Pos, "section %s is truncated: no %s%s ===", cur.Name, markEnd, cur.Name)
 	}
-	if len(rf.Sections) == 0 {
+	if closed == 0 {
 		return nil, posErrorf(Pos{File: file, Line: max(1, n)}, "not a tsim raw facts file: no %q section found", markStart+"<name> ===")
+	}
+	rf.Sections = make([]*Section, len(secs))
+	for i := range secs {
+		rf.Sections[i] = &secs[i]
 	}
 	return rf, nil
 }

@@ -6,17 +6,32 @@ package facts
 // for as long as any of its elements is no loss.
 type slab[T any] struct {
 	chunk []T
+	// next is the capacity of the next chunk: a caller's estimate of
+	// what it needs for the first, half of all so far after that.
+	next  int
+	total int // the capacity of all chunks so far
 }
 
-// slabChunk is the number of elements a new chunk holds: big enough that a
-// typical ruleset needs a few chunks, small enough that a tiny one wastes
-// little.
-const slabChunk = 64
+// Chunks grow by half of what the slab holds: a tiny ruleset wastes
+// little, a big one needs few chunks, and an estimate a little short of
+// the need costs a small chunk, not a second one as big.
+const (
+	slabMin = 16
+	slabMax = 1024
+)
+
+// refill starts a new chunk with room for at least n elements.
+func (s *slab[T]) refill(n int) {
+	size := max(s.next, slabMin, n)
+	s.total += size
+	s.next = min(s.total/2, slabMax)
+	s.chunk = make([]T, 0, size)
+}
 
 // new returns a pointer to a fresh zero T.
 func (s *slab[T]) new() *T {
 	if len(s.chunk) == cap(s.chunk) {
-		s.chunk = make([]T, 0, slabChunk)
+		s.refill(1)
 	}
 	s.chunk = s.chunk[:len(s.chunk)+1]
 	return &s.chunk[len(s.chunk)-1]
@@ -30,7 +45,7 @@ func (s *slab[T]) make(n int) []T {
 		return nil
 	}
 	if cap(s.chunk)-len(s.chunk) < n {
-		s.chunk = make([]T, 0, max(slabChunk, n))
+		s.refill(n)
 	}
 	start := len(s.chunk)
 	s.chunk = s.chunk[:start+n]
