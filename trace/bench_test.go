@@ -99,3 +99,16 @@ func BenchmarkNew(b *testing.B) {
 		New(f)
 	}
 }
+
+// BenchmarkFirstTrace is what `tsim trace` does after parsing: a new engine
+// and one flow, so each router on the path gets its model built and its
+// firewall compiled.
+func BenchmarkFirstTrace(b *testing.B) {
+	f := loadExample(b)
+	fl := longestFlow(New(f), benchFlows(b, f))
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		New(f).Trace(ctx, fl)
+	}
+}

@@ -830,9 +830,12 @@ func parseICMPType(s string) (typ, codeLo, codeHi int, err error) {
 	if v, ok := icmpTypes[s]; ok {
 		return v[0], v[1], v[2], nil
 	}
-	for k, v := range icmpTypes {
-		if strings.EqualFold(k, s) {
-			return v[0], v[1], v[2], nil
+	// iptables-save prints types as numbers: those skip the name scan.
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		for k, v := range icmpTypes {
+			if strings.EqualFold(k, s) {
+				return v[0], v[1], v[2], nil
+			}
 		}
 	}
 	t, c, hasCode := strings.Cut(s, "/")

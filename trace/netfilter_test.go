@@ -611,3 +611,28 @@ func FuzzCompileTraverse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseICMPType(t *testing.T) {
+	tests := []struct {
+		in          string
+		typ, lo, hi int
+		wantErr     bool
+	}{
+		{"echo-request", 8, 0, 0xff, false},
+		{"Echo-Request", 8, 0, 0xff, false},
+		{"port-unreachable", 3, 3, 3, false},
+		{"8", 8, 0, 0xff, false},
+		{"3/4", 3, 4, 4, false},
+		{"0", 0, 0, 0xff, false},
+		{"256", 0, 0, 0, true},
+		{"3/300", 0, 0, 0, true},
+		{"bogus", 0, 0, 0, true},
+		{"", 0, 0, 0, true},
+	}
+	for _, tc := range tests {
+		typ, lo, hi, err := parseICMPType(tc.in)
+		if (err != nil) != tc.wantErr || err == nil && (typ != tc.typ || lo != tc.lo || hi != tc.hi) {
+			t.Errorf("parseICMPType(%q) = %d %d %d %v", tc.in, typ, lo, hi, err)
+		}
+	}
+}
