@@ -239,10 +239,11 @@ func (p *iptParser) find(line int, sev Severity, format string, args ...any) {
 // cannot even be split into words is an error.
 func ParseIptablesSave(file string, firstLine int, text string) ([]*IPTable, []Finding, error) {
 	p := &iptParser{file: file, words: make([]string, 0, 32)}
-	// Size the first chunks from the text: a rule per "-A ", and rules
-	// have about two options, arguments and matches each. (Counting " -"
-	// for options would cost more than the waste it saves.)
-	rules := strings.Count(text, "-A ")
+	// Size the first chunks from the text: a rule per "-A" starting a
+	// line (with or without counters), and rules have about two options,
+	// arguments and matches each. (Searches that start with a common byte,
+	// such as " -", would cost more than the waste they save.)
+	rules := strings.Count(text, "\n-A") + strings.Count(text, "] -A") + 1
 	opts := 2*rules + slabMin
 	p.rules.next, p.targets.next = rules, rules
 	p.options.next, p.optPtr.next, p.strs.next, p.matchObj.next, p.matchPtr.next = opts, opts, opts, opts, opts
