@@ -1,6 +1,7 @@
 package facts
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -56,4 +57,116 @@ func FuzzTextHelpers(f *testing.F) {
 			t.Fatalf("trimRightBlanks(%q) = %q, want %q", s, got, want)
 		}
 	})
+}
+
+// tokenizeReference is TokenizeIptables as first written, byte by byte into
+// a buffer: the fast path that takes words as substrings must agree with it.
+func tokenizeReference(line string) ([]string, error) {
+	var out []string
+	var buf []byte
+	quote, escaped, inWord := false, false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if quote {
+			switch {
+			case escaped:
+				buf = append(buf, c)
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				quote = false
+				out = append(out, string(buf))
+				buf, inWord = buf[:0], false
+			default:
+				buf = append(buf, c)
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			quote, inWord = true, true
+		case ' ', '\t', '\n', '\r':
+			if inWord {
+				out = append(out, string(buf))
+				buf, inWord = buf[:0], false
+			}
+		default:
+			buf = append(buf, c)
+			inWord = true
+		}
+	}
+	if quote {
+		return nil, fmt.Errorf("unterminated quote")
+	}
+	if inWord {
+		out = append(out, string(buf))
+	}
+	return out, nil
+}
+
+// splitQuotedReference is splitQuoted as first written, rune by rune.
+func splitQuotedReference(s string) ([]string, error) {
+	var (
+		out []string
+		cur strings.Builder
+		inQ bool
+		has bool
+	)
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inQ = !inQ
+			cur.WriteRune(r)
+			has = true
+		case !inQ && (r == ' ' || r == '\t'):
+			if has {
+				out = append(out, cur.String())
+				cur.Reset()
+				has = false
+			}
+		default:
+			cur.WriteRune(r)
+			has = true
+		}
+	}
+	if inQ {
+		return nil, fmt.Errorf("unterminated quote")
+	}
+	if has {
+		out = append(out, cur.String())
+	}
+	return out, nil
+}
+
+var wordCases = []string{
+	"", "  ", `-A INPUT -s 10.0.0.1 -j ACCEPT`, `--comment "two words"`, `ab"cd"ef`, `"ab"cd`, `""`, `" "`,
+	`"a\"b"`, `"a\\"`, `x"y`, `"unterminated`, "tab\tsep\r\n", `a\b "c\d"`, `"q"x"r"`, "bad\xff\"\xfe\"",
+	`add s 10.0.0.1 comment "a b"`,
+}
+
+func TestWordSplittersMatchReference(t *testing.T) {
+	for _, s := range wordCases {
+		checkWordSplitters(t, s)
+	}
+}
+
+func FuzzWordSplitters(f *testing.F) {
+	for _, s := range wordCases {
+		f.Add(s)
+	}
+	f.Fuzz(checkWordSplitters)
+}
+
+func checkWordSplitters(t *testing.T, s string) {
+	got, err := TokenizeIptables(s)
+	want, werr := tokenizeReference(s)
+	if fmt.Sprint(err) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("TokenizeIptables(%q) = %q, %v; want %q, %v", s, got, err, want, werr)
+	}
+	got, err = splitQuoted(s)
+	want, werr = splitQuotedReference(s)
+	if fmt.Sprint(err) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+		t.Fatalf("splitQuoted(%q) = %q, %v; want %q, %v", s, got, err, want, werr)
+	}
 }
