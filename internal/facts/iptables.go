@@ -218,6 +218,7 @@ type iptParser struct {
 
 	// Where the rules' objects are cut from (see slab).
 	chains   slab[Chain]
+	rulePtrs slab[*IptRule]
 	rules    slab[IptRule]
 	targets  slab[Target]
 	matchObj slab[Match]
@@ -246,6 +247,7 @@ func ParseIptablesSave(file string, firstLine int, text string) ([]*IPTable, []F
 	rules := strings.Count(text, "\n-A") + strings.Count(text, "] -A") + 1
 	opts := 2*rules + slabMin
 	p.rules.next, p.targets.next = rules, rules
+	p.rulePtrs.next = 3 * rules // the chains' lists, outgrown ones included
 	p.options.next, p.optPtr.next, p.strs.next, p.matchObj.next, p.matchPtr.next = opts, opts, opts, opts, opts
 	for n, rest, more := firstLine, text, true; more; n++ {
 		var raw string
@@ -357,10 +359,10 @@ func (p *iptParser) line(n int, line string) error {
 			p.find(n, SevError, "%s", msg)
 		}
 		if rs == nil {
-			chain.Rules = slices.Insert(chain.Rules, at-1, r)
-		} else {
-			chain.Rules = slices.Insert(chain.Rules, at-1, rs...)
+			rs = []*IptRule{r}
 		}
+		p.roomForRules(chain, len(rs))
+		chain.Rules = slices.Insert(chain.Rules, at-1, rs...)
 		// Only the rules from the insertion point on moved.
 		for i := at - 1; i < len(chain.Rules); i++ {
 			chain.Rules[i].Index = i + 1
@@ -430,6 +432,16 @@ func (p *iptParser) addChain(name, policy string, n int) *Chain {
 	*c = Chain{Name: name, Policy: policy, Pos: p.pos(n), Rules: []*IptRule{}}
 	p.cur.Chains = append(p.cur.Chains, c)
 	return c
+}
+
+// roomForRules makes room for n more rules in c: a chain's rule list grows
+// by doubling, like append, but its arrays are cut from a chunk.
+func (p *iptParser) roomForRules(c *Chain, n int) {
+	if len(c.Rules)+n <= cap(c.Rules) {
+		return
+	}
+	grown := p.rulePtrs.make(max(2*cap(c.Rules), len(c.Rules)+n, 4))
+	c.Rules = grown[:copy(grown, c.Rules)]
 }
 
 // chainFor returns the chain a rule line names, creating it when the line
