@@ -256,11 +256,16 @@ func parseFiles(ctx context.Context, files []srcFile, format string) (*Facts, er
 			}
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	wctx, stop := context.WithCancel(ctx) // the first error stops all workers
+	defer stop()
+	g, gctx := errgroup.WithContext(wctx)
 	for range min(runtime.GOMAXPROCS(0), len(files)) - 1 {
 		g.Go(func() error { return work(gctx) })
 	}
 	err := work(gctx)
+	if err != nil {
+		stop()
+	}
 	if werr := g.Wait(); err == nil {
 		err = werr
 	}
