@@ -219,18 +219,7 @@ func TestRunInterrupted(t *testing.T) {
 			break
 		}
 	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("run did not stop within 60s of SIGINT")
-	}
+	err = drainAndWait(t, cmd, sc, 60*time.Second)
 	if lab == "" {
 		t.Fatalf("never saw the lab come up (exit %v)", err)
 	}
@@ -293,4 +282,57 @@ func TestRunSameSubnet(t *testing.T) {
 		t.Fatalf("reach = %+v, want REACHABLE", d.Reach)
 	}
 	labGone(t, d.Lab.ID)
+}
+
+// drainAndWait reads the rest of sc and waits for cmd, killing it and
+// failing after limit.
+func drainAndWait(t *testing.T, cmd *exec.Cmd, sc *bufio.Scanner, limit time.Duration) error {
+	t.Helper()
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		t.Fatalf("%s did not stop within %v of SIGINT", cmd.Args[1], limit)
+	}
+	return nil
+}
+
+// TestTraceInterruptedDies: trace creates nothing, so it installs no signal
+// handler (a start-up cost) and SIGINT ends a long batch at once, by the
+// signal's default action.
+func TestTraceInterruptedDies(t *testing.T) {
+	flows := filepath.Join(t.TempDir(), "flows.csv")
+	var b strings.Builder
+	for i := 0; i < 500000; i++ {
+		b.WriteString("10.1.10.5,10.1.50.10,https\n")
+	}
+	if err := os.WriteFile(flows, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tsimBin, "trace", "--flows", flows, "--json")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 1<<20)
+	if !sc.Scan() {
+		t.Fatal("no first document")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err = drainAndWait(t, cmd, sc, 10*time.Second)
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Fatalf("trace ended with %v, want killed by SIGINT", err)
+	}
 }

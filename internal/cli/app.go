@@ -36,6 +36,7 @@ type app struct {
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
 	root := a.command()
+	handleInterrupts(root, root.Name)
 	addHelpExamples(root, root.Name, wordsOf(args))
 	err := root.Run(ctx, args)
 	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {

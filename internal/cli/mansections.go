@@ -54,7 +54,7 @@ func writeExitStatus(b *bytes.Buffer, key string) {
 		env += "; --timeout expired"
 	}
 	item("3", env)
-	item("130", "interrupted (SIGINT, SIGTERM); everything the command created was removed")
+	item("130", "interrupted (SIGINT, SIGTERM); everything the command created was removed (commands that create nothing, like trace, end by the signal itself: a shell shows 130 or 143)")
 }
 
 // commandEnv lists environment variables a command reads that are not
