@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tsim-dev/tsim/internal/facts"
 )
@@ -91,10 +92,12 @@ type RuleHit struct {
 // Firewall is one router's iptables compiled once for fast evaluation.
 type Firewall struct {
 	tables   map[string]*cTable
-	unknowns []facts.Finding
-	router   string
+	chains   []*cChain // in the facts' order, for Unknowns
+	router   *facts.Router
 	ifaces   map[string]*facts.Interface
 	local    []localRoute // the local routing table, for addrtype
+	setsOnce sync.Once
+	sets     map[string]*cSet
 }
 
 type cTable struct {
@@ -102,10 +105,56 @@ type cTable struct {
 	chains map[string]*cChain
 }
 
+// cChain is one chain. Its rules are compiled when a packet first enters
+// it (ready): a trace walks a few chains of many, and `tsim trace` as a
+// process has a 10 ms budget.
 type cChain struct {
 	table, name string
 	policy      string
+	ct          *cTable
+	fw          *Firewall
+	src         *facts.Chain
+	once        sync.Once
 	rules       []cRule // contiguous: a walk reads them in order
+	unknowns    []facts.Finding
+}
+
+// ready compiles the chain's rules once and returns the chain.
+func (c *cChain) ready() *cChain {
+	c.once.Do(c.compile)
+	return c
+}
+
+func (c *cChain) compile() {
+	fw := c.fw
+	c.rules = make([]cRule, 0, len(c.src.Rules))
+	for _, ir := range c.src.Rules {
+		cr := cRule{r: ir, chain: c}
+		for _, m := range ir.Matches {
+			if cr.inline(m) {
+				continue
+			}
+			cr.matches = append(cr.matches, compileMatch(m, c.table, fw, fw.ipsets())...)
+		}
+		cr.tgt = compileTarget(ir.Target, c.ct, fw)
+		for _, m := range cr.matches {
+			if m.why != "" {
+				c.unknowns = append(c.unknowns, facts.Finding{Pos: ir.Pos, Severity: facts.SevWarning, Router: fw.router.Name,
+					Message: fmt.Sprintf("%s/%s rule %d: %s (verdict UNKNOWN when the rest of the rule matches): %s", c.table, c.name, ir.Index, m.why, ir.Text)})
+			}
+		}
+		if cr.tgt.why != "" {
+			c.unknowns = append(c.unknowns, facts.Finding{Pos: ir.Pos, Severity: facts.SevWarning, Router: fw.router.Name,
+				Message: fmt.Sprintf("%s/%s rule %d: %s (verdict UNKNOWN when the rule matches): %s", c.table, c.name, ir.Index, cr.tgt.why, ir.Text)})
+		}
+		c.rules = append(c.rules, cr)
+	}
+}
+
+// ipsets returns the router's compiled ipsets, compiling them once.
+func (fw *Firewall) ipsets() map[string]*cSet {
+	fw.setsOnce.Do(func() { fw.sets = compileSets(fw.router) })
+	return fw.sets
 }
 
 // mres is a match result: no, yes, or not understood.
@@ -229,56 +278,36 @@ func (cr *cRule) inline(m *facts.Match) bool {
 // facts that were never loaded into a kernel may have them.
 const maxSteps = 100000
 
-// CompileFirewall compiles r's iptables and ipsets. It never fails: what it
-// cannot compile becomes a rule that is UNKNOWN when it matches, listed by
-// Unknowns.
+// CompileFirewall compiles r's iptables and ipsets, each chain (and the
+// ipsets) when first used. It never fails: what it cannot compile becomes a
+// rule that is UNKNOWN when it matches, listed by Unknowns.
 func CompileFirewall(r *facts.Router) *Firewall {
-	fw := &Firewall{tables: map[string]*cTable{}, router: r.Name, ifaces: map[string]*facts.Interface{}}
+	fw := &Firewall{tables: map[string]*cTable{}, router: r, ifaces: map[string]*facts.Interface{}}
 	for _, i := range r.Interfaces {
 		fw.ifaces[i.Name] = i
 	}
 	fw.local = localRoutes(r)
-	sets := compileSets(r)
 	for _, t := range r.Iptables {
 		ct := &cTable{name: t.Name, chains: map[string]*cChain{}}
 		for _, c := range t.Chains {
-			ct.chains[c.Name] = &cChain{table: t.Name, name: c.Name, policy: c.Policy}
+			cc := &cChain{table: t.Name, name: c.Name, policy: c.Policy, ct: ct, fw: fw, src: c}
+			ct.chains[c.Name] = cc
+			fw.chains = append(fw.chains, cc)
 		}
 		fw.tables[t.Name] = ct
-	}
-	for _, t := range r.Iptables {
-		ct := fw.tables[t.Name]
-		for _, c := range t.Chains {
-			cc := ct.chains[c.Name]
-			for _, ir := range c.Rules {
-				cr := &cRule{r: ir, chain: cc}
-				for _, m := range ir.Matches {
-					if cr.inline(m) {
-						continue
-					}
-					cr.matches = append(cr.matches, compileMatch(m, t.Name, fw, sets)...)
-				}
-				cr.tgt = compileTarget(ir.Target, ct, fw)
-				for _, m := range cr.matches {
-					if m.why != "" {
-						fw.unknowns = append(fw.unknowns, facts.Finding{Pos: ir.Pos, Severity: facts.SevWarning, Router: r.Name,
-							Message: fmt.Sprintf("%s/%s rule %d: %s (verdict UNKNOWN when the rest of the rule matches): %s", t.Name, c.Name, ir.Index, m.why, ir.Text)})
-					}
-				}
-				if cr.tgt.why != "" {
-					fw.unknowns = append(fw.unknowns, facts.Finding{Pos: ir.Pos, Severity: facts.SevWarning, Router: r.Name,
-						Message: fmt.Sprintf("%s/%s rule %d: %s (verdict UNKNOWN when the rule matches): %s", t.Name, c.Name, ir.Index, cr.tgt.why, ir.Text)})
-				}
-				cc.rules = append(cc.rules, *cr)
-			}
-		}
 	}
 	return fw
 }
 
 // Unknowns lists every rule with a match or target the evaluator does not
 // understand (or understands only in some cases), as warnings.
-func (fw *Firewall) Unknowns() []facts.Finding { return fw.unknowns }
+func (fw *Firewall) Unknowns() []facts.Finding {
+	var out []facts.Finding
+	for _, c := range fw.chains {
+		out = append(out, c.ready().unknowns...)
+	}
+	return out
+}
 
 // Traverse evaluates table/chain (a built-in chain) for p, following jumps
 // and gotos into user chains, RETURN, and the policy. It changes p as the
@@ -314,7 +343,7 @@ func (fw *Firewall) Traverse(table, chain string, p *Packet) ChainResult {
 	}
 	var stackBuf [16]frame
 	stack := stackBuf[:0]
-	cur, i := start, 0
+	cur, i := start.ready(), 0
 	policy := func() ChainResult {
 		res.Verdict, res.Chain, res.Index, res.Rule = start.policy, chain, 0, nil
 		if start.policy == "" {
@@ -411,7 +440,7 @@ func (fw *Firewall) Traverse(table, chain string, p *Packet) ChainResult {
 				}
 				stack = append(stack, frame{cur, i})
 			}
-			cur, i = tg.chain, 0
+			cur, i = tg.chain.ready(), 0
 		case tModify:
 			a := tg.apply(p, e)
 			sa, da, is4 = v4(p) // NAT may have changed the addresses
