@@ -31,12 +31,18 @@ type Stdio struct {
 type app struct {
 	io  Stdio
 	log zerolog.Logger
+	// unknown is the usage error for a command name that does not exist
+	// (urfave/cli reports it through CommandNotFound, not as an error).
+	unknown error
 }
 
 // Main runs tsim with args and returns the exit code.
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
 	err := a.rootFor(args).Run(ctx, args)
+	if err == nil {
+		err = a.unknown
+	}
 	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
 	}
@@ -59,7 +65,28 @@ func (a *app) rootFor(args []string) *ucli.Command {
 	pruneTo(root, args)
 	handleInterrupts(root, root.Name)
 	addHelpExamples(root, root.Name, wordsOf(args))
+	a.reportUnknownCommands(root, root.Name)
 	return root
+}
+
+// reportUnknownCommands makes an unknown subcommand of c or its groups a
+// usage error (exit 2) with urfave/cli's suggestion; by default urfave/cli
+// exits 3, which tsim reserves for environment errors.
+func (a *app) reportUnknownCommands(c *ucli.Command, path string) {
+	if len(c.Commands) == 0 {
+		return
+	}
+	c.CommandNotFound = func(_ context.Context, cmd *ucli.Command, name string) {
+		full := strings.TrimPrefix(path+" "+name, "tsim ")
+		msg := fmt.Sprintf("no command %q (see %s --help)", full, path)
+		if s := ucli.SuggestCommand(cmd.Commands, name); s != "" {
+			msg += fmt.Sprintf("; did you mean %q?", s)
+		}
+		a.unknown = tsimerr.Inputf("%s", msg)
+	}
+	for _, sub := range c.Commands {
+		a.reportUnknownCommands(sub, path+" "+sub.Name)
+	}
 }
 
 // pruneTo keeps only the top-level command args run, when args name one

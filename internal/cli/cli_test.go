@@ -46,6 +46,10 @@ func TestUsageErrors(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud", "version"}, 2, "log-level"},
 		{"stray argument", []string{"facts", "show", "extra"}, 2, "unexpected argument"},
 		{"missing facts dir", []string{"--facts", "/nonexistent/facts", "facts", "show"}, 2, "/nonexistent/facts"},
+		{"unknown command", []string{"tarce"}, 2, `no command "tarce" (see tsim --help); did you mean "trace"?`},
+		{"unknown subcommand", []string{"hosts", "dwn"}, 2, `no command "hosts dwn" (see tsim hosts --help); did you mean "down"?`},
+		{"help for an unknown command", []string{"help", "nosuch"}, 2, `no command "nosuch"`},
+		{"unknown facts subcommand", []string{"facts", "nosuch"}, 2, `no command "facts nosuch"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -25,8 +25,12 @@ func TestPrunedTreeChangesNothing(t *testing.T) {
 		} else {
 			handleInterrupts(root, root.Name)
 			addHelpExamples(root, root.Name, nil)
+			a.reportUnknownCommands(root, root.Name)
 		}
 		err := root.Run(context.Background(), args)
+		if err == nil {
+			err = a.unknown
+		}
 		return fmt.Sprintf("stdout:\n%s\nstderr:\n%s\nerr: %v", out.String(), errOut.String(), err)
 	}
 	for _, args := range [][]string{
