@@ -45,12 +45,9 @@ func (d *Document) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the known sections and the passed-through ones.
 func (d *Document) MarshalJSON() ([]byte, error) {
-	if len(d.Extra) == 0 {
-		return marshalSections(d)
-	}
-	b, err := json.Marshal((*plain)(d))
-	if err != nil {
-		return nil, err
+	b, err := marshalSections(d)
+	if err != nil || len(d.Extra) == 0 {
+		return b, err
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {

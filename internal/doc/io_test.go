@@ -65,3 +65,23 @@ func TestMarshalSectionsIsEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownSectionsPassThrough: a top-level section tsim does not know
+// is kept on reading and written back, with the known ones unchanged.
+func TestUnknownSectionsPassThrough(t *testing.T) {
+	in := []byte(`{"schema":"tsim/v1","flows":[{"id":"f1","src":"10.0.0.1","dst":"10.0.0.2","proto":"icmp"}],"x-annotations":{"ticket":"CHG-1"}}`)
+	var d Document
+	if err := json.Unmarshal(in, &d); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(&d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want map[string]any
+	json.Unmarshal(out, &got)
+	json.Unmarshal(in, &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %s\nwant %s", out, in)
+	}
+}
