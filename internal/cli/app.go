@@ -6,7 +6,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,9 +42,7 @@ func Main(ctx context.Context, args []string, s Stdio) int {
 	if err == nil {
 		err = a.unknown
 	}
-	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("%w: %w", context.Canceled, err)
-	}
+	err = asInterrupt(ctx, err)
 	code := tsimerr.ExitCode(err)
 	if err != nil && !tsimerr.Silent(err) {
 		msg := err.Error()
@@ -117,15 +114,11 @@ func invokedCommand(root *ucli.Command, args []string) string {
 			return w
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
-		var flag ucli.Flag
-		for _, f := range root.Flags {
-			if slices.Contains(f.Names(), name) {
-				flag = f
-			}
-		}
-		if flag == nil || w == "-" || w == "--" {
+		k := slices.IndexFunc(root.Flags, func(f ucli.Flag) bool { return slices.Contains(f.Names(), name) })
+		if k < 0 { // also "-" and "--", which name no flag
 			return ""
 		}
+		flag := root.Flags[k]
 		if _, isBool := flag.(*ucli.BoolFlag); !isBool && !hasValue {
 			i++ // the flag's value
 		}

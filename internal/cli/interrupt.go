@@ -40,12 +40,16 @@ func handleInterrupts(c *ucli.Command, path string) {
 	c.Action = func(ctx context.Context, cmd *ucli.Command) error {
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		err := act(ctx, cmd)
-		// An error caused by the interrupt (a killed child, a closed
-		// socket) counts as the interrupt.
-		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
-			err = fmt.Errorf("%w: %w", context.Canceled, err)
-		}
-		return err
+		return asInterrupt(ctx, act(ctx, cmd))
 	}
+}
+
+// asInterrupt makes an error that ends a cancelled ctx count as the
+// interrupt (exit 130): one it caused (a killed child, a closed socket)
+// need not wrap context.Canceled.
+func asInterrupt(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %w", context.Canceled, err)
+	}
+	return err
 }
