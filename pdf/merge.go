@@ -84,6 +84,7 @@ func Merge(ctx context.Context, inputs []MergeInput, out string) (int, error) {
 	// The contents pages come first; their count shifts every page number
 	// they list, so render until the guess holds.
 	var bms []bookmark
+	start := 0 // index of each document's first page, after the contents
 	if len(inputs) > 1 {
 		for guess := 1; ; guess++ {
 			b, n, err := contentsPDF(inputs, counts, srcs[0].paper(), guess, now)
@@ -99,12 +100,9 @@ func Merge(ctx context.Context, inputs []MergeInput, out string) (int, error) {
 			}
 			srcs = append([]mergeSource{c}, srcs...)
 			bms = append(bms, bookmark{title: "Contents", page: 0})
+			start = n
 			break
 		}
-	}
-	start := len(srcs[0].leaves)
-	if len(srcs) == len(inputs) {
-		start = 0
 	}
 	for i, in := range inputs {
 		bm := bookmark{title: in.Title, page: start, bold: true, open: len(inputs) == 1}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -76,7 +77,7 @@ func readPDF(b []byte) (*rawPDF, error) {
 			table = table[20:]
 		}
 	}
-	sortFunc(offs, func(a, b entry) bool { return a.off < b.off })
+	slices.SortFunc(offs, func(a, b entry) int { return a.off - b.off })
 	for i, e := range offs {
 		end := xref
 		if i+1 < len(offs) {
@@ -118,15 +119,6 @@ func cutInt(b []byte) (int, []byte, bool) {
 		n = n*10 + int(b[i]-'0')
 	}
 	return n, b[i:], i > 0
-}
-
-// sortFunc is an insertion sort; xref tables are already nearly in order.
-func sortFunc[T any](s []T, less func(a, b T) bool) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && less(s[j], s[j-1]); j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // pages lists the page objects in order with the inheritable attributes
