@@ -37,6 +37,7 @@ type decision struct {
 	rule   *facts.Rule
 	reason string
 	steps  []*doc.Step
+	rstep  *doc.Step // the route step of the chosen route (its next hop is filled in)
 }
 
 // query renders the `ip route get` command a kernel would be asked for k.
@@ -225,6 +226,9 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 			var s []string
 			for _, x := range skipped {
 				s = append(s, x.note)
+				if keep {
+					rs.Refused = append(rs.Refused, &doc.RefusedRoute{Route: x.r.Text, Reason: x.invalid, Pos: x.pos})
+				}
 			}
 			rs.Detail = "ignored, the kernel refuses: " + strings.Join(s, "; ") + ". "
 		}
@@ -268,6 +272,17 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 			d.res = resUnicast
 		}
 		rs.Detail += rt.use
+		if d.res == resUnicast {
+			gw, dev := r.hopOf(rt.r)
+			if gw.IsValid() {
+				rs.Gateway = gw.String()
+			}
+			rs.Device = dev
+			if n := len(rt.r.Nexthops); n > 1 {
+				rs.Nexthop, rs.Nexthops = 1, n
+			}
+		}
+		d.rstep = rs
 		return d
 	}
 	d.res = resNoRoute

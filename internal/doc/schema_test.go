@@ -231,6 +231,8 @@ var defOf = map[reflect.Type]string{
 	reflect.TypeOf(doc.Flow{}):         "flow",
 	reflect.TypeOf(doc.Trace{}):        "trace",
 	reflect.TypeOf(doc.Hop{}):          "hop",
+	reflect.TypeOf(doc.Branch{}):       "branch",
+	reflect.TypeOf(doc.RefusedRoute{}): "refusedRoute",
 	reflect.TypeOf(doc.Step{}):         "step",
 	reflect.TypeOf(doc.RuleRef{}):      "ruleRef",
 	reflect.TypeOf(doc.Lab{}):          "lab",
