@@ -370,7 +370,7 @@ func (m *ruleMap) decide(ms []*moved, kind string) decision {
 	for _, mv := range ms {
 		if blocking(mv.target) && (mv.ch == nil || in[mv.ch]) {
 			d.block = mv
-			return d
+			break
 		}
 	}
 	var est *moved

@@ -78,7 +78,7 @@ func exampleCases() []exampleCase {
 			routers: []want{{"hq-core", doc.Allowed, "filter FORWARD 3"}, {"hq-gw", doc.Allowed, "filter FORWARD 3"},
 				{"dc-gw", doc.Allowed, "filter FORWARD 3"}, {"dc-core", doc.Allowed, "filter FORWARD 3"}}},
 		{name: "unreachable route: the router answers ICMP (F19)", flow: flow("F19", "10.1.30.10", "192.0.2.80", "tcp", 443),
-			e2e:     doc.Unreachable,
+			e2e: doc.Unreachable, blockedBy: "hq-gw",
 			routers: []want{{"hq-core", doc.Allowed, "filter FORWARD 8"}, {"hq-gw", doc.Blocked, ""}}},
 		{name: "UDP to a router's own service (F33)", flow: flow("F33", "10.1.10.5", "10.1.50.53", "udp", 53),
 			e2e:     doc.Reachable,
@@ -139,7 +139,10 @@ func checkExample(t *testing.T, cases []exampleCase, reach []*doc.Reach) {
 			got := ""
 			if e.BlockedBy != nil {
 				b := e.BlockedBy
-				got = b.Router + " " + ruleKey(b.Table, b.Chain, b.Index)
+				got = b.Router
+				if b.Chain != "" {
+					got += " " + ruleKey(b.Table, b.Chain, b.Index)
+				}
 				if b.Rule == "" {
 					t.Errorf("blocked_by has no rule text")
 				}
