@@ -66,6 +66,9 @@ type Options struct {
 	// standing should pass its parent (the shell or script owning the
 	// pipeline).
 	OwnerPID int
+	// HashSeed pins net.ipv4.fib_multipath_hash_seed on every router
+	// (0: each router's HashSeed default). Recorded in .lab.routers[].
+	HashSeed uint32
 	// Log receives progress and warnings (zero value: silent).
 	Log zerolog.Logger
 
@@ -399,12 +402,13 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 				return tsimerr.Envf("netlink in %s: %w", p.fabric, err)
 			}
 			defer fs.Close()
-			rb := &routerBuild{rp: rp, idx: i, ns: rns[i].h, rh: rns[i].nl, fs: fs, bridges: bridges, log: b.opts.Log}
+			rb := &routerBuild{rp: rp, idx: i, ns: rns[i].h, rh: rns[i].nl, fs: fs, bridges: bridges, log: b.opts.Log,
+				seed: HashSeed(rp.r, *b.opts)}
 			builds[i] = rb
 			if err := rb.configure(gctx); err != nil {
 				return err
 			}
-			lab.Routers[i] = &doc.LabRouter{Name: rp.r.Name, Netns: rp.ns, Refused: rb.refused}
+			lab.Routers[i] = &doc.LabRouter{Name: rp.r.Name, Netns: rp.ns, Refused: rb.refused, HashSeed: rb.seeded}
 			if lab.Routers[i].Refused == nil {
 				lab.Routers[i].Refused = []*doc.Refusal{}
 			}

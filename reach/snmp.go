@@ -49,6 +49,7 @@ func (a ipStats) sub(b ipStats) ipStats {
 type snmpReader struct {
 	f, ext *os.File
 	buf    []byte
+	oh     *otherhostReader
 }
 
 func newSnmpReader(ns nsRef) (*snmpReader, error) {
@@ -65,6 +66,7 @@ func newSnmpReader(ns nsRef) (*snmpReader, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.oh, _ = newOtherhostReader(ns)
 	return r, nil
 }
 
@@ -78,6 +80,7 @@ func (r *snmpReader) Close() {
 	if r.ext != nil {
 		r.ext.Close()
 	}
+	r.oh.Close()
 }
 
 func (r *snmpReader) read() (ipStats, error) {
@@ -95,6 +98,11 @@ func (r *snmpReader) read() (ipStats, error) {
 	}
 	if n, _ := r.ext.ReadAt(r.buf, 0); n > 0 {
 		parseMIB(string(r.buf[:n]), &st)
+	}
+	// Frames a bridge flooded to this router, counted and dropped as
+	// another host's (see otherhost.go), are not packets it received.
+	if oh, err := r.oh.read(); err == nil && oh != otherhostUnavailable {
+		st.InReceives -= min(oh, st.InReceives)
 	}
 	return st, nil
 }
