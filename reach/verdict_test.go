@@ -71,7 +71,6 @@ func TestJudgeRouter(t *testing.T) {
 	}
 }
 
-
 func hop(router, verdict string, rule *doc.LiveRule, cause, reason string) *obsHop {
 	return &obsHop{router: router, view: &doc.RouterReach{Router: router, Verdict: verdict, Rule: rule, Reason: reason}, cause: cause}
 }
