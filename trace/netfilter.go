@@ -31,12 +31,12 @@ type Packet struct {
 	TCPFlags           string // "SYN" for a new connection
 	InIf, OutIf        string // "" when not applicable on this hook
 	Mark               uint32
-	TOS                uint8  // DSCP<<2
+	TOS                uint8 // DSCP<<2
 	// CTState is the conntrack state: "NEW" for a request, "ESTABLISHED"
 	// for the reply of a connection the router saw, "NEW" or "INVALID" for
 	// a reply it did not see, "UNTRACKED" after NOTRACK.
 	CTState string
-	Length             int    // bytes, for length matches (default 60)
+	Length  int // bytes, for length matches (default 60)
 
 	// Additions. Zero values are safe defaults.
 
