@@ -207,6 +207,14 @@ func (w *walker) reply(req []*doc.Hop) {
 	w.seen = w.seen[:0]
 	w.hops, w.disp, w.reason, w.denied = make([]*doc.Hop, 0, 8), "", "", nil
 	last := req[len(req)-1]
+	if last.Kind == doc.HopRouter {
+		// Delivered to the router itself (an interface address or a
+		// local route): the router answers.
+		if r := w.e.byName[last.Node]; r != nil {
+			w.originate(r, "")
+			return
+		}
+	}
 	if last.Kind == doc.HopInternet && len(req) >= 2 {
 		// The reply comes back from outside through the interface the
 		// request left by.
