@@ -1,0 +1,376 @@
+package trace
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+)
+
+// A flow is a connection: the request must arrive and the reply must come
+// back. connection walks the request, then the reply from the destination
+// back to the source, and does so once per ECMP branch: every combination
+// of nexthops of the multipath routes met on the way (an "ECMP point").
+//
+// Conntrack is modelled per router: a router that handled the request
+// holds a connection (unless the packet was NOTRACKed), so the reply
+// matches it as ESTABLISHED (--ctdir REPLY) and is translated back where
+// the request was translated (UNSNAT before routing, UNDNAT after
+// POSTROUTING); the nat table does not see it. A router that did not see
+// the request finds no connection and decides as the kernel's conntrack
+// does for the protocol (see newConnState).
+
+// maxBranches bounds the ECMP branches traced per flow.
+const maxBranches = 64
+
+// tuple is a conntrack tuple: addresses and ports (0 for icmp).
+type tuple struct {
+	src, dst     netip.Addr
+	sport, dport uint16
+}
+
+func (t tuple) inverse() tuple { return tuple{t.dst, t.src, t.dport, t.sport} }
+
+// ctEntry is the connection a router made for the request.
+type ctEntry struct {
+	r *rtr
+	// orig is the request as it reached the router, reply the reply as
+	// the router expects it (the inverse of the request as it left).
+	orig, reply tuple
+	mark        uint32 // the connection mark (CONNMARK) when the request left
+	dnat, snat  bool
+}
+
+// mpPoint is one multipath route met on a walk.
+type mpPoint struct {
+	n      int // nexthops
+	chosen int // 0-based
+	hash   int // 0-based choice of the kernel's hash, -1 unknown
+	desc   string
+}
+
+func (w *walker) tuple() tuple { return tuple{w.p.src, w.p.dst, w.p.sport, w.p.dport} }
+
+func (w *walker) note(s string) {
+	if !slices.Contains(w.alts, s) {
+		w.alts = append(w.alts, s)
+	}
+}
+
+// connection traces the flow's connection down every ECMP branch into t.
+func (w *walker) connection(t *doc.Trace) {
+	type result struct {
+		b      *doc.Branch
+		points []mpPoint
+	}
+	var res []result
+	queue := [][]int{nil}
+	for len(queue) > 0 && len(res) < maxBranches {
+		force := queue[0]
+		queue = queue[1:]
+		b := w.branch(force)
+		pts := slices.Clone(w.points)
+		for i := len(force); i < len(pts); i++ {
+			for j := 1; j < pts[i].n; j++ {
+				v := make([]int, i+1)
+				for k := range i {
+					v[k] = pts[k].chosen
+				}
+				v[i] = j
+				queue = append(queue, v)
+			}
+		}
+		res = append(res, result{b, pts})
+	}
+	t.Alternatives = w.alts
+	if len(res) == 1 {
+		b := res[0].b
+		t.Disposition, t.Reason, t.Direction = b.Disposition, b.Reason, b.Direction
+		t.Hops, t.ReplyHops, t.DeniedBy = b.Hops, b.ReplyHops, b.DeniedBy
+		return
+	}
+	if len(queue) > 0 {
+		t.Notes = append(t.Notes, fmt.Sprintf("ECMP: more than %d branches; the first %d are traced", maxBranches, maxBranches))
+	}
+	for i, r := range res {
+		r.b.Branch = i + 1
+		for _, p := range r.points {
+			r.b.Choices = append(r.b.Choices, p.desc)
+		}
+		kernel := len(r.points) > 0
+		for _, p := range r.points {
+			if p.hash < 0 || p.hash != p.chosen {
+				kernel = false
+			}
+		}
+		if kernel {
+			r.b.Kernel = true
+			t.KernelBranch = r.b.Branch
+		}
+		t.Branches = append(t.Branches, r.b)
+	}
+	w.hashNotes(t)
+	rep := t.Branches[0]
+	counts := map[string]int{}
+	var order []string
+	for _, b := range t.Branches {
+		if counts[b.Disposition] == 0 {
+			order = append(order, b.Disposition)
+		}
+		counts[b.Disposition]++
+	}
+	if len(order) > 1 {
+		for _, b := range t.Branches {
+			if !Positive(b.Disposition) {
+				rep = b
+				break
+			}
+		}
+	}
+	t.Branch = rep.Branch
+	t.Disposition, t.Direction = rep.Disposition, rep.Direction
+	t.Hops, t.ReplyHops, t.DeniedBy = rep.Hops, rep.ReplyHops, rep.DeniedBy
+	t.Reason = rep.Reason
+	if len(order) > 1 {
+		var parts []string
+		for _, d := range order {
+			parts = append(parts, strconv.Itoa(counts[d])+" "+d)
+		}
+		s := fmt.Sprintf("ECMP: %s of %d branches", strings.Join(parts, ", "), len(t.Branches))
+		if counts[rep.Disposition] < len(t.Branches) {
+			s = fmt.Sprintf("ECMP: %d of %d branches %s", counts[rep.Disposition], len(t.Branches), rep.Disposition)
+			for _, d := range order {
+				if d != rep.Disposition {
+					s += fmt.Sprintf(", %d %s", counts[d], d)
+				}
+			}
+		}
+		t.Reason = s + "; branch " + strconv.Itoa(rep.Branch) + ": " + rep.Reason
+	}
+}
+
+// branch walks one ECMP branch: the request, then the reply.
+func (w *walker) branch(force []int) *doc.Branch {
+	w.force, w.points, w.ct = force, w.points[:0], w.ct[:0]
+	w.dir, w.p, w.seen = doc.Request, w.p0, w.seen[:0]
+	w.hops, w.disp, w.reason, w.denied = make([]*doc.Hop, 0, 8), "", "", nil
+	w.start(w.flow)
+	b := &doc.Branch{Hops: w.hops, Disposition: w.disp, Reason: w.reason, DeniedBy: w.denied, Choices: []string{}}
+	if !Positive(w.disp) {
+		if w.disp != doc.UnknownSource {
+			b.Direction = doc.Request
+		}
+		return b
+	}
+	w.reply(b.Hops)
+	b.ReplyHops = w.hops
+	disp, reason := w.disp, w.reason
+	if disp == doc.ExitsNetwork && !w.sourceOutside() {
+		disp = doc.NoRoute
+		reason += ", not back to the source " + w.p0.src.String()
+	}
+	if !Positive(disp) {
+		b.Disposition, b.Reason, b.Direction, b.DeniedBy = disp, "reply: "+reason, doc.Reply, w.denied
+	}
+	return b
+}
+
+// sourceOutside reports whether the flow's source is outside the modelled
+// network (it enters by --ingress): its reply leaves the network.
+func (w *walker) sourceOutside() bool {
+	if len(w.e.owners[w.p0.src]) > 0 {
+		return false
+	}
+	if w.flow.Ingress != "" {
+		return true
+	}
+	for _, r := range w.e.routers {
+		for _, c := range r.conns {
+			if c.pfx.Contains(w.p0.src) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// reply walks the reply of a delivered request whose path was req: from
+// the destination (a host, a router, or the Internet beyond the exit
+// router) back to the source, with the addresses and ports swapped.
+func (w *walker) reply(req []*doc.Hop) {
+	q := w.p
+	w.dir = doc.Reply
+	w.p = pkt{src: q.dst, dst: q.src, proto: q.proto, sport: q.dport, dport: q.sport, ttl: InitialTTL}
+	w.seen = w.seen[:0]
+	w.hops, w.disp, w.reason, w.denied = make([]*doc.Hop, 0, 8), "", "", nil
+	last := req[len(req)-1]
+	if last.Kind == doc.HopRouter {
+		// Delivered to the router itself (an interface address or a
+		// local route): the router answers.
+		if r := w.e.byName[last.Node]; r != nil {
+			w.originate(r, "")
+			return
+		}
+	}
+	if last.Kind == doc.HopInternet && len(req) >= 2 {
+		// The reply comes back from outside through the interface the
+		// request left by.
+		exit := req[len(req)-2]
+		if r := w.e.byName[exit.Node]; r != nil && exit.Out != "" {
+			w.hop("internet", doc.HopInternet, w.p.src.String(), "")
+			w.receive(r, exit.Out, r.addrOn(exit.Out, w.p.src))
+			return
+		}
+	}
+	w.start(w.flow)
+}
+
+// track is conntrack's decision for the packet at router r, after the raw
+// table: a request is NEW; a reply matching a connection r made for the
+// request is ESTABLISHED, otherwise NEW or INVALID per protocol. It
+// returns the connection a reply belongs to, if any, and records the
+// decision on the hop (replies only).
+func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
+	if w.dir != doc.Reply || np.CTState == "UNTRACKED" {
+		return nil
+	}
+	cur := w.tuple()
+	for i := range w.ct {
+		e := &w.ct[i]
+		if e.r != r || e.reply != cur {
+			continue
+		}
+		np.CTState, np.Reply = "ESTABLISHED", true
+		np.OrigSrc, np.OrigDst, np.OrigSPort, np.OrigDPort = e.orig.src, e.orig.dst, e.orig.sport, e.orig.dport
+		np.ReplSrc, np.ReplDst, np.ReplSPort, np.ReplDPort = e.reply.src, e.reply.dst, e.reply.sport, e.reply.dport
+		np.CTMark, np.DNATed, np.SNATed = e.mark, e.dnat, e.snat
+		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: "ESTABLISHED",
+			Detail: "reply of the connection " + r.f.Name + " made for the request (" + w.flowText(e.orig) + "); ctdir REPLY"})
+		return e
+	}
+	state, why := newConnState(w.p.proto, "")
+	np.CTState = state
+	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: state,
+		Detail: r.f.Name + " did not see the request, so it has no connection for the reply: " + why})
+	return nil
+}
+
+// newConnState is what conntrack makes of a packet that matches no
+// connection (nf_conntrack_in → the protocol's "new" check), for the first
+// packet of a reply: tcp flags "SYN,ACK", icmp an echo reply, udp any
+// datagram. flags overrides the tcp flags ("" = the reply's SYN-ACK).
+//
+//   - tcp (nf_conntrack_proto_tcp.c, tcp_new): the state table takes
+//     NONE + SYN to SYN_SENT (NEW) and NONE + SYN/ACK, FIN, RST to INVALID,
+//     whatever nf_conntrack_tcp_loose; loose (default 1) only lets a bare
+//     ACK pick up a connection in the middle. tcp_be_liberal only relaxes
+//     window checks of known connections.
+//   - udp: every datagram without a connection starts one (NEW).
+//   - icmp (nf_conntrack_proto_icmp.c): only echo, timestamp, info and
+//     address-mask requests start a connection; an echo reply is INVALID.
+func newConnState(proto int, flags string) (state, why string) {
+	switch proto {
+	case 6:
+		if flags == "" || flags == "SYN,ACK" {
+			return "INVALID", "a tcp SYN-ACK cannot open a connection (conntrack's tcp state table takes NONE + SYN/ACK to INVALID, whatever nf_conntrack_tcp_loose)"
+		}
+		return "INVALID", "tcp " + flags + " cannot open a connection"
+	case 17:
+		return "NEW", "a udp datagram without a connection starts a new one (ctstate NEW, ctdir ORIGINAL)"
+	case 1:
+		return "INVALID", "an icmp echo reply cannot open a connection (only echo, timestamp, info and address-mask requests do)"
+	}
+	return "NEW", ""
+}
+
+// commit records the connection router r made for the request: orig is
+// the request as it arrived, w.p as it leaves (after r's NAT).
+func (w *walker) commit(r *rtr, orig tuple, np *Packet) {
+	if w.dir != doc.Request || np.CTState == "UNTRACKED" {
+		return
+	}
+	w.ct = append(w.ct, ctEntry{r: r, orig: orig, reply: w.tuple().inverse(), mark: np.CTMark, dnat: np.DNATed, snat: np.SNATed})
+}
+
+// unSNAT restores a reply's destination where the request's source was
+// translated (conntrack's reverse of SNAT, before routing).
+func (w *walker) unSNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
+	if ct == nil || ct.orig.src == ct.reply.dst && ct.orig.sport == ct.reply.dport {
+		return
+	}
+	from := natHostPort(w.p.dst, w.p.dport, w.p.proto)
+	w.p.dst, w.p.dport = ct.orig.src, ct.orig.sport
+	np.Dst, np.DPort = w.p.dst, w.p.dport
+	to := natHostPort(w.p.dst, w.p.dport, w.p.proto)
+	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepNAT, Table: "nat", Action: "UNSNAT", From: from, To: to,
+		Detail: "UNSNAT " + from + " -> " + to + ": the request was source-translated here; conntrack restores the reply's destination"})
+}
+
+// unDNAT restores a reply's source where the request's destination was
+// translated (conntrack's reverse of DNAT, in POSTROUTING or INPUT).
+func (w *walker) unDNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
+	if ct == nil || ct.orig.dst == ct.reply.src && ct.orig.dport == ct.reply.sport {
+		return
+	}
+	from := natHostPort(w.p.src, w.p.sport, w.p.proto)
+	w.p.src, w.p.sport = ct.orig.dst, ct.orig.dport
+	np.Src, np.SPort = w.p.src, w.p.sport
+	to := natHostPort(w.p.src, w.p.sport, w.p.proto)
+	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepNAT, Table: "nat", Action: "UNDNAT", From: from, To: to,
+		Detail: "UNDNAT " + from + " -> " + to + ": the request was destination-translated here; conntrack restores the reply's source"})
+}
+
+func (w *walker) flowText(t tuple) string {
+	return natHostPort(t.src, t.sport, w.p.proto) + " -> " + natHostPort(t.dst, t.dport, w.p.proto) + " " + protoName(w.p.proto)
+}
+
+// multipath picks the nexthop of multipath route d for this branch: the
+// forced choice of this ECMP point, else the kernel's hash choice when
+// following the kernel, else the first. It records the point and the
+// choice on the route step.
+func (w *walker) multipath(r *rtr, d decision, k flowKey) (netip.Addr, string) {
+	rt := d.route.r
+	n := len(rt.Nexthops)
+	hash := r.hashNexthop(rt, k)
+	choice := 0
+	if i := len(w.points); i < len(w.force) {
+		choice = w.force[i]
+	} else if w.kernel && hash >= 0 {
+		choice = hash
+	}
+	nh := rt.Nexthops[choice]
+	gw, dev := nh.Gateway, nh.Dev
+	if dev == "" && gw.IsValid() {
+		for _, c := range r.conns {
+			if c.pfx.Contains(gw) {
+				dev = c.ifc
+				break
+			}
+		}
+	}
+	via := "dev " + dev
+	if gw.IsValid() {
+		via = "via " + gw.String() + " dev " + dev
+	}
+	w.points = append(w.points, mpPoint{n: n, chosen: choice, hash: hash,
+		desc: fmt.Sprintf("%s %s: nexthop %d of %d %s", w.dir, r.f.Name, choice+1, n, via)})
+	if st := d.rstep; st != nil {
+		st.Gateway, st.Device, st.Nexthop, st.Nexthops, st.HashNexthop = "", dev, choice+1, n, hash+1
+		if gw.IsValid() {
+			st.Gateway = gw.String()
+		}
+		st.Detail = strings.TrimSuffix(st.Detail, d.route.use) + via + " (nexthop " + strconv.Itoa(choice+1) + " of " + strconv.Itoa(n) + ")"
+	}
+	return gw, dev
+}
+
+// dropPointsFrom forgets the ECMP points met since i (a route decision
+// that was replaced by a reroute).
+func (w *walker) dropPointsFrom(i int) {
+	if i < len(w.points) {
+		w.points = w.points[:i]
+	}
+}
