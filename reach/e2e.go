@@ -144,7 +144,17 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	repSeen := map[string]bool{}
 	for _, st := range rep {
 		ev := evOf(st.router, st.kind)
-		if !ev.seen() || reqSeen[st.router] && reqPackets > 0 && ev.ip.InReceives <= reqPackets && ev.dec.block == nil {
+		seen := ev.seen()
+		switch {
+		case out.ok:
+			// The reply arrived: it crossed every router the walk names.
+		case st.kind == hopOutput:
+			seen = ev.ip.OutRequests > 0 // the router answered itself
+		case reqSeen[st.router] && reqPackets > 0:
+			// The request's own packets moved this router's counters.
+			seen = ev.ip.InReceives > reqPackets || ev.dec.block != nil
+		}
+		if !seen {
 			break
 		}
 		repPath = append(repPath, &obsHop{router: st.router, in: st.in, out: st.out})
@@ -326,7 +336,7 @@ func predictedViews(t *doc.Trace) map[string]trace.RouterVerdict {
 	}
 	if len(t.ReplyHops) > 0 {
 		rep := *t
-		rep.Hops = t.ReplyHops
+		rep.Hops, rep.Direction = t.ReplyHops, ""
 		if t.Direction != doc.Reply {
 			rep.Disposition, rep.DeniedBy = doc.Delivered, nil
 		}

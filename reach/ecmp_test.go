@@ -41,6 +41,16 @@ func TestExampleECMPEverySeed(t *testing.T) {
 		t.Fatalf("dc-gw routes F23 neither via dc-core nor via dc-srv: %s", out)
 		return ""
 	}
+	// The lab pinned a seed on every router (so runs repeat) and recorded it.
+	for _, r := range lab.Lab.Routers {
+		out, err := exec.Command("ip", "netns", "exec", r.Netns, "sysctl", "-n", "net.ipv4.fib_multipath_hash_seed").Output()
+		if err != nil {
+			t.Fatalf("read the seed of %s: %v", r.Name, err)
+		}
+		if got := strings.Fields(string(out)); r.HashSeed == 0 || len(got) == 0 || got[0] != fmt.Sprint(r.HashSeed) {
+			t.Errorf("%s: recorded hash_seed %d, kernel %q", r.Name, r.HashSeed, out)
+		}
+	}
 	seen := map[string][]int{}
 	for seed := 1; seed <= 64 && (len(seen["dc-core"]) < 2 || len(seen["dc-srv"]) < 2); seed++ {
 		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-q", "-w", fmt.Sprintf("net.ipv4.fib_multipath_hash_seed=%d", seed)).CombinedOutput(); err != nil {
@@ -65,15 +75,42 @@ func TestExampleECMPEverySeed(t *testing.T) {
 			if e.BlockedBy != nil {
 				got = e.BlockedBy.Router + " " + ruleKey(e.BlockedBy.Table, e.BlockedBy.Chain, e.BlockedBy.Index)
 			}
+			wantPath := "hq-core(eth1>eth0) hq-gw(eth1>wg0) dc-gw(wg0>eth0) " + b + "(eth0>eth2)"
+			if p := strings.Join(e.Path, " "); p != wantPath {
+				t.Errorf("observed request path %q, want %q", p, wantPath)
+			}
 			switch b {
 			case "dc-core":
 				if e.Verdict != doc.Reachable || got != "" {
 					t.Errorf("via dc-core: %s (%s) blocked by %q, want REACHABLE", e.Verdict, e.Reason, got)
 				}
+				if p := strings.Join(e.ReplyPath, " "); p != "dc-core(eth2>eth0) dc-gw(eth0>wg0) hq-gw(wg0>eth1) hq-core(eth0>eth1)" {
+					t.Errorf("observed reply path %q", p)
+				}
 			case "dc-srv":
 				if e.Verdict != doc.Unreachable || got != "dc-core filter FORWARD 2" {
 					t.Errorf("via dc-srv: %s (%s) blocked by %q, want UNREACHABLE by dc-core filter FORWARD 2 (the reply is INVALID there)", e.Verdict, e.Reason, got)
 				}
+				if e.BlockedBy == nil || e.BlockedBy.Direction != doc.Reply || e.Cause != causeFilter {
+					t.Errorf("via dc-srv: blocked_by %+v cause %q, want the reply stopped by a filter rule", e.BlockedBy, e.Cause)
+				}
+				if p := strings.Join(e.ReplyPath, " "); p != "dc-core(eth2>eth0)" {
+					t.Errorf("observed reply path %q, want dc-core(eth2>eth0) only", p)
+				}
+			}
+			// Every router with evidence is judged by it; only the one that
+			// stopped the connection is blamed, and the prediction for the
+			// branch the kernel took agrees with all of it.
+			for _, v := range e.Routers {
+				if v.Verdict == doc.Blocked && (b == "dc-core" || v.Router != "dc-core") {
+					t.Errorf("%s blamed: %s %s", v.Router, v.Verdict, v.Reason)
+				}
+				if !v.Agrees {
+					t.Errorf("%s: live %s, predicted %s", v.Router, v.Verdict, v.Predicted)
+				}
+			}
+			if e.Agrees == nil || !*e.Agrees || e.PathDiffers || len(d.Reach[0].Disagreements) > 0 {
+				t.Errorf("live and the branch's prediction disagree: agrees %v, path_differs %v, %q", e.Agrees, e.PathDiffers, d.Reach[0].Disagreements)
 			}
 			if t.Failed() {
 				t.Log("\n" + summary(d.Reach))

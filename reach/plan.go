@@ -167,13 +167,18 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 		}
 		// Per-router predictions: each router alone (every other filter
 		// open), as the harness tests it.
+		var planRouters []string
+		for _, hp := range fp.hops {
+			planRouters = append(planRouters, hp.router)
+		}
 		for _, hp := range fp.hops {
 			e := isolated[hp.router]
 			if e == nil {
 				e = trace.New(openFacts(f, hp.router))
 				isolated[hp.router] = e
 			}
-			t := e.Trace(ctx, fl)
+			// The ECMP branch the harness tests: the open path's.
+			t := predictionFor(e.Trace(ctx, fl), planRouters)
 			for _, v := range trace.PerRouter(t) {
 				if v.Router == hp.router {
 					hp.pred, hp.hasPred = v, true
