@@ -173,7 +173,7 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 				}
 				ev.neigh = byName[h.router].r.neighFailed(nh, st.dstOut, st.out)
 				if ev.neigh == "" && st.end == causeNoNeighbour {
-					ev.neigh = "passed on, but no lab namespace owns the next hop on " + st.out
+					ev.neigh = fmt.Sprintf("passed on, but no neighbour on %s owns the next hop %s (no namespace of the lab has it)", st.out, st.next)
 				}
 			}
 			refused := ""

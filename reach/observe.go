@@ -40,6 +40,8 @@ type walkStep struct {
 	end string
 	// host is the lab host the packet is handed to (end == "host").
 	host nsRef
+	// next is the address the router sends to (gateway or destination).
+	next netip.Addr
 	// srcOut, dstOut: the header after this router's NAT.
 	srcOut, dstOut netip.Addr
 }
@@ -158,6 +160,7 @@ func (r *runner) walk(start, in string, src, dst netip.Addr, nat func(router str
 				next = gw.Unmap()
 			}
 		}
+		st.next = next
 		o, ok := r.owners()[next]
 		if !ok {
 			if h, ok := r.owners()[d2]; ok && h.router == "" {

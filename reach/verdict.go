@@ -120,7 +120,9 @@ func judgeRouter(router, in, out string, x routerInput) (*doc.RouterReach, strin
 	case ev.dec.block != nil && !x.later && !x.answered:
 		rr.Verdict, rr.Rule, cause = doc.Blocked, ev.dec.block.live(), causeFilter
 		rr.Reason = ev.dec.block.note
-	case ev.passedOn() || x.later || x.answered:
+	case ev.neigh != "":
+		rr.Verdict, rr.Reason, cause = doc.Blocked, ev.neigh, causeNoNeighbour
+	case x.later || x.answered || ev.passedOn() && ev.neigh == "":
 		rr.Verdict = doc.Allowed
 		if a := ev.dec.accept; a != nil {
 			rr.Rule = a.live()
@@ -132,8 +134,6 @@ func judgeRouter(router, in, out string, x routerInput) (*doc.RouterReach, strin
 			l := b.live()
 			rr.Reason = joinReason(rr.Reason, fmt.Sprintf("%s %s #%d dropped another packet of this connection", l.Table, l.Chain, l.Index))
 		}
-	case ev.neigh != "":
-		rr.Verdict, rr.Reason, cause = doc.Blocked, ev.neigh, causeNoNeighbour
 	default:
 		c, text := routingCause(ev.ip)
 		if c == "" {
