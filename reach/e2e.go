@@ -46,10 +46,17 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 		}
 		return s, d
 	}
+	proto := map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1}[fp.proto]
+	reqQ := walkQuery{proto: proto, sport: uint16(fp.flow.SPort), dport: uint16(fp.flow.DPort), mark: func(router string) uint32 {
+		if hp := plan[router]; hp != nil {
+			return hp.mark
+		}
+		return 0
+	}}
 	if len(fp.hops) > 0 && fp.hops[0].kind == hopOutput {
-		req = r.walk(fp.hops[0].router, "", fp.src, dst0, reqNAT)
+		req = r.walk(fp.hops[0].router, "", fp.src, dst0, reqQ, reqNAT)
 	} else if o, ok := r.firstHop(src.ns, fp.src, dst0); ok && o.router != "" {
-		req = r.walk(o.router, o.iface, fp.src, dst0, reqNAT)
+		req = r.walk(o.router, o.iface, fp.src, dst0, reqQ, reqNAT)
 	}
 	kinds := map[string]string{}
 	for _, st := range req {
@@ -129,10 +136,11 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 			}
 			return s, d
 		}
+		repQ := walkQuery{proto: proto, sport: fp.finalDst.Port(), dport: uint16(fp.flow.SPort), mark: func(string) uint32 { return 0 }}
 		if last.end == "delivered" {
-			rep = r.walk(last.router, "", rs, rd, repNAT)
+			rep = r.walk(last.router, "", rs, rd, repQ, repNAT)
 		} else if o, ok := r.firstHop(dst.ns, rs, rd); ok && o.router != "" {
-			rep = r.walk(o.router, o.iface, rs, rd, repNAT)
+			rep = r.walk(o.router, o.iface, rs, rd, repQ, repNAT)
 		}
 	}
 	// Packets the request alone accounts for at a router on both paths.

@@ -1,6 +1,7 @@
 package reach
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"syscall"
@@ -49,6 +50,98 @@ type walkStep struct {
 // natAt is a translation a router applies to the request.
 type natAt struct {
 	srcIn, srcOut, dstIn, dstOut netip.Addr
+}
+
+// walkQuery is what a route query needs beyond the addresses: the
+// protocol and ports (policy rules and the multipath hash may select on
+// them) and the firewall mark a router's mangle rules give the packet
+// before routing (from trace's plan).
+type walkQuery struct {
+	proto        uint8
+	sport, dport uint16
+	mark         func(router string) uint32
+}
+
+// routeAnswer is a router kernel's answer to a route query.
+type routeAnswer struct {
+	typ uint8 // RTN_*
+	oif int
+	gw  netip.Addr
+}
+
+// routeGet asks the router's kernel where it sends a packet (ip route get
+// DST from SRC iif IIF ipproto P sport S dport D mark M) over a route
+// netlink socket opened in its namespace; the library's RouteGet cannot
+// pass the protocol and ports.
+func (x *labRouter) routeGet(dst, src netip.Addr, iif string, proto uint8, sport, dport uint16, mark uint32) (routeAnswer, error) {
+	if x.rt == nil {
+		rt, err := newOtherhostReader(x.ns)
+		if err != nil {
+			return routeAnswer{}, err
+		}
+		x.rt = rt
+	}
+	var attrs []byte
+	attr := func(t uint16, v []byte) {
+		a := make([]byte, nlAlign(4+len(v)))
+		binary.NativeEndian.PutUint16(a[0:], uint16(4+len(v)))
+		binary.NativeEndian.PutUint16(a[2:], t)
+		copy(a[4:], v)
+		attrs = append(attrs, a...)
+	}
+	u32 := func(v uint32) []byte { b := make([]byte, 4); binary.NativeEndian.PutUint32(b, v); return b }
+	be16 := func(v uint16) []byte { b := make([]byte, 2); binary.BigEndian.PutUint16(b, v); return b }
+	d4 := dst.As4()
+	attr(unix.RTA_DST, d4[:])
+	srcLen := byte(0)
+	if src.IsValid() {
+		s4 := src.As4()
+		attr(unix.RTA_SRC, s4[:])
+		srcLen = 32
+	}
+	if iif != "" {
+		l, err := x.nl.LinkByName(iif)
+		if err != nil {
+			return routeAnswer{}, err
+		}
+		attr(unix.RTA_IIF, u32(uint32(l.Attrs().Index)))
+	}
+	if mark != 0 {
+		attr(unix.RTA_MARK, u32(mark))
+	}
+	if proto != 0 {
+		attr(unix.RTA_IP_PROTO, []byte{proto})
+		if proto == unix.IPPROTO_TCP || proto == unix.IPPROTO_UDP {
+			if sport != 0 {
+				attr(unix.RTA_SPORT, be16(sport))
+			}
+			if dport != 0 {
+				attr(unix.RTA_DPORT, be16(dport))
+			}
+		}
+	}
+	rtm := []byte{unix.AF_INET, 32, srcLen, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	body, err := x.rt.request(unix.RTM_GETROUTE, append(rtm, attrs...))
+	if err != nil {
+		return routeAnswer{}, err
+	}
+	if len(body) < len(rtm) {
+		return routeAnswer{}, errors.New("short route answer")
+	}
+	ans := routeAnswer{typ: body[7]}
+	for t, v := range nlAttrs(body[len(rtm):]) {
+		switch t {
+		case unix.RTA_OIF:
+			if len(v) >= 4 {
+				ans.oif = int(binary.NativeEndian.Uint32(v))
+			}
+		case unix.RTA_GATEWAY:
+			if a, ok := netip.AddrFromSlice(v); ok {
+				ans.gw = a.Unmap()
+			}
+		}
+	}
+	return ans, nil
 }
 
 // owners maps every address of the lab to the namespace owning it.
@@ -108,7 +201,7 @@ func (r *runner) firstHop(ns nsRef, src, dst netip.Addr) (owner, bool) {
 // the translations routers apply (request: the plan's; reply: the reverse
 // of those the request met). It stops at a delivery, a host, a routing
 // answer, an address no lab namespace owns, or after 32 routers (a loop).
-func (r *runner) walk(start, in string, src, dst netip.Addr, nat func(router string, src, dst netip.Addr) (netip.Addr, netip.Addr)) []*walkStep {
+func (r *runner) walk(start, in string, src, dst netip.Addr, q walkQuery, nat func(router string, src, dst netip.Addr) (netip.Addr, netip.Addr)) []*walkStep {
 	var steps []*walkStep
 	seen := map[string]bool{}
 	cur, iif := start, in
@@ -129,16 +222,12 @@ func (r *runner) walk(start, in string, src, dst netip.Addr, nat func(router str
 		}
 		seen[key] = true
 		s2, d2 := nat(cur, src, dst)
-		opts := &netlink.RouteGetOptions{SrcAddr: src.AsSlice()}
-		if iif != "" {
-			opts.Iif = iif
-		}
-		rt, err := x.nl.RouteGetWithOptions(d2.AsSlice(), opts)
-		if err != nil || len(rt) == 0 {
+		ans, err := x.routeGet(d2, src, iif, q.proto, q.sport, q.dport, q.mark(cur))
+		if err != nil {
 			st.end = routeError(err)
 			break
 		}
-		switch rt[0].Type {
+		switch ans.typ {
 		case unix.RTN_LOCAL:
 			st.kind, st.end = hopInput, "delivered"
 			st.srcOut, st.dstOut = s2, d2
@@ -150,15 +239,13 @@ func (r *runner) walk(start, in string, src, dst netip.Addr, nat func(router str
 			st.end = causeUnreachable
 			return steps
 		}
-		if l, err := x.nl.LinkByIndex(rt[0].LinkIndex); err == nil {
+		if l, err := x.nl.LinkByIndex(ans.oif); err == nil {
 			st.out = l.Attrs().Name
 		}
 		st.srcOut, st.dstOut = s2, d2
 		next := d2
-		if rt[0].Gw != nil {
-			if gw, ok := netip.AddrFromSlice(rt[0].Gw); ok {
-				next = gw.Unmap()
-			}
+		if ans.gw.IsValid() {
+			next = ans.gw
 		}
 		st.next = next
 		o, ok := r.owners()[next]

@@ -32,6 +32,9 @@ type hopPlan struct {
 	hasNext bool
 	pred    trace.RouterVerdict
 	hasPred bool
+	// mark is the firewall mark this router's mangle rules give the
+	// packet before routing (trace's mangle steps; 0: none).
+	mark uint32
 }
 
 // flowPlan is everything Run needs to probe one flow.
@@ -138,6 +141,14 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 				}
 			}
 			hp.srcOut, hp.dstOut = cur.src, cur.dst
+			for _, st := range h.Steps {
+				if st.Kind == doc.StepMangle && strings.EqualFold(st.Action, "MARK") {
+					v, _, _ := strings.Cut(st.To, "/")
+					if m, err := strconv.ParseUint(v, 0, 32); err == nil {
+						hp.mark = uint32(m)
+					}
+				}
+			}
 			switch {
 			case h.In == "":
 				hp.kind = hopOutput

@@ -147,6 +147,7 @@ type labRouter struct {
 	lastIP    ipStats
 	mu        sync.Mutex // one probe at a time touches its counters
 	bad       []string   // chains whose kernel rules do not match the facts
+	rt        *otherhostReader // route queries (observe.go)
 	fabricEnd map[string]int
 }
 
@@ -292,6 +293,7 @@ func (r *runner) close() {
 			x.reader.Close()
 		}
 		x.snmp.Close()
+		x.rt.Close()
 		if x.nl != nil {
 			x.nl.Close()
 		}
