@@ -145,8 +145,8 @@ type labRouter struct {
 	// whenever something else may have moved counters).
 	last      Counters
 	lastIP    ipStats
-	mu        sync.Mutex // one probe at a time touches its counters
-	bad       []string   // chains whose kernel rules do not match the facts
+	mu        sync.Mutex       // one probe at a time touches its counters
+	bad       []string         // chains whose kernel rules do not match the facts
 	rt        *otherhostReader // route queries (observe.go)
 	fabricEnd map[string]int
 }
