@@ -86,6 +86,20 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		regular[k] = h
 		order = append(order, h)
 	}
+	// outside reports an address the interface w does not reach on a
+	// connected subnet: a host there could only be an on-link /32.
+	outside := func(ip netip.Addr, w where) bool {
+		_, ifp := p.ifaceOf(w.router, w.iface)
+		if ifp == nil {
+			return false
+		}
+		for _, a := range ifp.ifc.Addrs {
+			if a.Prefix.Addr().Is4() && !a.Peer.IsValid() && a.Prefix.Bits() < 32 && a.Prefix.Masked().Contains(ip) {
+				return false
+			}
+		}
+		return true
+	}
 	addInternet := func(dst, src netip.Addr, w where, in string) {
 		rp, ifp := p.ifaceOf(w.router, w.iface)
 		if rp == nil || ifp == nil || ifp.seg == nil {
@@ -117,12 +131,23 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		t := traces[fl.ID]
 		first, last := routerHops(t)
 		if err1 == nil && src.Is4() && !owned[src] {
+			var at where
 			switch {
 			case first != nil && first.In != "":
-				addRegular(src, where{first.Node, first.In})
+				at = where{first.Node, first.In}
 			case fl.Ingress != "":
 				r, i, _ := strings.Cut(fl.Ingress, ":")
-				addRegular(src, where{r, i})
+				at = where{r, i}
+			}
+			switch {
+			case at.router != "" && outside(src, at):
+				// A source beyond the network (the Internet, entering
+				// with --ingress): the stand-in for what lies behind that
+				// interface owns it, and the gateway the router sends
+				// replies to, so the reply comes back.
+				addInternet(src, netip.Addr{}, at, "")
+			case at.router != "":
+				addRegular(src, at)
 			default:
 				if w, ok := locate(p, src); ok {
 					addRegular(src, w)
@@ -131,12 +156,17 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 				}
 			}
 		}
-		if err2 == nil && dst.Is4() && !owned[dst] {
+		end := requestEnd(t)
+		if err2 == nil && dst.Is4() && end == doc.Delivered && last != nil && last.Out != "" {
+			// A DNAT on the way (port forward, hairpin): the server behind
+			// it owns the translated address and listens there.
+			if fin := natDst(t, dst); !owned[fin] {
+				addRegular(fin, where{last.Node, last.Out})
+			}
+		} else if err2 == nil && dst.Is4() && !owned[dst] {
 			switch {
-			case t != nil && t.Disposition == doc.ExitsNetwork && last != nil && last.Out != "":
+			case end == doc.ExitsNetwork && last != nil && last.Out != "":
 				addInternet(dst, src, where{last.Node, last.Out}, last.In)
-			case t != nil && last != nil && last.Out != "" && t.Disposition == doc.Delivered:
-				addRegular(dst, where{last.Node, last.Out})
 			default:
 				if w, ok := locate(p, dst); ok {
 					addRegular(dst, w)
@@ -150,6 +180,40 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		h.fabric = fmt.Sprintf("h%03d", i)
 	}
 	return order, warnings
+}
+
+// requestEnd is what became of a trace's request: its disposition, or,
+// when only the reply was stopped, DELIVERED or EXITS_NETWORK as the
+// request's path ends.
+func requestEnd(t *doc.Trace) string {
+	if t == nil {
+		return ""
+	}
+	if t.Direction != doc.Reply {
+		return t.Disposition
+	}
+	if n := len(t.Hops); n > 0 && t.Hops[n-1].Kind == doc.HopInternet {
+		return doc.ExitsNetwork
+	}
+	return doc.Delivered
+}
+
+// natDst is the destination a trace's DNAT steps translate dst to (dst
+// when none does).
+func natDst(t *doc.Trace, dst netip.Addr) netip.Addr {
+	for _, h := range t.Hops {
+		for _, st := range h.Steps {
+			if st.Kind != doc.StepNAT || !strings.EqualFold(st.Action, "DNAT") {
+				continue
+			}
+			if ap, err := netip.ParseAddrPort(st.To); err == nil {
+				dst = ap.Addr()
+			} else if a, err := netip.ParseAddr(st.To); err == nil {
+				dst = a
+			}
+		}
+	}
+	return dst
 }
 
 // routerHops returns the first and last router hops of a trace.
