@@ -160,8 +160,15 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		if err2 == nil && dst.Is4() && end == doc.Delivered && last != nil && last.Out != "" {
 			// A DNAT on the way (port forward, hairpin): the server behind
 			// it owns the translated address and listens there.
+			// Its gateway is the router its reply leaves by: trace's
+			// first reply hop (on a subnet shared by several routers, the
+			// one trace chose), else the router that delivered it.
+			at := where{last.Node, last.Out}
+			if rh := firstRouter(t.ReplyHops); rh != nil && rh.In != "" {
+				at = where{rh.Node, rh.In}
+			}
 			if fin := natDst(t, dst); !owned[fin] {
-				addRegular(fin, where{last.Node, last.Out})
+				addRegular(fin, at)
 			}
 		} else if err2 == nil && dst.Is4() && !owned[dst] {
 			switch {
@@ -214,6 +221,16 @@ func natDst(t *doc.Trace, dst netip.Addr) netip.Addr {
 		}
 	}
 	return dst
+}
+
+// firstRouter is the first router hop of hops (nil if none).
+func firstRouter(hops []*doc.Hop) *doc.Hop {
+	for _, h := range hops {
+		if h.Kind == doc.HopRouter {
+			return h
+		}
+	}
+	return nil
 }
 
 // routerHops returns the first and last router hops of a trace.

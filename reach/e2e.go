@@ -96,8 +96,8 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	var reqPath []*obsHop
 	reqSeen := map[string]bool{}
 	var last *walkStep
-	for _, st := range req {
-		if !evOf(st.router, st.kind).seen() {
+	for i, st := range req {
+		if !reached(evOf(st.router, st.kind), i == 0 || evOf(req[i-1].router, req[i-1].kind).passedOn()) {
 			break
 		}
 		reqPath = append(reqPath, &obsHop{router: st.router, in: st.in, out: st.out})

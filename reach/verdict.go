@@ -62,6 +62,16 @@ func (e *evidence) seenOffPath() bool {
 	return false
 }
 
+// reached: the packet arrived at a router of the walk. A received packet
+// that went nowhere (no counter after it, not forwarded, not delivered)
+// counts only when the router before it shows it passed the packet on
+// (prevPassed): a lone InReceives can be a straggler of an earlier probe,
+// and must not turn the router that dropped the packet into one that
+// passed it, nor blame its neighbour for a blackhole.
+func reached(e *evidence, prevPassed bool) bool {
+	return e.seenOffPath() || prevPassed && e.seen()
+}
+
 // passedOn: the router's own statistics show it forwarded or delivered a
 // packet of this probe.
 func (e *evidence) passedOn() bool {

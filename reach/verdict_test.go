@@ -278,3 +278,27 @@ func TestParseMIB(t *testing.T) {
 		t.Errorf("sub: %+v", d)
 	}
 }
+
+func TestReached(t *testing.T) {
+	fwd := mv("filter", "FORWARD", 3, "ACCEPT")
+	pre := mv("mangle", "PREROUTING", 0, "ACCEPT")
+	cases := []struct {
+		name       string
+		ev         *evidence
+		prevPassed bool
+		want       bool
+	}{
+		{"forwarded", &evidence{ip: ipStats{InReceives: 1, ForwDatagrams: 1}}, false, true},
+		{"a FORWARD counter", &evidence{dec: decision{moved: []*moved{fwd}}}, false, true},
+		{"a routing drop the statistics name", &evidence{ip: ipStats{InReceives: 1, InNoRoutes: 1}}, false, true},
+		{"a lone received packet after a router that passed it on: a blackhole here", &evidence{ip: ipStats{InReceives: 1}}, true, true},
+		{"a lone received packet after a router that dropped it: a straggler", &evidence{ip: ipStats{InReceives: 1}}, false, false},
+		{"PREROUTING only after a router that dropped it", &evidence{dec: decision{moved: []*moved{pre}}, ip: ipStats{InReceives: 1}}, false, false},
+		{"nothing", &evidence{}, true, false},
+	}
+	for _, c := range cases {
+		if got := reached(c.ev, c.prevPassed); got != c.want {
+			t.Errorf("%s: reached %v, want %v", c.name, got, c.want)
+		}
+	}
+}
