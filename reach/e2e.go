@@ -159,8 +159,10 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 		case st.kind == hopOutput:
 			seen = ev.ip.OutRequests > 0 // the router answered itself
 		case reqSeen[st.router] && reqPackets > 0:
-			// The request's own packets moved this router's counters.
-			seen = ev.ip.InReceives > reqPackets || ev.dec.block != nil
+			// The request's own packets moved this router's counters: the
+			// reply shows as a second forwarded packet (a received one
+			// may be a straggler), or as the drop.
+			seen = ev.ip.ForwDatagrams > reqPackets || ev.dec.block != nil
 		}
 		if !seen {
 			break
