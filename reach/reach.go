@@ -356,6 +356,9 @@ type watched struct {
 	after  Counters
 	// IP statistics around the probe.
 	ipBefore, ipAfter ipStats
+	// quiet: read before and after the probe only, not polled for a drop
+	// that ends it early (a router no path is expected to cross).
+	quiet bool
 }
 
 // probeWatch flushes conntrack and snapshots the routers, sends the probe,
@@ -406,6 +409,9 @@ wait:
 			every = min(2*every, 8*time.Millisecond)
 			poll.Reset(every)
 			for _, w := range ws {
+				if w.quiet {
+					continue
+				}
 				c, err := w.r.reader.Snapshot()
 				if err != nil {
 					continue
@@ -423,6 +429,7 @@ wait:
 		case <-ctx.Done():
 		}
 	}
+	settle(ctx, ws)
 	for _, w := range ws {
 		c, err := w.r.reader.Snapshot()
 		if err != nil {
@@ -436,6 +443,31 @@ wait:
 		return out, ctx.Err()
 	}
 	return out, nil
+}
+
+// settle waits until the watched routers' IP statistics stop moving (two
+// reads 0.3 ms apart agree), at most 20 ms: a packet of this probe
+// still in flight (a crossing FIN answered by a reset, an ICMP error)
+// counts in this probe's "after", not in the next probe's window, where it
+// would pass for evidence.
+func settle(ctx context.Context, ws []*watched) {
+	sum := func() (n uint64) {
+		for _, w := range ws {
+			st, _ := w.r.snmp.read()
+			n += st.InReceives + st.OutTransmits + st.OutRequests
+		}
+		return n
+	}
+	prev := sum()
+	deadline := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(300 * time.Microsecond)
+		cur := sum()
+		if cur == prev {
+			return
+		}
+		prev = cur
+	}
 }
 
 // routerView turns one router's counter deltas in the per-router harness

@@ -23,6 +23,25 @@ type ipStats struct {
 	InEchos uint64
 	// RPFilter (TcpExt IPReversePathFilter): dropped by rp_filter.
 	RPFilter uint64
+	// OutTransmits (Linux 6.3+): packets handed to a device, forwarded
+	// and own. ForwDatagrams counts a packet when forwarding starts,
+	// before the FORWARD hook (on these kernels), so it also counts one
+	// the filter then drops; OutTransmits - OutRequests is what really
+	// left. HasOutTransmits: the kernel reports it.
+	OutTransmits    uint64
+	HasOutTransmits bool
+}
+
+// forwarded is how many packets the router passed on to a device
+// (forwarded ones, not its own).
+func (st ipStats) forwarded() uint64 {
+	if !st.HasOutTransmits {
+		return st.ForwDatagrams
+	}
+	if st.OutTransmits < st.OutRequests {
+		return 0
+	}
+	return st.OutTransmits - st.OutRequests
 }
 
 // sub returns the growth of every counter from b to a.
@@ -40,6 +59,7 @@ func (a ipStats) sub(b ipStats) ipStats {
 		OutRequests: d(a.OutRequests, b.OutRequests), InNoRoutes: d(a.InNoRoutes, b.InNoRoutes),
 		OutDestUnreachs: d(a.OutDestUnreachs, b.OutDestUnreachs), OutTimeExcds: d(a.OutTimeExcds, b.OutTimeExcds),
 		InEchos: d(a.InEchos, b.InEchos), RPFilter: d(a.RPFilter, b.RPFilter),
+		OutTransmits: d(a.OutTransmits, b.OutTransmits), HasOutTransmits: a.HasOutTransmits && b.HasOutTransmits,
 	}
 }
 
@@ -165,6 +185,9 @@ func (st *ipStats) field(sec, name string) *uint64 {
 		return &st.InDelivers
 	case "Ip.OutRequests":
 		return &st.OutRequests
+	case "Ip.OutTransmits":
+		st.HasOutTransmits = true
+		return &st.OutTransmits
 	case "IpExt.InNoRoutes":
 		return &st.InNoRoutes
 	case "Icmp.OutDestUnreachs":
@@ -183,5 +206,5 @@ func (st *ipStats) field(sec, name string) *uint64 {
 // delivered locally.
 func discarded(before, after ipStats) bool {
 	d := after.sub(before)
-	return d.InReceives > 0 && d.ForwDatagrams == 0 && d.InDelivers == 0
+	return d.InReceives > 0 && d.forwarded() == 0 && d.InDelivers == 0
 }

@@ -50,7 +50,7 @@ func (e *evidence) seenOffPath() bool {
 		return false
 	}
 	ip := e.ip
-	if ip.ForwDatagrams > 0 || ip.InDelivers > 0 || ip.InNoRoutes > 0 || ip.InAddrErrors > 0 || ip.RPFilter > 0 ||
+	if ip.forwarded() > 0 || ip.InDelivers > 0 || ip.InNoRoutes > 0 || ip.InAddrErrors > 0 || ip.RPFilter > 0 ||
 		ip.OutDestUnreachs > 0 || ip.OutTimeExcds > 0 || ip.InHdrErrors > 0 {
 		return true
 	}
@@ -75,7 +75,7 @@ func reached(e *evidence, prevPassed bool) bool {
 // passedOn: the router's own statistics show it forwarded or delivered a
 // packet of this probe.
 func (e *evidence) passedOn() bool {
-	return e != nil && (e.ip.ForwDatagrams > 0 || e.ip.InDelivers > 0)
+	return e != nil && (e.ip.forwarded() > 0 || e.ip.InDelivers > 0)
 }
 
 // routingCause names why routing discarded a packet the router received,
@@ -92,7 +92,7 @@ func routingCause(ip ipStats) (cause, text string) {
 		return causeForwarding, "not forwarded: forwarding is disabled on the incoming interface (or the destination is not routable)"
 	case ip.OutDestUnreachs > 0:
 		return causeUnreachable, "the router answered ICMP unreachable (an unreachable or prohibit route)"
-	case ip.InReceives > 0 && ip.ForwDatagrams == 0 && ip.InDelivers == 0:
+	case ip.InReceives > 0 && ip.forwarded() == 0 && ip.InDelivers == 0:
 		return causeBlackhole, "the packet entered the router and was discarded without an answer (a blackhole route or policy rule)"
 	}
 	return "", ""

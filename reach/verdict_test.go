@@ -295,6 +295,12 @@ func TestReached(t *testing.T) {
 		{"a lone received packet after a router that dropped it: a straggler", &evidence{ip: ipStats{InReceives: 1}}, false, false},
 		{"PREROUTING only after a router that dropped it", &evidence{dec: decision{moved: []*moved{pre}}, ip: ipStats{InReceives: 1}}, false, false},
 		{"nothing", &evidence{}, true, false},
+		{"counted for forwarding, then dropped before it left (kernel with OutTransmits)",
+			&evidence{ip: ipStats{InReceives: 1, ForwDatagrams: 1, HasOutTransmits: true}}, false, false},
+		{"forwarded and transmitted", &evidence{ip: ipStats{InReceives: 1, ForwDatagrams: 1, OutTransmits: 1, HasOutTransmits: true}}, false, true},
+	}
+	if (&evidence{ip: ipStats{ForwDatagrams: 1, OutTransmits: 1, OutRequests: 1, HasOutTransmits: true}}).passedOn() {
+		t.Error("a router that only sent its own packet (an ICMP error, a reset) did not pass the probe on")
 	}
 	for _, c := range cases {
 		if got := reached(c.ev, c.prevPassed); got != c.want {
