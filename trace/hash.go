@@ -46,6 +46,9 @@ const (
 	hashIPProto = 1 << 2
 	hashSrcPort = 1 << 4
 	hashDstPort = 1 << 5
+	// hashOuterMask: the outer-header fields (the inner ones are for
+	// encapsulated packets, which tsim does not simulate).
+	hashOuterMask = 0x3f
 )
 
 // hashNexthop returns the 0-based nexthop of multipath route rt the
@@ -65,17 +68,25 @@ func (r *rtr) hashNexthop(rt *facts.Route, k flowKey) int {
 	case 0, 2:
 		fields = hashSrcIP | hashDstIP
 	case 1:
-		if !k.local && (k.proto == 6 || k.proto == 17) {
-			// A forwarded packet may carry the sender's L4 hash.
+		if k.proto == 6 || k.proto == 17 {
+			// A forwarded packet may carry the sender's L4 hash; a
+			// connecting socket without a port hashes a random one.
 			return -1
 		}
 		fields = hashSrcIP | hashDstIP | hashIPProto | hashSrcPort | hashDstPort
 	case 3:
 		fields = r.sysctlInt(sysHashFields, 0x7)
+		if k.local && fields&hashSrcPort != 0 && (k.proto == 6 || k.proto == 17) {
+			// A connecting socket without a port hashes a random one
+			// (FLOWI_FLAG_ANY_SPORT).
+			return -1
+		}
 	default:
 		return -1
 	}
-	h := multipathHash(uint32(sd), fields, k) >> 1
+	// A forwarded packet is hashed from its skb; a router's own packet
+	// from the flow (no skb yet).
+	h := multipathHash(uint32(sd), policy, fields, k, !k.local) >> 1
 	var saddr [4]byte
 	if k.local {
 		saddr = k.src.As4()
@@ -83,8 +94,49 @@ func (r *rtr) hashNexthop(rt *facts.Route, k flowKey) int {
 	return selectNexthop(r, rt, h, saddr, k.local)
 }
 
-// multipathHash is fib_multipath_hash_from_keys for the fields selected.
-func multipathHash(seed uint32, fields int, k flowKey) uint32 {
+// multipathHash is fib_multipath_hash before the final shift: the keyed
+// flow hash of the fields selected; policy 3 on a packet (skb) mixes it
+// with the (absent) inner hash by jhash_2words
+// (fib_multipath_custom_hash_skb).
+func multipathHash(seed uint32, policy, fields int, k flowKey, skb bool) uint32 {
+	if policy == 3 {
+		var h uint32
+		if fields&hashOuterMask != 0 {
+			h = flowHash(seed, fields, k)
+		}
+		if skb {
+			h = jhash2Words(h, 0, 0)
+		}
+		return h
+	}
+	return flowHash(seed, fields, k)
+}
+
+// jhash2Words is the kernel's jhash_2words (include/linux/jhash.h).
+func jhash2Words(a, b, initval uint32) uint32 {
+	iv := initval + 0xdeadbeef + 2<<2
+	a += iv
+	b += iv
+	c := iv
+	c ^= b
+	c -= bits.RotateLeft32(b, 14)
+	a ^= c
+	a -= bits.RotateLeft32(c, 11)
+	b ^= a
+	b -= bits.RotateLeft32(a, 25)
+	c ^= b
+	c -= bits.RotateLeft32(b, 16)
+	a ^= c
+	a -= bits.RotateLeft32(c, 4)
+	b ^= a
+	b -= bits.RotateLeft32(a, 14)
+	c ^= b
+	c -= bits.RotateLeft32(b, 24)
+	return c
+}
+
+// flowHash is fib_multipath_hash_from_keys for the fields selected.
+func flowHash(seed uint32, fields int, k flowKey) uint32 {
 	var src, dst [4]byte
 	var sport, dport [2]byte
 	var proto byte
