@@ -251,7 +251,7 @@ func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
 			Detail: "reply of the connection " + r.f.Name + " made for the request (" + w.flowText(e.orig) + "); ctdir REPLY"})
 		return e
 	}
-	state, why := newConnState(w.p.proto, "")
+	state, why := newConnState(w.p.proto, np.TCPFlags, np.ICMPType, r.tcpLoose())
 	np.CTState = state
 	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: state,
 		Detail: r.f.Name + " did not see the request, so it has no connection for the reply: " + why})
@@ -259,29 +259,43 @@ func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
 }
 
 // newConnState is what conntrack makes of a packet that matches no
-// connection (nf_conntrack_in → the protocol's "new" check), for the first
-// packet of a reply: tcp flags "SYN,ACK", icmp an echo reply, udp any
-// datagram. flags overrides the tcp flags ("" = the reply's SYN-ACK).
+// connection (nf_conntrack_in, then the protocol's check for a new
+// connection). flags are the tcp flags ("SYN", "SYN,ACK", "ACK", "FIN,ACK",
+// "RST"), icmpType the icmp type; loose is nf_conntrack_tcp_loose.
 //
 //   - tcp (nf_conntrack_proto_tcp.c, tcp_new): the state table takes
-//     NONE + SYN to SYN_SENT (NEW) and NONE + SYN/ACK, FIN, RST to INVALID,
-//     whatever nf_conntrack_tcp_loose; loose (default 1) only lets a bare
-//     ACK pick up a connection in the middle. tcp_be_liberal only relaxes
-//     window checks of known connections.
+//     NONE + SYN to SYN_SENT (NEW) and NONE + SYN/ACK, FIN or RST to
+//     INVALID, whatever the sysctls; a bare ACK picks up a connection in
+//     the middle (NEW) only when nf_conntrack_tcp_loose is on (default 1).
+//     tcp_be_liberal only relaxes the window checks of known connections.
 //   - udp: every datagram without a connection starts one (NEW).
 //   - icmp (nf_conntrack_proto_icmp.c): only echo, timestamp, info and
 //     address-mask requests start a connection; an echo reply is INVALID.
-func newConnState(proto int, flags string) (state, why string) {
+func newConnState(proto int, flags string, icmpType int, loose bool) (state, why string) {
 	switch proto {
 	case 6:
-		if flags == "" || flags == "SYN,ACK" {
+		switch flags {
+		case "SYN":
+			return "NEW", "a tcp SYN opens a connection"
+		case "SYN,ACK":
 			return "INVALID", "a tcp SYN-ACK cannot open a connection (conntrack's tcp state table takes NONE + SYN/ACK to INVALID, whatever nf_conntrack_tcp_loose)"
+		case "ACK":
+			if loose {
+				return "NEW", "nf_conntrack_tcp_loose=1 picks up a connection from a bare ACK"
+			}
+			return "INVALID", "with nf_conntrack_tcp_loose=0 a bare ACK cannot pick up a connection"
 		}
 		return "INVALID", "tcp " + flags + " cannot open a connection"
 	case 17:
 		return "NEW", "a udp datagram without a connection starts a new one (ctstate NEW, ctdir ORIGINAL)"
 	case 1:
-		return "INVALID", "an icmp echo reply cannot open a connection (only echo, timestamp, info and address-mask requests do)"
+		switch icmpType {
+		case 8, 13, 15, 17:
+			return "NEW", "an icmp request opens a connection"
+		case 0:
+			return "INVALID", "an icmp echo reply cannot open a connection (only echo, timestamp, info and address-mask requests do)"
+		}
+		return "INVALID", "icmp type " + strconv.Itoa(icmpType) + " cannot open a connection"
 	}
 	return "NEW", ""
 }
@@ -374,3 +388,6 @@ func (w *walker) dropPointsFrom(i int) {
 		w.points = w.points[:i]
 	}
 }
+
+// tcpLoose is the router's nf_conntrack_tcp_loose (kernel default 1).
+func (r *rtr) tcpLoose() bool { return r.sysctlInt("net.netfilter.nf_conntrack_tcp_loose", 1) != 0 }

@@ -54,6 +54,8 @@ type rtr struct {
 	conns      []conn // connected prefixes (masked), as the kernel's prefix routes
 	forwarding bool
 	gateway    bool // metadata type gateway: its default route leads to the Internet
+	// seed is the multipath hash seed when the facts pin none (SetHashSeed).
+	seed uint32
 	// neighbours per interface: other routers' interfaces on the same segment.
 	neighbours map[string][]owner
 }

@@ -52,14 +52,14 @@ const (
 )
 
 // hashNexthop returns the 0-based nexthop of multipath route rt the
-// kernel picks for k, or -1 when it cannot be computed.
+// kernel picks for k, or -1 when it cannot be computed. The seed is the
+// facts' fib_multipath_hash_seed, else the engine's (SetHashSeed).
 func (r *rtr) hashNexthop(rt *facts.Route, k flowKey) int {
-	seed, ok := r.f.Sysctls[sysHashSeed]
-	if !ok {
-		return -1
+	sd := uint32(r.sysctlInt(sysHashSeed, 0))
+	if sd == 0 {
+		sd = r.seed
 	}
-	sd := r.sysctlInt(sysHashSeed, 0)
-	if sd == 0 || strings.TrimSpace(seed) == "" {
+	if sd == 0 {
 		return -1
 	}
 	policy := r.sysctlInt(sysHashPolicy, 0)
@@ -86,7 +86,7 @@ func (r *rtr) hashNexthop(rt *facts.Route, k flowKey) int {
 	}
 	// A forwarded packet is hashed from its skb; a router's own packet
 	// from the flow (no skb yet).
-	h := multipathHash(uint32(sd), policy, fields, k, !k.local) >> 1
+	h := multipathHash(sd, policy, fields, k, !k.local) >> 1
 	var saddr [4]byte
 	if k.local {
 		saddr = k.src.As4()
@@ -326,13 +326,25 @@ func (w *walker) hashNotes(t *doc.Trace) {
 					name, strings.Join(missing, ", ")))
 			}
 			switch p := r.sysctlInt(sysHashPolicy, 0); {
+			case r.sysctlInt(sysHashSeed, 0) == 0 && r.seed == 0:
+				t.Notes = append(t.Notes, name+": fib_multipath_hash_seed is 0 (random at boot): the kernel's branch cannot be predicted (give the seed with --hash-seed)")
 			case r.sysctlInt(sysHashSeed, 0) == 0:
-				t.Notes = append(t.Notes, name+": fib_multipath_hash_seed is 0 (random at boot): the kernel's branch cannot be predicted")
+				t.Notes = append(t.Notes, fmt.Sprintf("%s: multipath hash seed %d (--hash-seed; the facts do not pin one)", name, r.seed))
 			case p == 1:
 				t.Notes = append(t.Notes, name+": fib_multipath_hash_policy 1 hashes a forwarded tcp/udp packet with the L4 hash it may carry: the kernel's branch cannot be predicted for it")
 			case p > 3:
 				t.Notes = append(t.Notes, fmt.Sprintf("%s: fib_multipath_hash_policy %d is not modelled", name, p))
 			}
 		}
+	}
+}
+
+// SetHashSeed gives the fib_multipath_hash_seed of the routers whose facts
+// do not pin one (absent or 0, which the kernel replaces by a random
+// seed): a lab that pins its seeds lets trace name the ECMP branch the
+// kernel takes. Call it before tracing; 0 forgets it.
+func (e *Engine) SetHashSeed(seed uint32) {
+	for _, r := range e.routers {
+		r.seed = seed
 	}
 }

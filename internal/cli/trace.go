@@ -30,6 +30,7 @@ func (a *app) traceCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where a source outside the network enters"},
 			&ucli.StringFlag{Name: "format", Usage: "json, text or legacy-json (the predecessor's output and exit codes); default by --json/--text/TTY"},
 			&ucli.StringFlag{Name: "flows", Usage: "trace every flow of FILE (NDJSON or CSV), streaming one document per line", TakesFile: true},
+			&ucli.Uint32Flag{Name: "hash-seed", Usage: "net.ipv4.fib_multipath_hash_seed of routers whose facts pin none (e.g. a lab's): names the ECMP branch the kernel takes"},
 		),
 		Action: a.trace,
 	}
@@ -90,6 +91,7 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	eng := trace.New(f)
+	eng.SetHashSeed(cmd.Uint32("hash-seed"))
 	d := pipeline.NewDoc(f)
 	d.Flows = flows
 	if d.Trace, err = eng.TraceAll(ctx, flows); err != nil {
@@ -141,6 +143,7 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 		return err
 	}
 	eng := trace.New(f)
+	eng.SetHashSeed(cmd.Uint32("hash-seed"))
 	// Validate every flow before the first line goes out: a bad line fails
 	// the batch without a half-written stream.
 	for _, fl := range flows {
