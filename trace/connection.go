@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
 )
 
 // A flow is a connection: the request must arrive and the reply must come
@@ -42,6 +43,7 @@ type ctEntry struct {
 	orig, reply tuple
 	mark        uint32 // the connection mark (CONNMARK) when the request left
 	dnat, snat  bool
+	sawReply    bool // the reply crossed this router (tcp: SYN_RECV)
 }
 
 // mpPoint is one multipath route met on a walk.
@@ -174,8 +176,27 @@ func (w *walker) branch(force []int) *doc.Branch {
 	}
 	if !Positive(disp) {
 		b.Disposition, b.Reason, b.Direction, b.DeniedBy = disp, "reply: "+reason, doc.Reply, w.denied
+		return b
+	}
+	if w.p0.proto == 6 {
+		if w.handshakeACK(); !Positive(w.disp) {
+			b.Disposition, b.Reason, b.Direction, b.DeniedBy = w.disp, "the handshake's ACK: "+w.reason, doc.Request, w.denied
+		}
 	}
 	return b
+}
+
+// handshakeACK walks the client's ACK that completes a tcp handshake along
+// the request's path (same header, same nexthops). A router that saw the
+// SYN but not the SYN-ACK (the reply took another path) finds it INVALID:
+// conntrack's state table takes SYN_SENT + ACK to INVALID. Its hops are
+// not kept; the outcome is in w.disp, w.reason, w.denied.
+func (w *walker) handshakeACK() {
+	w.ack, w.ackPoint = true, 0
+	defer func() { w.ack = false }()
+	w.dir, w.p, w.seen = doc.Request, w.p0, w.seen[:0]
+	w.hops, w.disp, w.reason, w.denied = make([]*doc.Hop, 0, 8), "", "", nil
+	w.start(w.flow)
 }
 
 // sourceOutside reports whether the flow's source is outside the modelled
@@ -234,10 +255,35 @@ func (w *walker) reply(req []*doc.Hop) {
 // returns the connection a reply belongs to, if any, and records the
 // decision on the hop (replies only).
 func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
-	if w.dir != doc.Reply || np.CTState == "UNTRACKED" {
+	if w.dir != doc.Reply && !w.ack || np.CTState == "UNTRACKED" {
 		return nil
 	}
 	cur := w.tuple()
+	if w.ack {
+		for i := range w.ct {
+			e := &w.ct[i]
+			if e.r != r || e.orig != cur {
+				continue
+			}
+			if !e.sawReply {
+				np.CTState = "INVALID"
+				h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: "INVALID",
+					Detail: r.f.Name + " saw the SYN but not the SYN-ACK (the reply took another path): conntrack's tcp state table takes SYN_SENT + ACK to INVALID"})
+				return nil
+			}
+			np.OrigSrc, np.OrigDst, np.OrigSPort, np.OrigDPort = e.orig.src, e.orig.dst, e.orig.sport, e.orig.dport
+			np.ReplSrc, np.ReplDst, np.ReplSPort, np.ReplDPort = e.reply.src, e.reply.dst, e.reply.sport, e.reply.dport
+			np.CTMark, np.DNATed, np.SNATed = e.mark, e.dnat, e.snat
+			np.CTState = "ESTABLISHED"
+			h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: "ESTABLISHED",
+				Detail: "the handshake's ACK of the connection " + r.f.Name + " saw both ways; ctdir ORIGINAL"})
+			return e
+		}
+		state, why := newConnState(6, "ACK", 0, r.tcpLoose())
+		np.CTState = state
+		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: state, Detail: r.f.Name + " has no connection for the handshake's ACK: " + why})
+		return nil
+	}
 	for i := range w.ct {
 		e := &w.ct[i]
 		if e.r != r || e.reply != cur {
@@ -247,6 +293,7 @@ func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
 		np.OrigSrc, np.OrigDst, np.OrigSPort, np.OrigDPort = e.orig.src, e.orig.dst, e.orig.sport, e.orig.dport
 		np.ReplSrc, np.ReplDst, np.ReplSPort, np.ReplDPort = e.reply.src, e.reply.dst, e.reply.sport, e.reply.dport
 		np.CTMark, np.DNATed, np.SNATed = e.mark, e.dnat, e.snat
+		e.sawReply = true
 		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: "ESTABLISHED",
 			Detail: "reply of the connection " + r.f.Name + " made for the request (" + w.flowText(e.orig) + "); ctdir REPLY"})
 		return e
@@ -312,6 +359,14 @@ func (w *walker) commit(r *rtr, orig tuple, np *Packet) {
 // unSNAT restores a reply's destination where the request's source was
 // translated (conntrack's reverse of SNAT, before routing).
 func (w *walker) unSNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
+	if ct != nil && w.ack {
+		// A later packet of the request's direction: the DNAT again.
+		if ct.orig.dst != ct.reply.src || ct.orig.dport != ct.reply.sport {
+			w.p.dst, w.p.dport = ct.reply.src, ct.reply.sport
+			np.Dst, np.DPort = w.p.dst, w.p.dport
+		}
+		return
+	}
 	if ct == nil || ct.orig.src == ct.reply.dst && ct.orig.sport == ct.reply.dport {
 		return
 	}
@@ -326,6 +381,14 @@ func (w *walker) unSNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
 // unDNAT restores a reply's source where the request's destination was
 // translated (conntrack's reverse of DNAT, in POSTROUTING or INPUT).
 func (w *walker) unDNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
+	if ct != nil && w.ack {
+		// A later packet of the request's direction: the SNAT again.
+		if ct.orig.src != ct.reply.dst || ct.orig.sport != ct.reply.dport {
+			w.p.src, w.p.sport = ct.reply.dst, ct.reply.dport
+			np.Src, np.SPort = w.p.src, w.p.sport
+		}
+		return
+	}
 	if ct == nil || ct.orig.dst == ct.reply.src && ct.orig.dport == ct.reply.sport {
 		return
 	}
@@ -350,21 +413,21 @@ func (w *walker) multipath(r *rtr, d decision, k flowKey) (netip.Addr, string) {
 	n := len(rt.Nexthops)
 	hash := r.hashNexthop(rt, k)
 	choice := 0
+	if w.ack {
+		// The handshake's ACK has the SYN's header: it takes the SYN's
+		// nexthops, which are the branch's first points.
+		if w.ackPoint < len(w.points) {
+			choice = w.points[w.ackPoint].chosen
+		}
+		w.ackPoint++
+		return r.nexthopOf(rt, choice)
+	}
 	if i := len(w.points); i < len(w.force) {
 		choice = w.force[i]
 	} else if w.kernel && hash >= 0 {
 		choice = hash
 	}
-	nh := rt.Nexthops[choice]
-	gw, dev := nh.Gateway, nh.Dev
-	if dev == "" && gw.IsValid() {
-		for _, c := range r.conns {
-			if c.pfx.Contains(gw) {
-				dev = c.ifc
-				break
-			}
-		}
-	}
+	gw, dev := r.nexthopOf(rt, choice)
 	via := "dev " + dev
 	if gw.IsValid() {
 		via = "via " + gw.String() + " dev " + dev
@@ -391,3 +454,19 @@ func (w *walker) dropPointsFrom(i int) {
 
 // tcpLoose is the router's nf_conntrack_tcp_loose (kernel default 1).
 func (r *rtr) tcpLoose() bool { return r.sysctlInt("net.netfilter.nf_conntrack_tcp_loose", 1) != 0 }
+
+// nexthopOf returns the gateway and device of nexthop i of multipath
+// route rt, resolving a missing device from the connected subnets.
+func (r *rtr) nexthopOf(rt *facts.Route, i int) (netip.Addr, string) {
+	nh := rt.Nexthops[min(i, len(rt.Nexthops)-1)]
+	gw, dev := nh.Gateway, nh.Dev
+	if dev == "" && gw.IsValid() {
+		for _, c := range r.conns {
+			if c.pfx.Contains(gw) {
+				dev = c.ifc
+				break
+			}
+		}
+	}
+	return gw, dev
+}

@@ -109,6 +109,10 @@ type walker struct {
 	points []mpPoint
 	kernel bool
 	alts   []string
+	// ack: walking the tcp handshake's final ACK along the request's
+	// path (direction request); ackPoint is its next ECMP point.
+	ack      bool
+	ackPoint int
 }
 
 // loopKey is what makes a packet "the same packet again" on a router.
@@ -252,6 +256,8 @@ func (w *walker) packet(in, out string, mark uint32) *Packet {
 		p.TCPFlags, p.Length = "SYN", 60
 		if reply {
 			p.TCPFlags = "SYN,ACK"
+		} else if w.ack {
+			p.TCPFlags, p.Length = "ACK", 52
 		}
 	default:
 		p.Length = 40
