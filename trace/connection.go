@@ -192,8 +192,11 @@ func (w *walker) branch(force []int) *doc.Branch {
 // conntrack's state table takes SYN_SENT + ACK to INVALID. Its hops are
 // not kept; the outcome is in w.disp, w.reason, w.denied.
 func (w *walker) handshakeACK() {
+	// Nobody reads its steps: a quiet arena skips building them.
+	a := w.a
+	w.a = arena{quiet: true}
 	w.ack, w.ackPoint = true, 0
-	defer func() { w.ack = false }()
+	defer func() { w.ack, w.a = false, a }()
 	w.dir, w.p, w.seen = doc.Request, w.p0, w.seen[:0]
 	w.hops, w.disp, w.reason, w.denied = make([]*doc.Hop, 0, 8), "", "", nil
 	w.start(w.flow)
@@ -294,14 +297,16 @@ func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
 		np.ReplSrc, np.ReplDst, np.ReplSPort, np.ReplDPort = e.reply.src, e.reply.dst, e.reply.sport, e.reply.dport
 		np.CTMark, np.DNATed, np.SNATed = e.mark, e.dnat, e.snat
 		e.sawReply = true
-		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: "ESTABLISHED",
-			Detail: "reply of the connection " + r.f.Name + " made for the request (" + w.flowText(e.orig) + "); ctdir REPLY"})
+		st := w.a.step()
+		*st = doc.Step{Kind: doc.StepConntrack, Action: "ESTABLISHED", Detail: "the reply of the connection " + r.f.Name + " made for the request; ctdir REPLY"}
+		h.Steps = append(h.Steps, st)
 		return e
 	}
 	state, why := newConnState(w.p.proto, np.TCPFlags, np.ICMPType, r.tcpLoose())
 	np.CTState = state
-	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: state,
-		Detail: r.f.Name + " did not see the request, so it has no connection for the reply: " + why})
+	st := w.a.step()
+	*st = doc.Step{Kind: doc.StepConntrack, Action: state, Detail: r.f.Name + " did not see the request, so it has no connection for the reply: " + why}
+	h.Steps = append(h.Steps, st)
 	return nil
 }
 
@@ -400,9 +405,6 @@ func (w *walker) unDNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
 		Detail: "UNDNAT " + from + " -> " + to + ": the request was destination-translated here; conntrack restores the reply's source"})
 }
 
-func (w *walker) flowText(t tuple) string {
-	return natHostPort(t.src, t.sport, w.p.proto) + " -> " + natHostPort(t.dst, t.dport, w.p.proto) + " " + protoName(w.p.proto)
-}
 
 // multipath picks the nexthop of multipath route d for this branch: the
 // forced choice of this ECMP point, else the kernel's hash choice when

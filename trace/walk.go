@@ -162,7 +162,8 @@ func (w *walker) start(flow *doc.Flow) {
 	if flow.Ingress != "" && w.dir == doc.Request {
 		rn, ifc, _ := strings.Cut(flow.Ingress, ":")
 		r := e.byName[rn]
-		w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+		src := p.src.String()
+		w.hop(src, doc.HopHost, src, "")
 		w.receive(r, ifc, r.addrOn(ifc, p.src))
 		return
 	}
@@ -188,7 +189,8 @@ func (w *walker) start(flow *doc.Flow) {
 		w.finish(doc.UnknownSource, "source "+p.src.String()+" is outside the modelled network: "+hint)
 		return
 	}
-	w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+	src := p.src.String()
+	w.hop(src, doc.HopHost, src, "")
 	if seg.Contains(p.dst) {
 		// Same subnet: the host talks to the destination directly.
 		if os := e.owners[p.dst]; len(os) > 0 {
@@ -200,7 +202,8 @@ func (w *walker) start(flow *doc.Flow) {
 			}
 		}
 		if p.dst != p.src {
-			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			dst := p.dst.String()
+			w.hop(dst, doc.HopHost, dst, "")
 		}
 		w.finish(doc.Delivered, "source and destination share "+seg.String())
 		return
@@ -450,7 +453,7 @@ func (w *walker) key(in string, mark uint32, local bool) flowKey {
 func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	ipS := ""
 	if ip.IsValid() {
-		ipS = ip.String()
+		ipS = r.addrString(ip)
 	}
 	h := w.hop(r.f.Name, doc.HopRouter, ipS, in)
 	state := loopKey{r, in, w.p.src, w.p.dst, w.p.sport, w.p.dport, w.p.tos}
@@ -524,7 +527,7 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 // on interface ifc): routing first, then the OUTPUT chains, rerouting when
 // mangle or nat OUTPUT changed what routing looks at (ip_route_me_harder).
 func (w *walker) originate(r *rtr, ifc string) {
-	h := w.hop(r.f.Name, doc.HopRouter, w.p.src.String(), "")
+	h := w.hop(r.f.Name, doc.HopRouter, r.addrString(w.p.src), "")
 	orig := w.tuple()
 	d := r.decide(w.key("lo", 0, true), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
@@ -749,7 +752,8 @@ func (w *walker) next(r *rtr, d decision, gw netip.Addr, dev string) {
 	alone := len(r.neighbours[dev]) == 0
 	if !gw.IsValid() {
 		if _, ok := r.connectedOn(dev, p.dst); ok {
-			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			dst := p.dst.String()
+			w.hop(dst, doc.HopHost, dst, "")
 			w.finish(doc.Delivered, "")
 			return
 		}
