@@ -405,7 +405,6 @@ func (w *walker) unDNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
 		Detail: "UNDNAT " + from + " -> " + to + ": the request was destination-translated here; conntrack restores the reply's source"})
 }
 
-
 // multipath picks the nexthop of multipath route d for this branch: the
 // forced choice of this ECMP point, else the kernel's hash choice when
 // following the kernel, else the first. It records the point and the
