@@ -119,6 +119,29 @@ func TestMultipathHashKernel(t *testing.T) {
 		t.Errorf("the flows reached nexthops %v only: the test does not tell them apart", seen)
 	}
 	t.Logf("%d route lookups compared with the kernel", checked)
+
+	// Equal routes are not ECMP in IPv4: fib_table_lookup takes the first
+	// alias, whatever the flow; so does the model.
+	run("ip", "route", "add", "10.8.0.0/16", "via", "10.0.2.2", "dev", "eth2")
+	run("ip", "route", "append", "10.8.0.0/16", "via", "10.0.2.3", "dev", "eth2")
+	eq := newRouter(&facts.Router{Name: "r", Interfaces: r.f.Interfaces, Tables: []*facts.Table{{ID: facts.TableMain, Routes: []*facts.Route{
+		{Dst: netip.MustParsePrefix("10.8.0.0/16"), Type: facts.RouteUnicast, Gateway: netip.MustParseAddr("10.0.2.2"), Dev: "eth2", Text: "10.8.0.0/16 via 10.0.2.2 dev eth2"},
+		{Dst: netip.MustParsePrefix("10.8.0.0/16"), Type: facts.RouteUnicast, Gateway: netip.MustParseAddr("10.0.2.3"), Dev: "eth2", Text: "10.8.0.0/16 via 10.0.2.3 dev eth2"},
+	}}}})
+	for i := range 32 {
+		dst := netip.AddrFrom4([4]byte{10, 8, byte(i * 7), byte(i*31 + 1)})
+		out := run("ip", "-j", "route", "get", dst.String(), "from", netip.AddrFrom4([4]byte{10, 0, 1, byte(20 + i)}).String(), "iif", "eth1")
+		var got []struct {
+			Gateway string `json:"gateway"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
+			t.Fatalf("%q", out)
+		}
+		rt, _ := eq.table(facts.TableMain).lookup(dst, 0)
+		if rt == nil || got[0].Gateway != "10.0.2.2" || rt.r.Gateway.String() != got[0].Gateway {
+			t.Errorf("equal routes, %s: kernel via %s, model %v", dst, got[0].Gateway, rt)
+		}
+	}
 }
 
 // TestSiphash checks siphash24 against the reference vector of the

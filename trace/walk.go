@@ -535,7 +535,7 @@ func (w *walker) originate(r *rtr, ifc string) {
 		w.stop(d)
 		return
 	}
-	npoints := len(w.points)
+	npoints, nack := len(w.points), w.ackPoint
 	gw, dev := w.outOf(r, d, w.key("lo", 0, true))
 	if d.res == resLocal {
 		dev = "lo"
@@ -566,6 +566,7 @@ func (w *walker) originate(r *rtr, ifc string) {
 			// The first route's nexthop choice is void: only the
 			// rerouted one counts as an ECMP point.
 			w.dropPointsFrom(npoints)
+			w.ackPoint = nack
 			gw, dev = w.outOf(r, d, w.key("lo", np.Mark, true))
 			if d.res == resLocal {
 				dev = "lo"
