@@ -174,6 +174,17 @@ func (w *walker) branch(force []int) *doc.Branch {
 		disp = doc.NoRoute
 		reason += ", not back to the source " + w.p0.src.String()
 	}
+	if Positive(disp) {
+		// The source's stack matches the reply to its connection only
+		// if every translation was undone: a reply that bypassed the
+		// router that translated the request comes from elsewhere.
+		q := w.p0
+		if got, want := w.tuple(), (tuple{q.dst, q.src, q.dport, q.sport}); got != want {
+			disp = doc.NoRoute
+			reason = fmt.Sprintf("the reply reaches %s from %s, not from %s where the request was sent: a translation of the request was not undone on the reply's path, so the source's stack does not match it to its connection",
+				natHostPort(got.dst, got.dport, q.proto), natHostPort(got.src, got.sport, q.proto), natHostPort(want.src, want.sport, q.proto))
+		}
+	}
 	if !Positive(disp) {
 		b.Disposition, b.Reason, b.Direction, b.DeniedBy = disp, "reply: "+reason, doc.Reply, w.denied
 		return b

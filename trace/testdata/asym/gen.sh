@@ -4,7 +4,8 @@
 # servers (10.4.0.0/24 and 10.6.0.0/24 behind d) through b, d answers
 # through c. b is a stateful firewall (drops INVALID ssh), c drops INVALID
 # icmp, a masquerades udp/5353 and splits 10.6.0.0/24 over b and c (ECMP,
-# pinned hash seed), d forwards 10.4.0.200:80 to 10.4.0.10:8080.
+# pinned hash seed), d forwards 10.4.0.200:80 to 10.4.0.10:8080, and b
+# 10.4.0.201:80 (whose reply bypasses b, so it is not translated back).
 # Run from this directory: sh gen.sh
 set -e
 sec() { # name title command; body on stdin
@@ -96,11 +97,19 @@ sec routing_table_main "IP Routing Table main" "ip route show table main" <<'EOF
 10.24.0.0/24 dev eth1 proto kernel scope link src 10.24.0.2
 EOF
 sec iptables_save "iptables-save" "iptables-save" <<'EOF'
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.4.0.201/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.4.0.10:8080
+COMMIT
 *filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
 -A FORWARD -p tcp -m tcp --dport 22 -m conntrack --ctstate INVALID -j DROP
+-A FORWARD -p tcp -m tcp --dport 8080 -j ACCEPT
 -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A FORWARD -p tcp -m tcp --dport 22 -j ACCEPT
 -A FORWARD -p tcp -m tcp --dport 80 -j ACCEPT
