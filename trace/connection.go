@@ -56,11 +56,7 @@ type mpPoint struct {
 
 func (w *walker) tuple() tuple { return tuple{w.p.src, w.p.dst, w.p.sport, w.p.dport} }
 
-func (w *walker) note(s string) {
-	if !slices.Contains(w.alts, s) {
-		w.alts = append(w.alts, s)
-	}
-}
+func (w *walker) note(s string) { w.alts = appendNew(w.alts, s) }
 
 // connection traces the flow's connection down every ECMP branch into t.
 func (w *walker) connection(t *doc.Trace) {
@@ -88,6 +84,7 @@ func (w *walker) connection(t *doc.Trace) {
 		res = append(res, result{b, pts})
 	}
 	t.Alternatives = w.alts
+	t.Notes = w.notes
 	if len(res) == 1 {
 		b := res[0].b
 		t.Disposition, t.Reason, t.Direction = b.Disposition, b.Reason, b.Direction
@@ -294,6 +291,9 @@ func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
 			return e
 		}
 		state, why := newConnState(6, "ACK", 0, r.tcpLoose())
+		if _, ok := r.f.Sysctls[sysTCPLoose]; !ok {
+			w.notes = appendNew(w.notes, r.f.Name+": the facts lack "+sysTCPLoose+"; the kernel default 1 is assumed")
+		}
 		np.CTState = state
 		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: state, Detail: r.f.Name + " has no connection for the handshake's ACK: " + why})
 		return nil
@@ -464,8 +464,18 @@ func (w *walker) dropPointsFrom(i int) {
 	}
 }
 
+// sysTCPLoose is conntrack's tcp pick-up switch.
+const sysTCPLoose = "net.netfilter.nf_conntrack_tcp_loose"
+
 // tcpLoose is the router's nf_conntrack_tcp_loose (kernel default 1).
-func (r *rtr) tcpLoose() bool { return r.sysctlInt("net.netfilter.nf_conntrack_tcp_loose", 1) != 0 }
+func (r *rtr) tcpLoose() bool { return r.sysctlInt(sysTCPLoose, 1) != 0 }
+
+func appendNew(l []string, s string) []string {
+	if slices.Contains(l, s) {
+		return l
+	}
+	return append(l, s)
+}
 
 // nexthopOf returns the gateway and device of nexthop i of multipath
 // route rt, resolving a missing device from the connected subnets.

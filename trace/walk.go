@@ -109,6 +109,7 @@ type walker struct {
 	points []mpPoint
 	kernel bool
 	alts   []string
+	notes  []string // assumptions (kernel defaults for sysctls the facts lack)
 	// ack: walking the tcp handshake's final ACK along the request's
 	// path (direction request); ackPoint is its next ECMP point.
 	ack      bool
