@@ -180,3 +180,38 @@ func TestNewConnState(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleKernelBranch: for the example's ECMP flow (F23) trace names
+// the branch the kernel takes for a given seed. The kernel's answers, from
+// `ip route get` in a lab with pinned seeds (reach's
+// TestExampleECMPEverySeed, docs/example-network.md): seeds 1 and 6 go via
+// dc-srv, 2 to 5 via dc-core.
+func TestExampleKernelBranch(t *testing.T) {
+	f, err := facts.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &doc.Flow{ID: "f1", Src: "10.1.10.5", Dst: "10.3.100.10", Proto: "icmp"}
+	if tr := New(f).Trace(context.Background(), fl); tr.KernelBranch != 0 {
+		t.Errorf("seed 0 (random): kernel branch %d named", tr.KernelBranch)
+	}
+	for seed, via := range map[uint32]string{1: "dc-srv", 2: "dc-core", 3: "dc-core", 4: "dc-core", 5: "dc-core", 6: "dc-srv"} {
+		e := New(f)
+		e.SetHashSeed(seed)
+		tr := e.Trace(context.Background(), fl)
+		if tr.KernelBranch == 0 {
+			t.Fatalf("seed %d: no kernel branch", seed)
+		}
+		b := tr.Branches[tr.KernelBranch-1]
+		if got := b.Hops[len(b.Hops)-2].Node; got != via {
+			t.Errorf("seed %d: the kernel's branch goes via %s, trace says %s", seed, via, got)
+		}
+		want := doc.Delivered
+		if via == "dc-srv" {
+			want = doc.Denied
+		}
+		if b.Disposition != want {
+			t.Errorf("seed %d: branch via %s is %s, want %s", seed, via, b.Disposition, want)
+		}
+	}
+}
