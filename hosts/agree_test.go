@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -191,8 +191,6 @@ func (k kernelRoute) String() string {
 	return s + " dev " + k.Dev + " table " + k.Table
 }
 
-var reVia = regexp.MustCompile(`\bvia (\S+)`)
-
 type agreement struct {
 	owners  map[netip.Addr][]where // router interfaces owning each address
 	mu      sync.Mutex
@@ -200,6 +198,10 @@ type agreement struct {
 	flows   int
 	checked int
 	bad     []string
+	// replies and multipath count the reply legs and multipath route
+	// hops compared; kernelBranches the branches the kernel's hash takes.
+	replies, multipath                      int
+	ecmpFlows, ecmpBranches, kernelBranches int
 }
 
 func (a *agreement) kernel(ns, query string) kernelRoute {
@@ -228,13 +230,51 @@ func (a *agreement) kernel(ns, query string) kernelRoute {
 	return k
 }
 
-// check compares one trace with the kernel, hop by hop.
+// check compares one trace with the kernel, hop by hop: the request and
+// the reply of every ECMP branch. On the branch the kernel's hash takes
+// (the lab pins every router's seed, the engine knows it) a multipath
+// route must lead where the kernel's does; on the others any nexthop of
+// the route is the kernel's answer for some seed.
 func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 	nsOf := map[string]string{}
 	for _, r := range lab.Routers {
 		nsOf[r.Name] = r.Netns
 	}
-	for i, h := range tr.Hops {
+	branches := tr.Branches
+	if len(branches) == 0 {
+		branches = []*doc.Branch{{Hops: tr.Hops, ReplyHops: tr.ReplyHops, Disposition: tr.Disposition, Direction: tr.Direction, Kernel: true}}
+	}
+	if len(tr.Branches) > 0 {
+		a.mu.Lock()
+		a.ecmpFlows++
+		a.ecmpBranches += len(tr.Branches)
+		if tr.KernelBranch > 0 {
+			a.kernelBranches++
+		}
+		a.mu.Unlock()
+	}
+	for _, b := range branches {
+		// A leg that arrived ends DELIVERED (or leaves the network);
+		// the stopped one has the branch's disposition.
+		reqDisp, repDisp := doc.Delivered, b.Disposition
+		if b.Direction == doc.Request && !strings.HasPrefix(b.Reason, "the handshake's ACK") {
+			reqDisp = b.Disposition
+		} else if b.Direction != doc.Reply {
+			repDisp = doc.Delivered
+		}
+		a.checkLeg(fl, "request", b.Hops, reqDisp, b.Kernel, nsOf)
+		if len(b.ReplyHops) > 0 {
+			a.mu.Lock()
+			a.replies++
+			a.mu.Unlock()
+			a.checkLeg(fl, "reply", b.ReplyHops, repDisp, b.Kernel, nsOf)
+		}
+	}
+}
+
+// checkLeg compares the router hops of one direction with the kernel.
+func (a *agreement) checkLeg(fl *doc.Flow, dir string, hops []*doc.Hop, disp string, kernelBranch bool, nsOf map[string]string) {
+	for i, h := range hops {
 		if h.Kind != doc.HopRouter {
 			continue
 		}
@@ -251,7 +291,7 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 		a.mu.Lock()
 		a.checked++
 		a.mu.Unlock()
-		last := i == len(tr.Hops)-1
+		last := i == len(hops)-1
 		var want, why string
 		switch {
 		case rs.Action == facts.RouteBlackhole || rs.Action == facts.RouteUnreachable || rs.Action == facts.RouteProhibit:
@@ -259,41 +299,52 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 			if k.err == "" && k.Type != rs.Action {
 				why = "trace discards here"
 			}
-		case rs.Action == "none" || last && tr.Disposition == doc.NoRoute && h.Out == "":
+		case rs.Action == "none" || last && disp == doc.NoRoute && h.Out == "":
 			want = "no route"
 			if k.err == "" && k.Type != "unreachable" {
 				why = "trace finds no route"
 			}
-		case rs.Action == facts.RouteLocal || h.Out == "" && last && tr.Disposition == doc.Delivered:
+		case rs.Action == facts.RouteLocal || h.Out == "" && last && disp == doc.Delivered:
 			want = "local"
 			if k.Type != "local" {
 				why = "trace delivers locally"
 			}
 		case h.Out != "":
-			gw := "" // the chosen route's gateway (Detail may quote skipped routes)
-			if m := reVia.FindStringSubmatch(rs.Text); m != nil && !strings.Contains(rs.Text, "nexthop") {
-				gw = m[1]
-			}
+			gw := rs.Gateway // the chosen nexthop (typed: no text parsing)
+			multipath := rs.Nexthops > 1
 			want = "dev " + h.Out
 			if gw != "" {
 				want = "via " + gw + " " + want
 			}
+			if multipath {
+				a.mu.Lock()
+				a.multipath++
+				a.mu.Unlock()
+				want += fmt.Sprintf(" (nexthop %d of %d, the kernel's hash: %d)", rs.Nexthop, rs.Nexthops, rs.HashNexthop)
+			}
 			switch {
 			case k.err != "":
 				why = "kernel has no route"
+			case multipath && !kernelBranch:
+				// Another branch: the kernel takes it for other seeds
+				// only; its route must still offer this nexthop.
+				if !strings.Contains(rs.Text, "via "+gw+" ") {
+					why = "the route does not offer the branch's nexthop"
+				}
+			case multipath && rs.HashNexthop == 0:
+				why = "the lab pins the seed, but trace could not compute the kernel's nexthop"
 			case k.Dev != h.Out:
 				why = "different out interface"
-			case strings.Contains(rs.Text, "nexthop"):
-				// multipath: the kernel hashes, any listed path is fine
 			case k.Gateway != gw:
 				why = "different next hop"
-			case i+1 < len(tr.Hops) && tr.Hops[i+1].Kind == doc.HopRouter:
+			case i+1 < len(hops) && hops[i+1].Kind == doc.HopRouter:
 				// Following the kernel's next hop must land on the trace's
 				// next router, on the interface the trace enters by.
-				next := tr.Hops[i+1]
+				next := hops[i+1]
 				to := k.Gateway
 				if to == "" {
-					to = fl.Dst
+					// The destination of this leg, as the router sees it.
+					to = strings.Fields(rs.Query)[3]
 				}
 				if addr, err := netip.ParseAddr(to); err == nil {
 					if own := a.owners[addr]; len(own) > 0 && !slices.Contains(own, where{next.Node, next.In}) {
@@ -306,8 +357,8 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 		}
 		if why != "" {
 			a.mu.Lock()
-			a.bad = append(a.bad, fmt.Sprintf("%s %s→%s %s/%d hop %s (in %s): %s — trace: %s (table %s, %q at %s); kernel: %s\n    query: %s",
-				fl.ID, fl.Src, fl.Dst, fl.Proto, fl.DPort, h.Node, h.In, why, want, rs.Table, rs.Text, rs.Pos, k, rs.Query))
+			a.bad = append(a.bad, fmt.Sprintf("%s %s→%s %s/%d %s hop %s (in %s): %s — trace: %s (table %s, %q at %s); kernel: %s\n    query: %s",
+				fl.ID, fl.Src, fl.Dst, fl.Proto, fl.DPort, dir, h.Node, h.In, why, want, rs.Table, rs.Text, rs.Pos, k, rs.Query))
 			a.mu.Unlock()
 		}
 	}
@@ -316,7 +367,22 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 func runAgreement(t *testing.T, f *facts.Facts) *doc.Lab {
 	opts := testOpts(t)
 	lab := upT(t, f, doc.New(), opts)
+	// Pin every router's multipath hash seed, in the lab and for trace,
+	// so that ECMP routes are compared exactly on the kernel's branch.
+	// A seed the facts pin is the router's own.
+	const seed = 4242
+	for _, r := range lab.Routers {
+		s := strconv.Itoa(seed)
+		if fr := f.Router(r.Name); fr != nil && strings.TrimSpace(fr.Sysctls["net.ipv4.fib_multipath_hash_seed"]) != "" &&
+			strings.TrimSpace(fr.Sysctls["net.ipv4.fib_multipath_hash_seed"]) != "0" {
+			s = strings.TrimSpace(fr.Sysctls["net.ipv4.fib_multipath_hash_seed"])
+		}
+		if out, err := exec.Command("ip", "netns", "exec", r.Netns, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_seed="+s).CombinedOutput(); err != nil {
+			t.Fatalf("pin the hash seed in %s: %v: %s", r.Netns, err, out)
+		}
+	}
 	e := trace.New(f)
+	e.SetHashSeed(seed)
 	flows := agreementFlows(f)
 	a := &agreement{cache: map[string]kernelRoute{}, flows: len(flows), owners: map[netip.Addr][]where{}}
 	for _, r := range f.Routers {
@@ -341,7 +407,11 @@ func runAgreement(t *testing.T, f *facts.Facts) *doc.Lab {
 		})
 	}
 	g.Wait()
-	t.Logf("kernel agreement: %d flows, %d router hops compared, %d disagreements; dispositions %v", a.flows, a.checked, len(a.bad), disp)
+	t.Logf("kernel agreement: %d flows (%d replies; %d flows with %d ECMP branches, the kernel's named for %d), %d router hops compared (%d on multipath routes), %d disagreements; dispositions %v",
+		a.flows, a.replies, a.ecmpFlows, a.ecmpBranches, a.kernelBranches, a.checked, a.multipath, len(a.bad), disp)
+	if a.ecmpFlows > 0 && a.kernelBranches != a.ecmpFlows {
+		t.Errorf("the seed is pinned, but trace named the kernel's branch for only %d of %d ECMP flows", a.kernelBranches, a.ecmpFlows)
+	}
 	sort.Strings(a.bad)
 	for i, b := range a.bad {
 		if i == 60 {
@@ -350,8 +420,8 @@ func runAgreement(t *testing.T, f *facts.Facts) *doc.Lab {
 		}
 		t.Errorf("disagreement: %s", b)
 	}
-	if a.checked == 0 {
-		t.Error("no hop compared")
+	if a.checked == 0 || a.replies == 0 {
+		t.Errorf("%d hops and %d replies compared", a.checked, a.replies)
 	}
 	return lab
 }
@@ -377,4 +447,16 @@ func TestKernelAgreementExample(t *testing.T) {
 	if len(lab.Routers) < 8 {
 		t.Errorf("example lab has %d routers, the design asks for at least 8", len(lab.Routers))
 	}
+}
+
+// TestKernelAgreementAsym runs the suite on trace's asymmetric test network
+// (requests through b, replies through c, an ECMP route whose seed the
+// facts pin).
+func TestKernelAgreementAsym(t *testing.T) {
+	needRoot(t)
+	f, err := facts.Load(context.Background(), "../trace/testdata/asym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgreement(t, f)
 }

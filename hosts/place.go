@@ -156,23 +156,23 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 				}
 			}
 		}
-		end := requestEnd(t)
-		if err2 == nil && dst.Is4() && end == doc.Delivered && last != nil && last.Out != "" {
-			// A DNAT on the way (port forward, hairpin): the server behind
-			// it owns the translated address and listens there.
-			// Its gateway is the router its reply leaves by: trace's
-			// first reply hop (on a subnet shared by several routers, the
-			// one trace chose), else the router that delivered it.
+		end, replyFirst := requestEnd(t), replyRouter(t)
+		if err2 == nil && dst.Is4() && end == doc.HopHost && last != nil && last.Out != "" {
+			// The destination answers through the router its reply enters
+			// first (its gateway), which ECMP may make another than the one
+			// the request came from. A DNAT on the way (port forward,
+			// hairpin): the server behind it owns the translated address
+			// and listens there.
 			at := where{last.Node, last.Out}
-			if rh := firstRouter(t.ReplyHops); rh != nil && rh.In != "" {
-				at = where{rh.Node, rh.In}
+			if replyFirst != nil && replyFirst.In != "" {
+				at = where{replyFirst.Node, replyFirst.In}
 			}
 			if fin := natDst(t, dst); !owned[fin] {
 				addRegular(fin, at)
 			}
 		} else if err2 == nil && dst.Is4() && !owned[dst] {
 			switch {
-			case end == doc.ExitsNetwork && last != nil && last.Out != "":
+			case end == doc.HopInternet && last != nil && last.Out != "":
 				addInternet(dst, src, where{last.Node, last.Out}, last.In)
 			default:
 				if w, ok := locate(p, dst); ok {
@@ -187,22 +187,6 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		h.fabric = fmt.Sprintf("h%03d", i)
 	}
 	return order, warnings
-}
-
-// requestEnd is what became of a trace's request: its disposition, or,
-// when only the reply was stopped, DELIVERED or EXITS_NETWORK as the
-// request's path ends.
-func requestEnd(t *doc.Trace) string {
-	if t == nil {
-		return ""
-	}
-	if t.Direction != doc.Reply {
-		return t.Disposition
-	}
-	if n := len(t.Hops); n > 0 && t.Hops[n-1].Kind == doc.HopInternet {
-		return doc.ExitsNetwork
-	}
-	return doc.Delivered
 }
 
 // natDst is the destination a trace's DNAT steps translate dst to (dst
@@ -223,16 +207,6 @@ func natDst(t *doc.Trace, dst netip.Addr) netip.Addr {
 	return dst
 }
 
-// firstRouter is the first router hop of hops (nil if none).
-func firstRouter(hops []*doc.Hop) *doc.Hop {
-	for _, h := range hops {
-		if h.Kind == doc.HopRouter {
-			return h
-		}
-	}
-	return nil
-}
-
 // routerHops returns the first and last router hops of a trace.
 func routerHops(t *doc.Trace) (first, last *doc.Hop) {
 	if t == nil {
@@ -248,6 +222,31 @@ func routerHops(t *doc.Trace) (first, last *doc.Hop) {
 		last = h
 	}
 	return first, last
+}
+
+// requestEnd is the kind of the last hop of a request that arrived (host
+// or internet), "" when it did not.
+func requestEnd(t *doc.Trace) string {
+	if t == nil || len(t.Hops) == 0 {
+		return ""
+	}
+	if t.Disposition != doc.Delivered && t.Disposition != doc.ExitsNetwork && t.Direction != doc.Reply && !strings.HasPrefix(t.Reason, "the handshake's ACK") {
+		return ""
+	}
+	return t.Hops[len(t.Hops)-1].Kind
+}
+
+// replyRouter is the first router hop of a trace's reply.
+func replyRouter(t *doc.Trace) *doc.Hop {
+	if t == nil {
+		return nil
+	}
+	for _, h := range t.ReplyHops {
+		if h.Kind == doc.HopRouter {
+			return h
+		}
+	}
+	return nil
 }
 
 // locate finds the lab interface whose connected subnet holds ip.

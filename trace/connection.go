@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
 )
 
 // A flow is a connection: the request must arrive and the reply must come
@@ -42,6 +43,7 @@ type ctEntry struct {
 	orig, reply tuple
 	mark        uint32 // the connection mark (CONNMARK) when the request left
 	dnat, snat  bool
+	sawReply    bool // the reply crossed this router (tcp: SYN_RECV)
 }
 
 // mpPoint is one multipath route met on a walk.
@@ -54,11 +56,7 @@ type mpPoint struct {
 
 func (w *walker) tuple() tuple { return tuple{w.p.src, w.p.dst, w.p.sport, w.p.dport} }
 
-func (w *walker) note(s string) {
-	if !slices.Contains(w.alts, s) {
-		w.alts = append(w.alts, s)
-	}
-}
+func (w *walker) note(s string) { w.alts = appendNew(w.alts, s) }
 
 // connection traces the flow's connection down every ECMP branch into t.
 func (w *walker) connection(t *doc.Trace) {
@@ -86,6 +84,7 @@ func (w *walker) connection(t *doc.Trace) {
 		res = append(res, result{b, pts})
 	}
 	t.Alternatives = w.alts
+	t.Notes = w.notes
 	if len(res) == 1 {
 		b := res[0].b
 		t.Disposition, t.Reason, t.Direction = b.Disposition, b.Reason, b.Direction
@@ -172,10 +171,43 @@ func (w *walker) branch(force []int) *doc.Branch {
 		disp = doc.NoRoute
 		reason += ", not back to the source " + w.p0.src.String()
 	}
+	if Positive(disp) {
+		// The source's stack matches the reply to its connection only
+		// if every translation was undone: a reply that bypassed the
+		// router that translated the request comes from elsewhere.
+		q := w.p0
+		if got, want := w.tuple(), (tuple{q.dst, q.src, q.dport, q.sport}); got != want {
+			disp = doc.NoRoute
+			reason = fmt.Sprintf("the reply reaches %s from %s, not from %s where the request was sent: a translation of the request was not undone on the reply's path, so the source's stack does not match it to its connection",
+				natHostPort(got.dst, got.dport, q.proto), natHostPort(got.src, got.sport, q.proto), natHostPort(want.src, want.sport, q.proto))
+		}
+	}
 	if !Positive(disp) {
 		b.Disposition, b.Reason, b.Direction, b.DeniedBy = disp, "reply: "+reason, doc.Reply, w.denied
+		return b
+	}
+	if w.p0.proto == 6 {
+		if w.handshakeACK(); !Positive(w.disp) {
+			b.Disposition, b.Reason, b.Direction, b.DeniedBy = w.disp, "the handshake's ACK: "+w.reason, doc.Request, w.denied
+		}
 	}
 	return b
+}
+
+// handshakeACK walks the client's ACK that completes a tcp handshake along
+// the request's path (same header, same nexthops). A router that saw the
+// SYN but not the SYN-ACK (the reply took another path) finds it INVALID:
+// conntrack's state table takes SYN_SENT + ACK to INVALID. Its hops are
+// not kept; the outcome is in w.disp, w.reason, w.denied.
+func (w *walker) handshakeACK() {
+	// Nobody reads its steps: a quiet arena skips building them.
+	a := w.a
+	w.a = arena{quiet: true}
+	w.ack, w.ackPoint = true, 0
+	defer func() { w.ack, w.a = false, a }()
+	w.dir, w.p, w.seen = doc.Request, w.p0, w.seen[:0]
+	w.hops, w.disp, w.reason, w.denied = make([]*doc.Hop, 0, 8), "", "", nil
+	w.start(w.flow)
 }
 
 // sourceOutside reports whether the flow's source is outside the modelled
@@ -234,10 +266,38 @@ func (w *walker) reply(req []*doc.Hop) {
 // returns the connection a reply belongs to, if any, and records the
 // decision on the hop (replies only).
 func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
-	if w.dir != doc.Reply || np.CTState == "UNTRACKED" {
+	if w.dir != doc.Reply && !w.ack || np.CTState == "UNTRACKED" {
 		return nil
 	}
 	cur := w.tuple()
+	if w.ack {
+		for i := range w.ct {
+			e := &w.ct[i]
+			if e.r != r || e.orig != cur {
+				continue
+			}
+			if !e.sawReply {
+				np.CTState = "INVALID"
+				h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: "INVALID",
+					Detail: r.f.Name + " saw the SYN but not the SYN-ACK (the reply took another path): conntrack's tcp state table takes SYN_SENT + ACK to INVALID"})
+				return nil
+			}
+			np.OrigSrc, np.OrigDst, np.OrigSPort, np.OrigDPort = e.orig.src, e.orig.dst, e.orig.sport, e.orig.dport
+			np.ReplSrc, np.ReplDst, np.ReplSPort, np.ReplDPort = e.reply.src, e.reply.dst, e.reply.sport, e.reply.dport
+			np.CTMark, np.DNATed, np.SNATed = e.mark, e.dnat, e.snat
+			np.CTState = "ESTABLISHED"
+			h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: "ESTABLISHED",
+				Detail: "the handshake's ACK of the connection " + r.f.Name + " saw both ways; ctdir ORIGINAL"})
+			return e
+		}
+		state, why := newConnState(6, "ACK", 0, r.tcpLoose())
+		if _, ok := r.f.Sysctls[sysTCPLoose]; !ok {
+			w.notes = appendNew(w.notes, r.f.Name+": the facts lack "+sysTCPLoose+"; the kernel default 1 is assumed")
+		}
+		np.CTState = state
+		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: state, Detail: r.f.Name + " has no connection for the handshake's ACK: " + why})
+		return nil
+	}
 	for i := range w.ct {
 		e := &w.ct[i]
 		if e.r != r || e.reply != cur {
@@ -247,41 +307,58 @@ func (w *walker) track(r *rtr, h *doc.Hop, np *Packet) *ctEntry {
 		np.OrigSrc, np.OrigDst, np.OrigSPort, np.OrigDPort = e.orig.src, e.orig.dst, e.orig.sport, e.orig.dport
 		np.ReplSrc, np.ReplDst, np.ReplSPort, np.ReplDPort = e.reply.src, e.reply.dst, e.reply.sport, e.reply.dport
 		np.CTMark, np.DNATed, np.SNATed = e.mark, e.dnat, e.snat
-		h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: "ESTABLISHED",
-			Detail: "reply of the connection " + r.f.Name + " made for the request (" + w.flowText(e.orig) + "); ctdir REPLY"})
+		e.sawReply = true
+		st := w.a.step()
+		*st = doc.Step{Kind: doc.StepConntrack, Action: "ESTABLISHED", Detail: "the reply of the connection " + r.f.Name + " made for the request; ctdir REPLY"}
+		h.Steps = append(h.Steps, st)
 		return e
 	}
-	state, why := newConnState(w.p.proto, "")
+	state, why := newConnState(w.p.proto, np.TCPFlags, np.ICMPType, r.tcpLoose())
 	np.CTState = state
-	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepConntrack, Action: state,
-		Detail: r.f.Name + " did not see the request, so it has no connection for the reply: " + why})
+	st := w.a.step()
+	*st = doc.Step{Kind: doc.StepConntrack, Action: state, Detail: r.f.Name + " did not see the request, so it has no connection for the reply: " + why}
+	h.Steps = append(h.Steps, st)
 	return nil
 }
 
 // newConnState is what conntrack makes of a packet that matches no
-// connection (nf_conntrack_in → the protocol's "new" check), for the first
-// packet of a reply: tcp flags "SYN,ACK", icmp an echo reply, udp any
-// datagram. flags overrides the tcp flags ("" = the reply's SYN-ACK).
+// connection (nf_conntrack_in, then the protocol's check for a new
+// connection). flags are the tcp flags ("SYN", "SYN,ACK", "ACK", "FIN,ACK",
+// "RST"), icmpType the icmp type; loose is nf_conntrack_tcp_loose.
 //
 //   - tcp (nf_conntrack_proto_tcp.c, tcp_new): the state table takes
-//     NONE + SYN to SYN_SENT (NEW) and NONE + SYN/ACK, FIN, RST to INVALID,
-//     whatever nf_conntrack_tcp_loose; loose (default 1) only lets a bare
-//     ACK pick up a connection in the middle. tcp_be_liberal only relaxes
-//     window checks of known connections.
+//     NONE + SYN to SYN_SENT (NEW) and NONE + SYN/ACK, FIN or RST to
+//     INVALID, whatever the sysctls; a bare ACK picks up a connection in
+//     the middle (NEW) only when nf_conntrack_tcp_loose is on (default 1).
+//     tcp_be_liberal only relaxes the window checks of known connections.
 //   - udp: every datagram without a connection starts one (NEW).
 //   - icmp (nf_conntrack_proto_icmp.c): only echo, timestamp, info and
 //     address-mask requests start a connection; an echo reply is INVALID.
-func newConnState(proto int, flags string) (state, why string) {
+func newConnState(proto int, flags string, icmpType int, loose bool) (state, why string) {
 	switch proto {
 	case 6:
-		if flags == "" || flags == "SYN,ACK" {
+		switch flags {
+		case "SYN":
+			return "NEW", "a tcp SYN opens a connection"
+		case "SYN,ACK":
 			return "INVALID", "a tcp SYN-ACK cannot open a connection (conntrack's tcp state table takes NONE + SYN/ACK to INVALID, whatever nf_conntrack_tcp_loose)"
+		case "ACK":
+			if loose {
+				return "NEW", "nf_conntrack_tcp_loose=1 picks up a connection from a bare ACK"
+			}
+			return "INVALID", "with nf_conntrack_tcp_loose=0 a bare ACK cannot pick up a connection"
 		}
 		return "INVALID", "tcp " + flags + " cannot open a connection"
 	case 17:
 		return "NEW", "a udp datagram without a connection starts a new one (ctstate NEW, ctdir ORIGINAL)"
 	case 1:
-		return "INVALID", "an icmp echo reply cannot open a connection (only echo, timestamp, info and address-mask requests do)"
+		switch icmpType {
+		case 8, 13, 15, 17:
+			return "NEW", "an icmp request opens a connection"
+		case 0:
+			return "INVALID", "an icmp echo reply cannot open a connection (only echo, timestamp, info and address-mask requests do)"
+		}
+		return "INVALID", "icmp type " + strconv.Itoa(icmpType) + " cannot open a connection"
 	}
 	return "NEW", ""
 }
@@ -298,6 +375,14 @@ func (w *walker) commit(r *rtr, orig tuple, np *Packet) {
 // unSNAT restores a reply's destination where the request's source was
 // translated (conntrack's reverse of SNAT, before routing).
 func (w *walker) unSNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
+	if ct != nil && w.ack {
+		// A later packet of the request's direction: the DNAT again.
+		if ct.orig.dst != ct.reply.src || ct.orig.dport != ct.reply.sport {
+			w.p.dst, w.p.dport = ct.reply.src, ct.reply.sport
+			np.Dst, np.DPort = w.p.dst, w.p.dport
+		}
+		return
+	}
 	if ct == nil || ct.orig.src == ct.reply.dst && ct.orig.sport == ct.reply.dport {
 		return
 	}
@@ -312,6 +397,14 @@ func (w *walker) unSNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
 // unDNAT restores a reply's source where the request's destination was
 // translated (conntrack's reverse of DNAT, in POSTROUTING or INPUT).
 func (w *walker) unDNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
+	if ct != nil && w.ack {
+		// A later packet of the request's direction: the SNAT again.
+		if ct.orig.src != ct.reply.dst || ct.orig.sport != ct.reply.dport {
+			w.p.src, w.p.sport = ct.reply.dst, ct.reply.dport
+			np.Src, np.SPort = w.p.src, w.p.sport
+		}
+		return
+	}
 	if ct == nil || ct.orig.dst == ct.reply.src && ct.orig.dport == ct.reply.sport {
 		return
 	}
@@ -323,10 +416,6 @@ func (w *walker) unDNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
 		Detail: "UNDNAT " + from + " -> " + to + ": the request was destination-translated here; conntrack restores the reply's source"})
 }
 
-func (w *walker) flowText(t tuple) string {
-	return natHostPort(t.src, t.sport, w.p.proto) + " -> " + natHostPort(t.dst, t.dport, w.p.proto) + " " + protoName(w.p.proto)
-}
-
 // multipath picks the nexthop of multipath route d for this branch: the
 // forced choice of this ECMP point, else the kernel's hash choice when
 // following the kernel, else the first. It records the point and the
@@ -336,21 +425,21 @@ func (w *walker) multipath(r *rtr, d decision, k flowKey) (netip.Addr, string) {
 	n := len(rt.Nexthops)
 	hash := r.hashNexthop(rt, k)
 	choice := 0
+	if w.ack {
+		// The handshake's ACK has the SYN's header: it takes the SYN's
+		// nexthops, which are the branch's first points.
+		if w.ackPoint < len(w.points) {
+			choice = w.points[w.ackPoint].chosen
+		}
+		w.ackPoint++
+		return r.nexthopOf(rt, choice)
+	}
 	if i := len(w.points); i < len(w.force) {
 		choice = w.force[i]
 	} else if w.kernel && hash >= 0 {
 		choice = hash
 	}
-	nh := rt.Nexthops[choice]
-	gw, dev := nh.Gateway, nh.Dev
-	if dev == "" && gw.IsValid() {
-		for _, c := range r.conns {
-			if c.pfx.Contains(gw) {
-				dev = c.ifc
-				break
-			}
-		}
-	}
+	gw, dev := r.nexthopOf(rt, choice)
 	via := "dev " + dev
 	if gw.IsValid() {
 		via = "via " + gw.String() + " dev " + dev
@@ -373,4 +462,33 @@ func (w *walker) dropPointsFrom(i int) {
 	if i < len(w.points) {
 		w.points = w.points[:i]
 	}
+}
+
+// sysTCPLoose is conntrack's tcp pick-up switch.
+const sysTCPLoose = "net.netfilter.nf_conntrack_tcp_loose"
+
+// tcpLoose is the router's nf_conntrack_tcp_loose (kernel default 1).
+func (r *rtr) tcpLoose() bool { return r.sysctlInt(sysTCPLoose, 1) != 0 }
+
+func appendNew(l []string, s string) []string {
+	if slices.Contains(l, s) {
+		return l
+	}
+	return append(l, s)
+}
+
+// nexthopOf returns the gateway and device of nexthop i of multipath
+// route rt, resolving a missing device from the connected subnets.
+func (r *rtr) nexthopOf(rt *facts.Route, i int) (netip.Addr, string) {
+	nh := rt.Nexthops[min(i, len(rt.Nexthops)-1)]
+	gw, dev := nh.Gateway, nh.Dev
+	if dev == "" && gw.IsValid() {
+		for _, c := range r.conns {
+			if c.pfx.Contains(gw) {
+				dev = c.ifc
+				break
+			}
+		}
+	}
+	return gw, dev
 }

@@ -46,17 +46,20 @@ const (
 	hashIPProto = 1 << 2
 	hashSrcPort = 1 << 4
 	hashDstPort = 1 << 5
+	// hashOuterMask: the outer-header fields (the inner ones are for
+	// encapsulated packets, which tsim does not simulate).
+	hashOuterMask = 0x3f
 )
 
 // hashNexthop returns the 0-based nexthop of multipath route rt the
-// kernel picks for k, or -1 when it cannot be computed.
+// kernel picks for k, or -1 when it cannot be computed. The seed is the
+// facts' fib_multipath_hash_seed, else the engine's (SetHashSeed).
 func (r *rtr) hashNexthop(rt *facts.Route, k flowKey) int {
-	seed, ok := r.f.Sysctls[sysHashSeed]
-	if !ok {
-		return -1
+	sd := uint32(r.sysctlInt(sysHashSeed, 0))
+	if sd == 0 {
+		sd = r.seed
 	}
-	sd := r.sysctlInt(sysHashSeed, 0)
-	if sd == 0 || strings.TrimSpace(seed) == "" {
+	if sd == 0 {
 		return -1
 	}
 	policy := r.sysctlInt(sysHashPolicy, 0)
@@ -65,17 +68,25 @@ func (r *rtr) hashNexthop(rt *facts.Route, k flowKey) int {
 	case 0, 2:
 		fields = hashSrcIP | hashDstIP
 	case 1:
-		if !k.local && (k.proto == 6 || k.proto == 17) {
-			// A forwarded packet may carry the sender's L4 hash.
+		if k.proto == 6 || k.proto == 17 {
+			// A forwarded packet may carry the sender's L4 hash; a
+			// connecting socket without a port hashes a random one.
 			return -1
 		}
 		fields = hashSrcIP | hashDstIP | hashIPProto | hashSrcPort | hashDstPort
 	case 3:
 		fields = r.sysctlInt(sysHashFields, 0x7)
+		if k.local && fields&hashSrcPort != 0 && (k.proto == 6 || k.proto == 17) {
+			// A connecting socket without a port hashes a random one
+			// (FLOWI_FLAG_ANY_SPORT).
+			return -1
+		}
 	default:
 		return -1
 	}
-	h := multipathHash(uint32(sd), fields, k) >> 1
+	// A forwarded packet is hashed from its skb; a router's own packet
+	// from the flow (no skb yet).
+	h := multipathHash(sd, policy, fields, k, !k.local) >> 1
 	var saddr [4]byte
 	if k.local {
 		saddr = k.src.As4()
@@ -83,8 +94,49 @@ func (r *rtr) hashNexthop(rt *facts.Route, k flowKey) int {
 	return selectNexthop(r, rt, h, saddr, k.local)
 }
 
-// multipathHash is fib_multipath_hash_from_keys for the fields selected.
-func multipathHash(seed uint32, fields int, k flowKey) uint32 {
+// multipathHash is fib_multipath_hash before the final shift: the keyed
+// flow hash of the fields selected; policy 3 on a packet (skb) mixes it
+// with the (absent) inner hash by jhash_2words
+// (fib_multipath_custom_hash_skb).
+func multipathHash(seed uint32, policy, fields int, k flowKey, skb bool) uint32 {
+	if policy == 3 {
+		var h uint32
+		if fields&hashOuterMask != 0 {
+			h = flowHash(seed, fields, k)
+		}
+		if skb {
+			h = jhash2Words(h, 0, 0)
+		}
+		return h
+	}
+	return flowHash(seed, fields, k)
+}
+
+// jhash2Words is the kernel's jhash_2words (include/linux/jhash.h).
+func jhash2Words(a, b, initval uint32) uint32 {
+	iv := initval + 0xdeadbeef + 2<<2
+	a += iv
+	b += iv
+	c := iv
+	c ^= b
+	c -= bits.RotateLeft32(b, 14)
+	a ^= c
+	a -= bits.RotateLeft32(c, 11)
+	b ^= a
+	b -= bits.RotateLeft32(a, 25)
+	c ^= b
+	c -= bits.RotateLeft32(b, 16)
+	a ^= c
+	a -= bits.RotateLeft32(c, 4)
+	b ^= a
+	b -= bits.RotateLeft32(a, 14)
+	c ^= b
+	c -= bits.RotateLeft32(b, 24)
+	return c
+}
+
+// flowHash is fib_multipath_hash_from_keys for the fields selected.
+func flowHash(seed uint32, fields int, k flowKey) uint32 {
 	var src, dst [4]byte
 	var sport, dport [2]byte
 	var proto byte
@@ -274,13 +326,25 @@ func (w *walker) hashNotes(t *doc.Trace) {
 					name, strings.Join(missing, ", ")))
 			}
 			switch p := r.sysctlInt(sysHashPolicy, 0); {
+			case r.sysctlInt(sysHashSeed, 0) == 0 && r.seed == 0:
+				t.Notes = append(t.Notes, name+": fib_multipath_hash_seed is 0 (random at boot): the kernel's branch cannot be predicted (give the seed with --hash-seed)")
 			case r.sysctlInt(sysHashSeed, 0) == 0:
-				t.Notes = append(t.Notes, name+": fib_multipath_hash_seed is 0 (random at boot): the kernel's branch cannot be predicted")
+				t.Notes = append(t.Notes, fmt.Sprintf("%s: multipath hash seed %d (--hash-seed; the facts do not pin one)", name, r.seed))
 			case p == 1:
 				t.Notes = append(t.Notes, name+": fib_multipath_hash_policy 1 hashes a forwarded tcp/udp packet with the L4 hash it may carry: the kernel's branch cannot be predicted for it")
 			case p > 3:
 				t.Notes = append(t.Notes, fmt.Sprintf("%s: fib_multipath_hash_policy %d is not modelled", name, p))
 			}
 		}
+	}
+}
+
+// SetHashSeed gives the fib_multipath_hash_seed of the routers whose facts
+// do not pin one (absent or 0, which the kernel replaces by a random
+// seed): a lab that pins its seeds lets trace name the ECMP branch the
+// kernel takes. Call it before tracing; 0 forgets it.
+func (e *Engine) SetHashSeed(seed uint32) {
+	for _, r := range e.routers {
+		r.seed = seed
 	}
 }

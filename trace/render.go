@@ -167,8 +167,11 @@ func outcome(p painter, disp, reason string, db *doc.RuleRef) string {
 		} else {
 			line += ": " + db.Rule
 		}
-		if db.Direction == doc.Reply {
+		switch {
+		case db.Direction == doc.Reply:
 			line += " (the reply)"
+		case strings.HasPrefix(reason, "the handshake's ACK"):
+			line += " (the handshake's ACK)"
 		}
 		if strings.HasPrefix(reason, "ECMP:") {
 			line += "; " + reason[:strings.Index(reason+";", ";")]

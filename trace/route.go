@@ -44,10 +44,11 @@ type decision struct {
 func (k flowKey) query() string {
 	var b strings.Builder
 	b.Grow(112)
+	var a [15]byte // an IPv4 address as text, without allocating
 	b.WriteString("ip route get ")
-	b.WriteString(k.dst.String())
+	b.Write(k.dst.AppendTo(a[:0]))
 	b.WriteString(" from ")
-	b.WriteString(k.src.String())
+	b.Write(k.src.AppendTo(a[:0]))
 	if !k.local {
 		b.WriteString(" iif ")
 		b.WriteString(k.iif)
@@ -273,11 +274,7 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 		}
 		rs.Detail += rt.use
 		if d.res == resUnicast {
-			gw, dev := r.hopOf(rt.r)
-			if gw.IsValid() {
-				rs.Gateway = gw.String()
-			}
-			rs.Device = dev
+			rs.Gateway, rs.Device = rt.gw, rt.dev
 			if n := len(rt.r.Nexthops); n > 1 {
 				rs.Nexthop, rs.Nexthops = 1, n
 			}

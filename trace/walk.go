@@ -109,6 +109,11 @@ type walker struct {
 	points []mpPoint
 	kernel bool
 	alts   []string
+	notes  []string // assumptions (kernel defaults for sysctls the facts lack)
+	// ack: walking the tcp handshake's final ACK along the request's
+	// path (direction request); ackPoint is its next ECMP point.
+	ack      bool
+	ackPoint int
 }
 
 // loopKey is what makes a packet "the same packet again" on a router.
@@ -158,7 +163,8 @@ func (w *walker) start(flow *doc.Flow) {
 	if flow.Ingress != "" && w.dir == doc.Request {
 		rn, ifc, _ := strings.Cut(flow.Ingress, ":")
 		r := e.byName[rn]
-		w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+		src := p.src.String()
+		w.hop(src, doc.HopHost, src, "")
 		w.receive(r, ifc, r.addrOn(ifc, p.src))
 		return
 	}
@@ -184,7 +190,8 @@ func (w *walker) start(flow *doc.Flow) {
 		w.finish(doc.UnknownSource, "source "+p.src.String()+" is outside the modelled network: "+hint)
 		return
 	}
-	w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+	src := p.src.String()
+	w.hop(src, doc.HopHost, src, "")
 	if seg.Contains(p.dst) {
 		// Same subnet: the host talks to the destination directly.
 		if os := e.owners[p.dst]; len(os) > 0 {
@@ -196,7 +203,8 @@ func (w *walker) start(flow *doc.Flow) {
 			}
 		}
 		if p.dst != p.src {
-			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			dst := p.dst.String()
+			w.hop(dst, doc.HopHost, dst, "")
 		}
 		w.finish(doc.Delivered, "source and destination share "+seg.String())
 		return
@@ -252,6 +260,8 @@ func (w *walker) packet(in, out string, mark uint32) *Packet {
 		p.TCPFlags, p.Length = "SYN", 60
 		if reply {
 			p.TCPFlags = "SYN,ACK"
+		} else if w.ack {
+			p.TCPFlags, p.Length = "ACK", 52
 		}
 	default:
 		p.Length = 40
@@ -444,7 +454,7 @@ func (w *walker) key(in string, mark uint32, local bool) flowKey {
 func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	ipS := ""
 	if ip.IsValid() {
-		ipS = ip.String()
+		ipS = r.addrString(ip)
 	}
 	h := w.hop(r.f.Name, doc.HopRouter, ipS, in)
 	state := loopKey{r, in, w.p.src, w.p.dst, w.p.sport, w.p.dport, w.p.tos}
@@ -518,7 +528,7 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 // on interface ifc): routing first, then the OUTPUT chains, rerouting when
 // mangle or nat OUTPUT changed what routing looks at (ip_route_me_harder).
 func (w *walker) originate(r *rtr, ifc string) {
-	h := w.hop(r.f.Name, doc.HopRouter, w.p.src.String(), "")
+	h := w.hop(r.f.Name, doc.HopRouter, r.addrString(w.p.src), "")
 	orig := w.tuple()
 	d := r.decide(w.key("lo", 0, true), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
@@ -526,7 +536,7 @@ func (w *walker) originate(r *rtr, ifc string) {
 		w.stop(d)
 		return
 	}
-	npoints := len(w.points)
+	npoints, nack := len(w.points), w.ackPoint
 	gw, dev := w.outOf(r, d, w.key("lo", 0, true))
 	if d.res == resLocal {
 		dev = "lo"
@@ -557,6 +567,7 @@ func (w *walker) originate(r *rtr, ifc string) {
 			// The first route's nexthop choice is void: only the
 			// rerouted one counts as an ECMP point.
 			w.dropPointsFrom(npoints)
+			w.ackPoint = nack
 			gw, dev = w.outOf(r, d, w.key("lo", np.Mark, true))
 			if d.res == resLocal {
 				dev = "lo"
@@ -743,7 +754,8 @@ func (w *walker) next(r *rtr, d decision, gw netip.Addr, dev string) {
 	alone := len(r.neighbours[dev]) == 0
 	if !gw.IsValid() {
 		if _, ok := r.connectedOn(dev, p.dst); ok {
-			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			dst := p.dst.String()
+			w.hop(dst, doc.HopHost, dst, "")
 			w.finish(doc.Delivered, "")
 			return
 		}

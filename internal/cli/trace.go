@@ -20,16 +20,21 @@ import (
 func (a *app) traceCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "trace",
-		Usage: "simulate flows hop by hop: policy rules, routes, firewall rules, NAT",
-		UsageText: "tsim trace -s SRC -d DST [-p SPEC] [--sport N] [--ingress ROUTER:IFACE] [--format json|text|legacy-json]\n" +
+		Usage: "simulate connections hop by hop: policy rules, routes, firewall rules, NAT, conntrack; the reply and every ECMP branch",
+		UsageText: "tsim trace -s SRC -d DST [-p SPEC] [--sport N] [--ingress ROUTER:IFACE] [--hash-seed N] [--format json|text|legacy-json]\n" +
 			"tsim trace --flows FILE            (NDJSON or CSV src,dst,spec[,expect]; one document per line)",
 		Description: "SPEC is a comma list of PORT[/PROTO], A-B[/PROTO] or service names (ssh, https, dns …);\n" +
-			"protocols tcp, udp, icmp; default: one ICMP echo flow. Exit 0 when every flow is delivered\n" +
-			"(or leaves the network through a gateway), 1 otherwise.",
+			"protocols tcp, udp, icmp; default: one ICMP echo flow. Each flow is a connection: the request,\n" +
+			"then the reply from the destination back (routers that saw the request match it as\n" +
+			"ESTABLISHED, others as NEW or INVALID like the kernel's conntrack), down every ECMP branch.\n" +
+			"Exit 0 when every flow's request is delivered (or leaves the network through a gateway) and\n" +
+			"its reply comes back on every branch, 1 otherwise. --format legacy-json: the request alone,\n" +
+			"one path, as the predecessor printed it.",
 		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where a source outside the network enters"},
 			&ucli.StringFlag{Name: "format", Usage: "json, text or legacy-json (the predecessor's output and exit codes); default by --json/--text/TTY"},
 			&ucli.StringFlag{Name: "flows", Usage: "trace every flow of FILE (NDJSON or CSV), streaming one document per line", TakesFile: true},
+			&ucli.Uint32Flag{Name: "hash-seed", Usage: "net.ipv4.fib_multipath_hash_seed of routers whose facts pin none (e.g. a lab's): names the ECMP branch the kernel takes"},
 		),
 		Action: a.trace,
 	}
@@ -90,6 +95,7 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	eng := trace.New(f)
+	eng.SetHashSeed(cmd.Uint32("hash-seed"))
 	d := pipeline.NewDoc(f)
 	d.Flows = flows
 	if d.Trace, err = eng.TraceAll(ctx, flows); err != nil {
@@ -141,6 +147,7 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 		return err
 	}
 	eng := trace.New(f)
+	eng.SetHashSeed(cmd.Uint32("hash-seed"))
 	// Validate every flow before the first line goes out: a bad line fails
 	// the batch without a half-written stream.
 	for _, fl := range flows {

@@ -93,7 +93,7 @@ type Trace struct {
 	// the routers' hash settings and seeds (0: not computable, e.g. a
 	// random seed).
 	KernelBranch int      `json:"kernel_branch,omitempty"`
-	Alternatives []string `json:"alternatives,omitempty"` // notes on choices made (shared subnets, ECMP)
+	Alternatives []string `json:"alternatives,omitempty"` // choices the model made (a subnet shared by several routers)
 	// Notes lists assumptions, e.g. kernel defaults used for sysctls the
 	// facts lack.
 	Notes []string `json:"notes,omitempty"`
