@@ -113,9 +113,14 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	var reqPath []*obsHop
 	reqSeen := map[string]bool{}
 	var last *walkStep
+	visits := map[string]uint64{}
 	for i, st := range req {
-		if !reached(evOf(st.router, st.kind), i == 0 || evOf(req[i-1].router, req[i-1].kind).passedOn()) {
+		ev := evOf(st.router, st.kind)
+		if !reached(ev, i == 0 || evOf(req[i-1].router, req[i-1].kind).passedOn()) {
 			break
+		}
+		if visits[st.router]++; visits[st.router] > 1 && ev.ip.InReceives < visits[st.router] {
+			break // a loop back to a router that did not see the packet again
 		}
 		reqPath = append(reqPath, &obsHop{router: st.router, in: st.in, out: st.out})
 		reqSeen[st.router] = true
@@ -188,11 +193,23 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 		repSeen[st.router] = true
 	}
 
-	judge := func(path []*obsHop, steps []*walkStep, end bool) {
+	judge := func(path []*obsHop, steps []*walkStep, end bool) []*obsHop {
+		// A loop: the packet ends at the router of the cycle whose TTL ran
+		// out (its statistics say so), on its last visit.
+		loopAt := -1
+		if n := len(path); n > 0 && n == len(steps) && steps[n-1].end == "loop" {
+			loopAt = n - 1
+			for i := n - 1; i >= 0; i-- {
+				if ip := evOf(path[i].router, steps[i].kind).ip; ip.OutTimeExcds > 0 || ip.InHdrErrors > 0 {
+					loopAt = i
+					break
+				}
+			}
+		}
 		for i, h := range path {
 			st := steps[i]
 			ev := evOf(h.router, st.kind)
-			later := i+1 < len(path) || end
+			later := (i+1 < len(path) || end) && i != loopAt
 			if i == len(path)-1 && !later && st.kind == hopForward && st.out != "" && ev.dec.block == nil {
 				nh := netip.Addr{}
 				if hp := plan[h.router]; hp != nil && hp.out == st.out {
@@ -208,11 +225,16 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 				refused = hp.refused
 			}
 			h.view, h.cause = judgeRouter(h.router, h.in, h.out, routerInput{ev: ev, later: later, answered: out.ok,
-				refusal: r.refusal(byName[h.router].r, st.kind, ev.dec, refused), errText: errText(out.err)})
+				refusal: r.refusal(byName[h.router].r, st.kind, ev.dec, refused), errText: errText(out.err),
+				stop: i == loopAt || i == len(steps)-1 && st.end != ""})
+			if i == loopAt {
+				return path[:i+1] // the rest of the cycle repeats routers already judged
+			}
 		}
+		return path
 	}
-	judge(reqPath, req, delivered)
-	judge(repPath, rep, out.ok)
+	reqPath = judge(reqPath, req, delivered)
+	repPath = judge(repPath, rep, out.ok)
 
 	in := e2eInput{request: reqPath, reply: repPath, delivered: delivered, answered: out.ok, errText: errText(out.err)}
 	var also []string

@@ -18,7 +18,7 @@ import (
 func TestLiveDiffersOnPurpose(t *testing.T) {
 	needRoot(t)
 	f := loadFacts(t, "")
-	lab := labDoc(t, f, []*doc.Flow{flow("F01", "10.1.10.5", "10.1.50.10", "tcp", 443)})
+	lab := labDoc(t, f, []*doc.Flow{flow("F01", "10.1.10.5", "10.1.50.10", "tcp", 443), flow("ping", "10.1.10.5", "10.1.50.10", "icmp", 0)})
 	gw := labNetns(t, lab, "hq-gw")
 	sh := func(t *testing.T, args ...string) {
 		t.Helper()
@@ -29,6 +29,7 @@ func TestLiveDiffersOnPurpose(t *testing.T) {
 	const egress3 = "-d 10.1.50.0/24 -o eth0 -p tcp -m multiport --dports 22,80,443"
 	cases := []struct {
 		name         string
+		icmp         bool // probe the ICMP flow (a TCP SYN would be dropped by a FORWARD policy first)
 		change, undo [][]string
 		blockedBy    string // "router table chain index", or "router" for routing
 		cause        string
@@ -54,6 +55,20 @@ func TestLiveDiffersOnPurpose(t *testing.T) {
 			change:    [][]string{{"ip", "route", "del", "10.1.50.0/24"}},
 			undo:      [][]string{{"ip", "route", "add", "10.1.50.0/24", "via", "10.1.0.3", "dev", "eth0", "proto", "static"}},
 			blockedBy: "inet-gw filter FORWARD 0", cause: causeFilter, pathDiffers: true},
+		{name: "forwarding disabled on the incoming interface",
+			change:    [][]string{{"sysctl", "-qw", "net.ipv4.conf.eth1.forwarding=0"}},
+			undo:      [][]string{{"sysctl", "-qw", "net.ipv4.conf.eth1.forwarding=1"}},
+			blockedBy: "hq-gw", cause: causeForwarding},
+		{name: "rp_filter: the source's route now points elsewhere",
+			change: [][]string{{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.eth1.rp_filter=1"},
+				{"ip", "route", "del", "10.1.10.0/24"}},
+			undo: [][]string{{"ip", "route", "add", "10.1.10.0/24", "via", "10.1.1.2", "dev", "eth1", "proto", "static"},
+				{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth1.rp_filter=0"}},
+			blockedBy: "hq-gw", cause: causeRPFilter},
+		{name: "a routing loop between hq-gw and hq-core (the TTL runs out at hq-gw)", icmp: true,
+			change:    [][]string{{"ip", "route", "replace", "10.1.50.0/24", "via", "10.1.1.2", "dev", "eth1"}},
+			undo:      [][]string{{"ip", "route", "replace", "10.1.50.0/24", "via", "10.1.0.3", "dev", "eth0", "proto", "static"}},
+			blockedBy: "hq-gw", cause: causeLoop, pathDiffers: true},
 	}
 	// The first two edit HQ_EGRESS #3 in place: give them its match.
 	cases[0].change[0] = append(cases[0].change[0], append(strings.Fields(egress3), "-j", "DROP")...)
@@ -74,6 +89,9 @@ func TestLiveDiffersOnPurpose(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			res := d.Reach[0]
+			if c.icmp {
+				res = d.Reach[1]
+			}
 			e := res.E2E
 			got := ""
 			if b := e.BlockedBy; b != nil {
@@ -112,7 +130,7 @@ func TestLiveDiffersOnPurpose(t *testing.T) {
 				t.Errorf("disagreements do not say it (want %q):\n%s", c.note, all)
 			}
 			if t.Failed() {
-				t.Log("\n" + summary(d.Reach))
+				t.Log("\n" + summary([]*doc.Reach{res}))
 			}
 		})
 	}
@@ -122,7 +140,9 @@ func TestLiveDiffersOnPurpose(t *testing.T) {
 	if err := Run(context.Background(), f, &d, Options{Log: testLog(t), Timeout: testTimeout, ReuseEndToEnd: true}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if e := d.Reach[0].E2E; e.Verdict != doc.Reachable || e.Agrees == nil || !*e.Agrees || len(d.Reach[0].Disagreements) > 0 {
-		t.Errorf("restored lab: %s, agrees %v, %q", e.Verdict, e.Agrees, d.Reach[0].Disagreements)
+	for _, r := range d.Reach {
+		if e := r.E2E; e.Verdict != doc.Reachable || e.Agrees == nil || !*e.Agrees || len(r.Disagreements) > 0 {
+			t.Errorf("restored lab, %s: %s, agrees %v, %q", r.Flow, e.Verdict, e.Agrees, r.Disagreements)
+		}
 	}
 }

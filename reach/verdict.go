@@ -110,6 +110,16 @@ type routerInput struct {
 	// meets here ("" if none): the lab cannot show the real router.
 	refusal string
 	errText string
+	// stop: the walk of the kernel's routes ends here (a loop closed, a
+	// routing answer): routing statistics decide even if the router also
+	// passed packets on (the looping packet, before its TTL ran out).
+	stop bool
+}
+
+// routingStop: statistics that name a routing drop other than "received
+// and went nowhere".
+func routingStop(ip ipStats) bool {
+	return ip.RPFilter > 0 || ip.OutTimeExcds > 0 || ip.InHdrErrors > 0 || ip.InNoRoutes > 0 || ip.InAddrErrors > 0 || ip.OutDestUnreachs > 0
 }
 
 // judgeRouter is one router's verdict from its own evidence: ALLOWED only
@@ -132,6 +142,11 @@ func judgeRouter(router, in, out string, x routerInput) (*doc.RouterReach, strin
 		rr.Reason = ev.dec.block.note
 	case ev.neigh != "":
 		rr.Verdict, rr.Reason, cause = doc.Blocked, ev.neigh, causeNoNeighbour
+	case x.stop && !x.later && !x.answered && routingStop(ev.ip):
+		// The packet went no further, and the router's statistics name
+		// a routing drop (a loop ends where the TTL runs out).
+		c, text := routingCause(ev.ip)
+		rr.Verdict, rr.Reason, cause = doc.Blocked, text, c
 	case x.later || x.answered || ev.passedOn() && ev.neigh == "":
 		rr.Verdict = doc.Allowed
 		if a := ev.dec.accept; a != nil {
