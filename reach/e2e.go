@@ -165,10 +165,12 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 			rep = r.walk(o.router, o.iface, rs, rd, repQ, repNAT)
 		}
 	}
-	// Packets the request alone accounts for at a router on both paths.
-	reqPackets := uint64(0)
-	if fp.proto != "tcp" {
-		reqPackets = 1
+	// Packets the request alone accounts for at a router on both paths:
+	// what reached the destination host (a TCP connection sends several),
+	// else one.
+	reqPackets := uint64(1)
+	if last != nil && last.end == "host" && dstGrew.InReceives > 0 {
+		reqPackets = dstGrew.InReceives
 	}
 	var repPath []*obsHop
 	repSeen := map[string]bool{}
