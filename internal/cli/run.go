@@ -225,6 +225,9 @@ func blockedBy(d *doc.Document) string {
 	for _, r := range d.Reach {
 		if r.E2E != nil && r.E2E.BlockedBy != nil {
 			bb := r.E2E.BlockedBy
+			if bb.Chain == "" { // routing stopped it: the router and the cause
+				return fmt.Sprintf("%s (%s)", bb.Router, r.E2E.Cause)
+			}
 			return fmt.Sprintf("%s %s %s #%d", bb.Router, bb.Table, bb.Chain, bb.Index)
 		}
 		if r.E2E != nil && r.E2E.Verdict != doc.Reachable && r.E2E.Reason != "" {
