@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os/exec"
 	"slices"
@@ -12,11 +14,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/netx"
 	"github.com/tsim-dev/tsim/trace"
 )
 
@@ -459,4 +463,160 @@ func TestKernelAgreementAsym(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAgreement(t, f)
+}
+
+// TestConnectionsAgreeAsym sends real connections through a lab of trace's
+// asymmetric network (requests through b, replies through c) and compares
+// whether each one works with what trace says of the connection on the
+// branch the kernel takes: the reply dropped INVALID at c, the tcp
+// handshake's ACK dropped INVALID at b (the SYN-ACK went through c), a udp
+// reply that c lets through as NEW, a masqueraded and a DNAT'd connection
+// translated back, a DNAT whose reply bypasses the DNAT router. A failure
+// trace blames on a rule must have moved that rule's counter in the lab.
+func TestConnectionsAgreeAsym(t *testing.T) {
+	needRoot(t)
+	f, err := facts.Load(context.Background(), "../trace/testdata/asym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := []*doc.Flow{
+		{ID: "icmp", Src: "10.1.0.5", Dst: "10.4.0.10", Proto: "icmp"},
+		{ID: "ssh", Src: "10.1.0.5", Dst: "10.4.0.10", Proto: "tcp", DPort: 22},
+		{ID: "dns", Src: "10.1.0.5", Dst: "10.4.0.10", Proto: "udp", DPort: 53},
+		{ID: "masq", Src: "10.1.0.5", Dst: "10.4.0.10", Proto: "udp", DPort: 5353},
+		{ID: "dnat", Src: "10.1.0.5", Dst: "10.4.0.200", Proto: "tcp", DPort: 80},
+		{ID: "bypass", Src: "10.1.0.5", Dst: "10.4.0.201", Proto: "tcp", DPort: 80},
+		{ID: "ecmp", Src: "10.1.0.5", Dst: "10.6.0.10", Proto: "icmp"},
+	}
+	e := trace.New(f)
+	d := doc.New()
+	d.Flows = flows
+	if d.Trace, err = e.TraceAll(context.Background(), flows); err != nil {
+		t.Fatal(err)
+	}
+	lab := upT(t, f, d, testOpts(t))
+	nsOf := map[string]string{}
+	for _, r := range lab.Routers {
+		nsOf[r.Name] = r.Netns
+		seed := "4242"
+		if s := strings.TrimSpace(f.Router(r.Name).Sysctls["net.ipv4.fib_multipath_hash_seed"]); s != "" && s != "0" {
+			seed = s
+		}
+		if out, err := exec.Command("ip", "netns", "exec", r.Netns, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_seed="+seed).CombinedOutput(); err != nil {
+			t.Fatalf("pin the hash seed: %v: %s", err, out)
+		}
+	}
+	src := hostNS(t, lab, "10.1.0.5")
+	for i, fl := range flows {
+		tr := d.Trace[i]
+		// The connection on the branch the kernel takes.
+		disp, deniedBy := tr.Disposition, tr.DeniedBy
+		if len(tr.Branches) > 0 {
+			if tr.KernelBranch == 0 {
+				t.Fatalf("%s: the facts pin the seed, but trace names no kernel branch", fl.ID)
+			}
+			b := tr.Branches[tr.KernelBranch-1]
+			disp, deniedBy = b.Disposition, b.DeniedBy
+		}
+		t.Run(fl.ID, func(t *testing.T) {
+			server := hostNS(t, lab, "10.4.0.10")
+			if strings.HasPrefix(fl.Dst, "10.6.") {
+				server = hostNS(t, lab, fl.Dst)
+			}
+			var before []uint64
+			if deniedBy != nil {
+				before = counters(t, nsOf[deniedBy.Router], deniedBy.Table, deniedBy.Chain)
+			}
+			port := fl.DPort
+			if fl.Dst == "10.4.0.200" || fl.Dst == "10.4.0.201" {
+				port = 8080 // the DNAT's translated port
+			}
+			ok := connect(t, src, server, fl.Proto, fl.Dst, fl.DPort, port)
+			if ok != trace.Positive(disp) {
+				t.Errorf("live: connection works %v; trace: %s (%s)", ok, disp, tr.Reason)
+			}
+			if deniedBy != nil && deniedBy.Index > 0 {
+				after := counters(t, nsOf[deniedBy.Router], deniedBy.Table, deniedBy.Chain)
+				if len(after) < deniedBy.Index || after[deniedBy.Index-1] <= before[deniedBy.Index-1] {
+					t.Errorf("trace blames %s %s %s #%d, whose counter did not move", deniedBy.Router, deniedBy.Table, deniedBy.Chain, deniedBy.Index)
+				}
+			}
+		})
+	}
+}
+
+// connect opens one real connection from the src host to dst:dport, served
+// in the server host on port, and reports whether an answer came back:
+// tcp connect, send and receive; udp datagram and reply; icmp echo.
+func connect(t *testing.T, srcNS, serverNS, proto, dst string, dport, port int) bool {
+	t.Helper()
+	const wait = 3 * time.Second
+	switch proto {
+	case "icmp":
+		return exec.Command("ip", "netns", "exec", srcNS, "ping", "-n", "-c", "1", "-W", "3", dst).Run() == nil
+	case "udp":
+		var ln *net.UDPConn
+		if err := netx.Do(mustNS(serverNS), func() (err error) {
+			ln, err = net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			buf := make([]byte, 64)
+			ln.SetReadDeadline(time.Now().Add(wait))
+			if n, from, err := ln.ReadFromUDP(buf); err == nil {
+				ln.WriteToUDP(buf[:n], from)
+			}
+		}()
+		var c *net.UDPConn
+		if err := netx.Do(mustNS(srcNS), func() (err error) {
+			c, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(dst), Port: dport})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("ping"))
+		c.SetReadDeadline(time.Now().Add(wait))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		return err == nil && string(buf[:n]) == "ping"
+	}
+	var ln net.Listener
+	if err := netx.Do(mustNS(serverNS), func() (err error) {
+		ln, err = net.Listen("tcp4", ":"+strconv.Itoa(port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(wait))
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			c.Write([]byte("pong"))
+		}
+	}()
+	var c net.Conn
+	if err := netx.Do(mustNS(srcNS), func() (err error) {
+		c, err = net.DialTimeout("tcp4", net.JoinHostPort(dst, strconv.Itoa(dport)), wait)
+		return err
+	}); err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		return false
+	}
+	buf := make([]byte, 4)
+	_, err := io.ReadFull(c, buf)
+	return err == nil && string(buf) == "pong"
 }

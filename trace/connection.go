@@ -48,9 +48,9 @@ type ctEntry struct {
 
 // mpPoint is one multipath route met on a walk.
 type mpPoint struct {
-	n      int // nexthops
-	chosen int // 0-based
-	hash   int // 0-based choice of the kernel's hash, -1 unknown
+	n      int // live nexthops (the branches of this point)
+	chosen int // 0-based, among the live nexthops
+	hash   int // the kernel's hash choice among the live nexthops, -1 unknown
 	desc   string
 }
 
@@ -417,41 +417,56 @@ func (w *walker) unDNAT(h *doc.Hop, ct *ctEntry, np *Packet) {
 }
 
 // multipath picks the nexthop of multipath route d for this branch: the
-// forced choice of this ECMP point, else the kernel's hash choice when
-// following the kernel, else the first. It records the point and the
-// choice on the route step.
+// forced choice of this ECMP point, else the first live nexthop (a dead
+// one, RTNH_F_DEAD, is never used by the kernel, so it is no branch). It
+// records the point, with the kernel's hash choice, and the choice on the
+// route step.
 func (w *walker) multipath(r *rtr, d decision, k flowKey) (netip.Addr, string) {
 	rt := d.route.r
-	n := len(rt.Nexthops)
-	hash := r.hashNexthop(rt, k)
-	choice := 0
+	live := make([]int, 0, len(rt.Nexthops))
+	for i, nh := range rt.Nexthops {
+		if !deadNexthop(nh) {
+			live = append(live, i)
+		}
+	}
+	if len(live) == 0 {
+		live = append(live, 0)
+	}
 	if w.ack {
 		// The handshake's ACK has the SYN's header: it takes the SYN's
 		// nexthops, which are the branch's first points.
+		choice := 0
 		if w.ackPoint < len(w.points) {
 			choice = w.points[w.ackPoint].chosen
 		}
 		w.ackPoint++
-		return r.nexthopOf(rt, choice)
+		return r.nexthopOf(rt, live[min(choice, len(live)-1)])
 	}
+	choice, hash := 0, -1
 	if i := len(w.points); i < len(w.force) {
 		choice = w.force[i]
-	} else if w.kernel && hash >= 0 {
-		choice = hash
 	}
-	gw, dev := r.nexthopOf(rt, choice)
+	hn := r.hashNexthop(rt, k)
+	for li, ni := range live {
+		if ni == hn {
+			hash = li
+		}
+	}
+	ni := live[choice]
+	gw, dev := r.nexthopOf(rt, ni)
 	via := "dev " + dev
 	if gw.IsValid() {
 		via = "via " + gw.String() + " dev " + dev
 	}
-	w.points = append(w.points, mpPoint{n: n, chosen: choice, hash: hash,
-		desc: fmt.Sprintf("%s %s: nexthop %d of %d %s", w.dir, r.f.Name, choice+1, n, via)})
+	n := len(rt.Nexthops)
+	w.points = append(w.points, mpPoint{n: len(live), chosen: choice, hash: hash,
+		desc: fmt.Sprintf("%s %s: nexthop %d of %d %s", w.dir, r.f.Name, ni+1, n, via)})
 	if st := d.rstep; st != nil {
-		st.Gateway, st.Device, st.Nexthop, st.Nexthops, st.HashNexthop = "", dev, choice+1, n, hash+1
+		st.Gateway, st.Device, st.Nexthop, st.Nexthops, st.HashNexthop = "", dev, ni+1, n, hn+1
 		if gw.IsValid() {
 			st.Gateway = gw.String()
 		}
-		st.Detail = strings.TrimSuffix(st.Detail, d.route.use) + via + " (nexthop " + strconv.Itoa(choice+1) + " of " + strconv.Itoa(n) + ")"
+		st.Detail = strings.TrimSuffix(st.Detail, d.route.use) + via + " (nexthop " + strconv.Itoa(ni+1) + " of " + strconv.Itoa(n) + ")"
 	}
 	return gw, dev
 }

@@ -215,3 +215,34 @@ func TestExampleKernelBranch(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadNexthop: a nexthop the kernel marks dead is never used, so it is
+// no ECMP branch.
+func TestDeadNexthop(t *testing.T) {
+	f, err := facts.Load(context.Background(), "testdata/asym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := false
+	for _, tb := range f.Router("a").Tables {
+		for _, rt := range tb.Routes {
+			if rt.Dst.String() == "10.6.0.0/24" && len(rt.Nexthops) == 2 {
+				rt.Nexthops[0].Flags = []string{"dead", "linkdown"}
+				marked = true
+			}
+		}
+	}
+	if !marked {
+		t.Fatal("no multipath route to 10.6.0.0/24 on a")
+	}
+	tr := New(f).Trace(context.Background(), &doc.Flow{ID: "f1", Src: "10.1.0.5", Dst: "10.6.0.10", Proto: "icmp"})
+	if len(tr.Branches) != 0 || tr.Disposition != doc.Delivered {
+		t.Fatalf("%d branches, %s (%s)", len(tr.Branches), tr.Disposition, tr.Reason)
+	}
+	if got := hopsString(tr.Hops); got != "10.1.0.5 a(eth0>eth2) c(eth0>eth1) d(eth1>eth3) 10.6.0.10" {
+		t.Errorf("request %s", got)
+	}
+	if s := stepOn(tr.Hops, "a", doc.StepRoute, ""); s == nil || s.Nexthop != 2 || s.HashNexthop != 2 {
+		t.Errorf("a: route step %+v", s)
+	}
+}

@@ -103,11 +103,10 @@ type walker struct {
 	denied *doc.RuleRef
 	// ct are the conntrack entries the request made, one per router visit.
 	ct []ctEntry
-	// ECMP: forced nexthop choices by multipath point (in walk order),
-	// the points met, and whether to follow the kernel's hash instead.
+	// ECMP: forced nexthop choices by multipath point (in walk order)
+	// and the points met.
 	force  []int
 	points []mpPoint
-	kernel bool
 	alts   []string
 	notes  []string // assumptions (kernel defaults for sysctls the facts lack)
 	// ack: walking the tcp handshake's final ACK along the request's
