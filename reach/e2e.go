@@ -261,6 +261,13 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 			in.unknown = h.router + ": " + h.view.Reason
 		}
 	}
+	for _, w := range [][]*walkStep{req, rep} {
+		if n := len(w); n > 0 && w[n-1].end == endAbsent && in.unknown == "" && !out.ok {
+			st := w[n-1]
+			in.unknown = fmt.Sprintf("%s sends the packet to %s (%s), which is not in lab %s (built with --scope path for other flows?)",
+				st.router, st.absent, st.next, r.d.Lab.ID)
+		}
+	}
 	if len(fp.hops) > 0 && len(reqPath) == 0 && !out.ok && in.unknown == "" {
 		in.unknown = "no router of the lab shows the probe (no counter moved): " + errText(out.err)
 	}

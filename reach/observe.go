@@ -43,6 +43,9 @@ type walkStep struct {
 	host nsRef
 	// next is the address the router sends to (gateway or destination).
 	next netip.Addr
+	// absent names the facts router owning next when the lab does not
+	// have it (end == endAbsent: a lab built with --scope path).
+	absent string
 	// srcOut, dstOut: the header after this router's NAT.
 	srcOut, dstOut netip.Addr
 }
@@ -50,6 +53,23 @@ type walkStep struct {
 // natAt is a translation a router applies to the request.
 type natAt struct {
 	srcIn, srcOut, dstIn, dstOut netip.Addr
+}
+
+// endAbsent ends a walk at a next hop whose router is not in the lab.
+const endAbsent = "absent"
+
+// factsOwner names the facts router owning an address ("" if none).
+func (r *runner) factsOwner(a netip.Addr) string {
+	for _, fr := range r.f.Routers {
+		for _, ifc := range fr.Interfaces {
+			for _, x := range ifc.Addrs {
+				if x.Prefix.Addr() == a {
+					return fr.Name
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // walkQuery is what a route query needs beyond the addresses: the
@@ -254,6 +274,9 @@ func (r *runner) walk(start, in string, src, dst netip.Addr, q walkQuery, nat fu
 				o = h
 			} else {
 				st.end = causeNoNeighbour
+				if fr := r.factsOwner(next); fr != "" {
+					st.end, st.absent = endAbsent, fr
+				}
 				break
 			}
 		}
