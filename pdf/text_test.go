@@ -28,7 +28,7 @@ func checkWrap(t *testing.T, c *canvas, s string, w float64, fc face) []string {
 			t.Errorf("line %q is %.2f mm wide, limit %.2f", l, c.width(l, fc), w)
 		}
 	}
-	if squash(strings.Join(ls, "")) != squash(s) {
+	if squash(strings.Join(ls, "")) != squash(c.clean(s, fc)) {
 		t.Errorf("wrap lost text:\n in  %q\n out %q", s, ls)
 	}
 	return ls
@@ -59,6 +59,41 @@ func TestWrap(t *testing.T) {
 	ls := c.wrap("core-router-01.datacenter-frankfurt.example.net", 40, face{famSans, "B", 8})
 	if !strings.HasSuffix(ls[0], ".") && !strings.HasSuffix(ls[0], "-") {
 		t.Errorf("FQDN broke mid-label: %q", ls)
+	}
+}
+
+func TestClean(t *testing.T) {
+	c := testCanvas(t)
+	tests := []struct {
+		in, want string
+		fc       face
+	}{
+		{"plain ASCII", "plain ASCII", fMono},
+		{"0:\tfrom all lookup local", "0:      from all lookup local", fMono},
+		{"32766:\tfrom all lookup main", "32766:  from all lookup main", fMono},
+		{"12345678\tx", "12345678        x", fMono},
+		{"a\tb\tc", "a       b       c", fBody},
+		{"Zürich → 路由器", "Zürich → 路由器", fBody},                   // DejaVu, then the CJK fallback
+		{"bell\x07 esc\x1b[0m", "bell\uFFFD esc\uFFFD[0m", fBody}, // control characters
+		{"line\r\nnext", "line  next", fBody},
+		{"fire \U0001F525!", "fire \uFFFD!", fBody}, // no embedded font has it
+		{"clef \U0001D11E", "clef \uFFFD", fMono},
+		{"bad \xff byte", "bad \uFFFD byte", fMono},
+		{"already \uFFFD", "already \uFFFD", fMono},
+	}
+	for _, tc := range tests {
+		if got := c.clean(tc.in, tc.fc); got != tc.want {
+			t.Errorf("clean(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if again := c.clean(tc.want, tc.fc); again != tc.want {
+			t.Errorf("clean is not idempotent on %q: %q", tc.want, again)
+		}
+	}
+	// Every embedded face can draw the replacement character itself.
+	for _, fc := range []face{fBody, fBodyB, fMono} {
+		if !c.fonts.coverage[fc.fam+fc.style].has(missing) {
+			t.Errorf("%s%s has no glyph for U+FFFD", fc.fam, fc.style)
+		}
 	}
 }
 
