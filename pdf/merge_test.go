@@ -3,6 +3,8 @@ package pdf
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -230,6 +232,19 @@ func TestMergeDeterministic(t *testing.T) {
 	if !bytes.Equal(ba, bb) {
 		t.Fatal("merging the same documents twice gave different bytes")
 	}
+	// The exact bytes are pinned like the single reports' (-update after
+	// looking at the pages).
+	sum := sha256.Sum256(ba)
+	got := hex.EncodeToString(sum[:]) + "  three+unicode merged\n"
+	golden := filepath.Join("testdata", "golden", "merged.sha256")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want, err := os.ReadFile(golden); err != nil || string(want) != got {
+		t.Errorf("merged PDF differs from golden (%v):\n got  %s want %s", err, got, want)
+	}
 	c := filepath.Join(t.TempDir(), "c.pdf")
 	if _, err := Merge(context.Background(), fixtures(t, "three", "unicode"), c, Options{Now: fixedNow.Add(1e9)}); err != nil {
 		t.Fatal(err)
@@ -245,8 +260,17 @@ func TestMergeDeterministic(t *testing.T) {
 func TestMergeNeedsNoPDF(t *testing.T) {
 	elsewhere := loadFixture(t, "three")
 	elsewhere.Report = &doc.Report{PDF: "out/tsim-10.1.10.5-10.3.20.10-0badc0de.pdf", Pages: 4}
-	out, res := merge(t, []*doc.Document{elsewhere, loadFixture(t, "long")})
+	out := filepath.Join(t.TempDir(), "m.pdf")
+	var calls []int
+	res, err := Merge(context.Background(), []*doc.Document{elsewhere, loadFixture(t, "long")}, out,
+		Options{Now: fixedNow, Progress: func(done, total int) { calls = append(calls, done, total) }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	validate(t, out)
+	if fmt.Sprint(calls) != "[1 2 2 2]" {
+		t.Errorf("progress calls (done, total) = %v, want one per document", calls)
+	}
 	if len(res.Sections) != 2 || res.Sections[1][0].Page <= res.Sections[0][0].Page {
 		t.Fatalf("sections = %+v", res.Sections)
 	}

@@ -116,6 +116,9 @@ func render(ctx context.Context, views []*view, opts Options, merged bool, out i
 			r.servicePage(s)
 		}
 		res.Sections = append(res.Sections, r.sections)
+		if opts.Progress != nil {
+			opts.Progress(len(res.Sections), len(views))
+		}
 	}
 	res.Pages = f.PageCount()
 	if toc != nil {

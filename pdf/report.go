@@ -30,6 +30,8 @@ type Options struct {
 	Dir   string    // directory the PDF is written to
 	Paper string    // "A4" (default) or "Letter"
 	Now   time.Time // report date; the caller takes it from SOURCE_DATE_EPOCH for reproducible output
+	// Progress, when set, is called after each document is drawn.
+	Progress func(done, total int)
 }
 
 // Report writes the PDF report of d into opts.Dir and returns its path and

@@ -171,7 +171,8 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 	g, _ := deps.Pool.Group(ctx)
 	g.GoCPU(func(ctx context.Context) error {
 		var err error
-		rendered, err = pdf.Merge(ctx, res.Docs, req.Output, pdf.Options{Paper: req.Paper, Now: req.Now})
+		rendered, err = pdf.Merge(ctx, res.Docs, req.Output, pdf.Options{Paper: req.Paper, Now: req.Now,
+			Progress: func(done, total int) { st.Report("report", float64(done)/float64(total), "", "") }})
 		return err
 	})
 	if err := g.Wait(); err != nil {
