@@ -19,6 +19,7 @@ import (
 	"github.com/pdfcpu/pdfcpu/pkg/pdfcpu"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/pdfcheck"
 )
 
 func fixtures(t testing.TB, names ...string) []*doc.Document {
@@ -70,11 +71,7 @@ func bookmarks(t *testing.T, path string) []pdfcpu.Bookmark {
 // validate checks a PDF with pdfcpu (strict mode).
 func validate(t testing.TB, path string) {
 	t.Helper()
-	conf := api.LoadConfiguration()
-	conf.ValidationMode = 2 // model.ValidationStrict
-	if err := api.ValidateFile(path, conf); err != nil {
-		t.Fatalf("pdfcpu validation of %s: %v", filepath.Base(path), err)
-	}
+	pdfcheck.Validate(t, path)
 }
 
 // layoutText is pdftotext -layout of one page: lines keep their

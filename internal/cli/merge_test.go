@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tsim-dev/tsim/internal/pdfcheck"
 )
 
 // TestMergeFromDocumentsAlone: merge renders from the documents on stdin;
@@ -56,6 +58,9 @@ func TestMergeFromDocumentsAlone(t *testing.T) {
 	}
 	if !strings.Contains(errs, "simulation only") {
 		t.Errorf("no warning that trace-only documents show the simulation: %q", errs)
+	}
+	if n := pdfcheck.Validate(t, out); n != res.Merged.Pages {
+		t.Errorf("the PDF has %d pages, merge said %d", n, res.Merged.Pages)
 	}
 	first, err := os.ReadFile(out)
 	if err != nil {

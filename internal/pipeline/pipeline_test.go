@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pdfcpu/pdfcpu/pkg/api"
 	"github.com/rs/zerolog"
 
 	"github.com/tsim-dev/tsim/hosts"
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/pdfcheck"
 	"github.com/tsim-dev/tsim/internal/testenv"
 	"github.com/tsim-dev/tsim/trace"
 )
@@ -53,15 +53,7 @@ func TestRunOnePDF(t *testing.T) {
 		}
 		t.Errorf("output directory holds %v, want only report.pdf", names)
 	}
-	conf := api.LoadConfiguration()
-	conf.ValidationMode = 2 // strict
-	if err := api.ValidateFile(out, conf); err != nil {
-		t.Fatalf("pdfcpu: %v", err)
-	}
-	pages, err := api.PageCountFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pages := pdfcheck.Validate(t, out)
 	if res.Merged == nil || res.Merged.PDF != out || res.Merged.Pages != pages || res.Merged.Documents != 2 {
 		t.Fatalf("merged = %+v, file has %d pages", res.Merged, pages)
 	}
