@@ -113,9 +113,16 @@ func newPDF(paper string, now time.Time) (*fpdf.Fpdf, *canvas, error) {
 	f.SetProducer("tsim (fpdf)", true)
 	f.SetMargins(margin, margin, margin)
 	f.SetAutoPageBreak(false, margin)
-	f.AliasNbPages("{nb}")
+	f.AliasNbPages(pageCountAlias)
 	return f, newCanvas(f, fd), nil
 }
+
+// pageCountAlias stands for the page count in the footers until fpdf
+// writes the file. It is built from U+E000, which no embedded font has, so
+// clean turns it into U+FFFD wherever a document's text holds it: text
+// from facts can never contain the alias (a literal "{nb}" in a rule stays
+// "{nb}").
+const pageCountAlias = "\uE000nb\uE000"
 
 // Page geometry in mm.
 const (
@@ -207,7 +214,11 @@ func (r *renderer) footer() {
 	r.f.Line(margin, y-2, r.pw-margin, y-2)
 	r.textColor(colMuted)
 	r.c.text(margin, y, "generated "+r.now.Format("2006-01-02 15:04 UTC"), fTiny)
-	r.c.textRight(r.pw-margin, y, fmt.Sprintf("page %d of {nb}", r.f.PageNo()), fTiny)
+	// The total is only known when the file is written: fpdf replaces the
+	// alias then. Measure as if it had as many digits as this page.
+	label := fmt.Sprintf("page %d of ", r.f.PageNo())
+	w := r.c.width(label+fmt.Sprint(r.f.PageNo()), fTiny)
+	r.c.draw(r.pw-margin-w, y, label+pageCountAlias, fTiny)
 	r.textColor(colText)
 }
 

@@ -182,8 +182,14 @@ func (c *canvas) runeWidth(r rune, fc face) float64 {
 
 // text draws s with its top-left corner at (x, top).
 func (c *canvas) text(x, top float64, s string, fc face) {
+	c.draw(x, top, c.clean(s, fc), fc)
+}
+
+// draw is text without cleaning: for tsim's own strings that must reach
+// fpdf as they are (the page-count alias).
+func (c *canvas) draw(x, top float64, s string, fc face) {
 	base := top + fc.mm()*0.82
-	for _, r := range c.runs(c.clean(s, fc), fc) {
+	for _, r := range c.runs(s, fc) {
 		c.f.SetFont(r.fam, r.style, fc.size)
 		c.f.Text(x, base, r.text)
 		x += c.f.GetStringWidth(r.text)
