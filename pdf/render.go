@@ -123,7 +123,9 @@ func render(ctx context.Context, views []*view, opts Options, merged bool, out i
 	res.Pages = f.PageCount()
 	if toc != nil {
 		r.drawContents(toc, views, res)
-		f.SetPage(res.Pages) // the document closes on its last page
+		// Back to the last page: fpdf draws the footer of the current page
+		// on closing and takes the current page number as the page count.
+		f.SetPage(res.Pages)
 	}
 	if err := f.Error(); err != nil {
 		return Rendered{}, fmt.Errorf("report: %w", err)
