@@ -130,3 +130,29 @@ func FuzzWrap(f *testing.F) {
 		checkWrap(t, c, s, w, fMono)
 	})
 }
+
+// FuzzClean: whatever the input, clean's output is valid UTF-8 that every
+// rune of can be drawn (no tab, no control character, a glyph in the face
+// or the fallback), and cleaning it again changes nothing.
+func FuzzClean(f *testing.F) {
+	f.Add("0:\tfrom all lookup local")
+	f.Add("bell\x07 \xff \U0001F525 路由器 Zürich\r\n")
+	c := testCanvas(f)
+	fb := c.fonts.coverage[famFallback]
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, fc := range []face{fBody, fBodyB, fMono} {
+			out := c.clean(s, fc)
+			if !utf8.ValidString(out) {
+				t.Fatalf("clean(%q) = %q: invalid UTF-8", s, out)
+			}
+			for _, r := range out {
+				if r < 0x20 || r == 0x7f || (r > 0x7e && !c.fonts.coverage[fc.fam+fc.style].has(r) && !fb.has(r)) {
+					t.Fatalf("clean(%q) = %q keeps %U, which cannot be drawn", s, out, r)
+				}
+			}
+			if again := c.clean(out, fc); again != out {
+				t.Fatalf("clean not idempotent: %q → %q → %q", s, out, again)
+			}
+		}
+	})
+}
