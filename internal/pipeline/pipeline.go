@@ -1,7 +1,8 @@
 // Package pipeline owns the whole tsim job in one process — trace, hosts up,
 // reach, report (one PDF of every document), hosts down — on the hybrid
-// pool, with typed progress events and cancellation through the context. `tsim run` and `tsim serve`
-// both call it; it knows nothing of flags, terminals or HTTP.
+// pool, with typed progress events and cancellation through the context.
+// `tsim run` and `tsim serve` both call it; it knows nothing of flags,
+// terminals or HTTP.
 package pipeline
 
 import (
