@@ -177,6 +177,7 @@ const (
 	tocSubIn = 6.0  // indent of the parts under a document
 	tocGapIn = 0.8  // after a document's title block
 	tocGapDc = 2.5  // after a document's last part
+	tocContH = 6.0  // "Contents (continued)" atop a further contents page
 )
 
 func (r *renderer) tocTextW() float64 { return r.contentW() - tocNumW - 10 }
@@ -192,7 +193,7 @@ func (r *renderer) layoutContents(views []*view) *contents {
 	fit := func(h float64) {
 		if y+h > r.bottom() {
 			toc.pages++
-			y = top
+			y = top + tocContH
 		}
 	}
 	textW := r.tocTextW()
@@ -240,6 +241,9 @@ func (r *renderer) drawContents(toc *contents, views []*view, res Rendered) {
 		if it.page != page {
 			page = it.page
 			r.f.SetPage(page)
+			r.textColor(colMuted)
+			r.c.text(margin, margin+2, "Contents (continued)", fSmallB)
+			r.textColor(colText)
 		}
 		secs := res.Sections[it.doc]
 		target := secs[0].Page
