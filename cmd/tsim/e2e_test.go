@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsim-dev/tsim/internal/pdfcheck"
 	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
@@ -121,6 +122,7 @@ func checkPDF(t *testing.T, path string, minPages int) {
 	if n, _ := strconv.Atoi(m[1]); n < minPages {
 		t.Errorf("%s has %d pages, want at least %d", path, n, minPages)
 	}
+	pdfcheck.Validate(t, path)
 }
 
 func TestRunSingleFlow(t *testing.T) {

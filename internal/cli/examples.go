@@ -87,6 +87,7 @@ func commandExamples() map[string][]example {
 		},
 		"tsim merge": {
 			{"One PDF, with contents and bookmarks, from several documents", "cat hq.json dc.json | tsim merge -o all.pdf"},
+			{"The documents of many runs (from any machine) as one report", "cat results/*.json | tsim merge -o nightly.pdf"},
 		},
 		"tsim serve": {
 			{"Create an admin, then serve on localhost", "echo 'a long password' | tsim users add alice --role admin --password-stdin --users /etc/tsim/users.json && sudo tsim serve --listen 127.0.0.1:8080 --data /var/lib/tsim --users /etc/tsim/users.json"},

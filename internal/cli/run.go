@@ -30,7 +30,7 @@ func (a *app) runCommand() *ucli.Command {
 			"Ctrl-C or --timeout stop the run and remove the lab (exit 130, or 3 on timeout).",
 		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "flows", Usage: "run every flow of FILE", TakesFile: true},
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the merged PDF report (\"\" to skip the report)", TakesFile: true},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the PDF report of every document (\"\" to skip the report)", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "a4 or letter"},
 			&ucli.StringFlag{Name: "scope", Value: "all", Usage: "lab scope: all routers, or only those on the traced paths"},
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after this long (exit 3), e.g. 30s"},
