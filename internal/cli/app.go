@@ -167,6 +167,7 @@ func (a *app) command() *ucli.Command {
 			&ucli.BoolFlag{Name: "text", Usage: "print human-readable text on stdout even into a pipe"},
 			&ucli.StringFlag{Name: "log-level", Value: "warn", Usage: "stderr log level: debug, info, warn, error"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only errors on stderr, no progress"},
+			&ucli.StringFlag{Name: "color", Value: "auto", Usage: "colour: auto (only on a terminal, not with NO_COLOR or TERM=dumb), always or never"},
 		},
 		Before: a.before,
 		// Errors are printed once, by Main.
@@ -201,9 +202,14 @@ func (a *app) before(ctx context.Context, cmd *ucli.Command) (context.Context, e
 	if cmd.Bool("quiet") {
 		lvl = zerolog.ErrorLevel
 	}
+	switch c := cmd.String("color"); c {
+	case "auto", "always", "never":
+	default:
+		return ctx, tsimerr.Inputf("--color %q: want auto, always or never", c)
+	}
 	var w io.Writer = a.io.Err
 	if isTerminal(a.io.Err) {
-		w = zerolog.ConsoleWriter{Out: a.io.Err, TimeFormat: "15:04:05"}
+		w = zerolog.ConsoleWriter{Out: a.io.Err, TimeFormat: "15:04:05", NoColor: !a.colorOn(cmd, a.io.Err)}
 	}
 	a.log = zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 	return ctx, nil
@@ -218,6 +224,22 @@ func (a *app) textOut(cmd *ucli.Command) bool {
 		return true
 	}
 	return isTerminal(a.io.Out)
+}
+
+// color reports whether stdout gets ANSI colours.
+func (a *app) color(cmd *ucli.Command) bool { return a.colorOn(cmd, a.io.Out) }
+
+// colorOn reports whether w gets ANSI colours: --color always or never
+// decide; auto colours a terminal unless NO_COLOR is set (no-color.org) or
+// TERM is dumb.
+func (a *app) colorOn(cmd *ucli.Command, w any) bool {
+	switch cmd.String("color") {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return isTerminal(w) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 }
 
 func isTerminal(w any) bool {
