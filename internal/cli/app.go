@@ -38,7 +38,11 @@ type app struct {
 // Main runs tsim with args and returns the exit code.
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
-	err := a.rootFor(args).Run(ctx, args)
+	root := a.rootFor(args)
+	err := unknownCommand(root, args)
+	if err == nil {
+		err = root.Run(ctx, args)
+	}
 	if err == nil {
 		err = a.unknown
 	}
@@ -63,6 +67,7 @@ func (a *app) rootFor(args []string) *ucli.Command {
 	handleInterrupts(root, root.Name)
 	addHelpExamples(root, root.Name, wordsOf(args))
 	a.reportUnknownCommands(root, root.Name)
+	onUsageErrors(root)
 	return root
 }
 
@@ -76,7 +81,7 @@ func (a *app) reportUnknownCommands(c *ucli.Command, path string) {
 	c.CommandNotFound = func(_ context.Context, cmd *ucli.Command, name string) {
 		full := strings.TrimPrefix(path+" "+name, "tsim ")
 		msg := fmt.Sprintf("no command %q (see %s --help)", full, path)
-		if s := ucli.SuggestCommand(cmd.Commands, name); s != "" {
+		if s := closestCommand(cmd, name); s != "" {
 			msg += fmt.Sprintf("; did you mean %q?", s)
 		}
 		a.unknown = tsimerr.Inputf("%s", msg)
@@ -157,6 +162,8 @@ func (a *app) command() *ucli.Command {
 				s.Hidden = s.Name == "pwsh" // not tested here; still there for who needs it
 			}
 			addHelpExamples(c, "tsim completions", nil)
+			a.reportUnknownCommands(c, "tsim completions")
+			onUsageErrors(c)
 		},
 		Writer:    a.io.Out,
 		ErrWriter: a.io.Err,
@@ -172,9 +179,6 @@ func (a *app) command() *ucli.Command {
 		Before: a.before,
 		// Errors are printed once, by Main.
 		ExitErrHandler: func(context.Context, *ucli.Command, error) {},
-		OnUsageError: func(_ context.Context, _ *ucli.Command, err error, _ bool) error {
-			return tsimerr.Input(err)
-		},
 		Commands: []*ucli.Command{
 			a.factsCommand(),
 			a.traceCommand(),
