@@ -12,6 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
@@ -73,6 +74,7 @@ type testRun struct {
 	props      [][2]string
 	csv        *flowtest.CSVWriter // the csv view's writer, when format is csv
 	trailer    string              // appended to the summary line (the report)
+	facts      *facts.Facts        // for the note on errors while loading
 }
 
 // finishTests ends a test runner's output: the table, the summary line
@@ -89,6 +91,12 @@ func (a *app) finishTests(cmd *ucli.Command, w *bufio.Writer, format string, run
 		if err := run.csv.Flush(); err != nil {
 			return err
 		}
+	}
+	if run.facts != nil {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		a.factsNote(run.facts, format == "text" || format == "table")
 	}
 	sum := flowtest.Summarize(run.cases)
 	line := sum.String() + run.trailer

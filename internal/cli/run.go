@@ -165,11 +165,29 @@ func (a *app) runBatchOutput(cmd *ucli.Command, file *flowtest.File, f *facts.Fa
 		fmt.Fprintln(w, caseLine(c, color))
 	}
 	run := testRun{name: "tsim run --flows " + file.Name, file: file.Name, cases: cases, start: start,
-		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}, {"lab", res.LabID}}}
+		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}, {"lab", res.LabID}}, facts: f}
 	if res.Merged != nil {
 		run.trailer = fmt.Sprintf("; report %s (%d pages)", res.Merged.PDF, res.Merged.Pages)
 	}
 	return a.finishTests(cmd, w, format, run)
+}
+
+// refusedText lists what the kernel refused to apply in a lab, one line
+// each: the live answers of those routers may differ from the facts.
+func refusedText(l *doc.Lab) string {
+	if l == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range l.Routers {
+		for _, x := range r.Refused {
+			fmt.Fprintf(&b, "  refused on %s: %s %s: %s\n", r.Name, x.What, x.Line, x.Error)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "\nthe lab differs from the facts where the kernel refused:\n" + b.String()
 }
 
 // renderRun is the terminal view of a finished run: the trace, then the
@@ -187,6 +205,8 @@ func renderRun(d *doc.Document) string {
 		if r.E2E != nil && r.E2E.BlockedBy != nil {
 			bb := r.E2E.BlockedBy
 			fmt.Fprintf(&b, " — blocked by %s %s %s #%d: %s", bb.Router, bb.Table, bb.Chain, bb.Index, bb.Rule)
+		} else if r.E2E != nil && r.E2E.Reason != "" {
+			fmt.Fprintf(&b, " — %s", r.E2E.Reason)
 		}
 		b.WriteString("\n")
 		for _, rr := range r.Routers {
@@ -198,9 +218,14 @@ func renderRun(d *doc.Document) string {
 			if rr.Rule != nil {
 				rule = fmt.Sprintf("  %s %s #%d", rr.Rule.Table, rr.Rule.Chain, rr.Rule.Index)
 			}
-			fmt.Fprintf(&b, "    %-16s %-8s%s%s\n", rr.Router, rr.Verdict, rule, agree)
+			why := ""
+			if rr.Reason != "" && (rr.Verdict != doc.Allowed || !rr.Agrees) {
+				why = "  (" + rr.Reason + ")"
+			}
+			fmt.Fprintf(&b, "    %-16s %-8s%s%s%s\n", rr.Router, rr.Verdict, rule, agree, why)
 		}
 	}
+	b.WriteString(refusedText(d.Lab))
 	if d.Report != nil {
 		fmt.Fprintf(&b, "\nreport: %s (%d pages)\n", d.Report.PDF, d.Report.Pages)
 	}

@@ -13,6 +13,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
@@ -84,6 +85,17 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return a.traceBatch(ctx, cmd, format)
 	}
 	if format == "legacy-json" {
+		// The predecessor's path is routing only: no ports, no firewall.
+		// Answering for -p would silently answer another question.
+		for _, fl := range []string{"services", "sport", "ingress"} {
+			if cmd.IsSet(fl) {
+				name := "--" + fl
+				if fl == "services" {
+					name = "-p " + cmd.String("services")
+				}
+				return tsimerr.Inputf("--format legacy-json is the predecessor's routing-only path for the src/dst pair: it cannot answer for %s; drop it, or use --format json, text, table or csv", name)
+			}
+		}
 		return a.traceLegacy(ctx, cmd)
 	}
 	flows, err := flowsFromFlags(cmd)
@@ -117,6 +129,7 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	if err != nil {
 		return err
 	}
+	a.factsNote(f, format == "text" || format == "table")
 	if trace.ExitCode(d.Trace) != 0 {
 		return tsimerr.ErrNegative
 	}
@@ -186,8 +199,32 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 	}
 	return a.finishTests(cmd, w, format, testRun{
 		name: "tsim trace --flows " + file.Name, file: file.Name, cases: cases, start: start,
-		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}}, csv: csvw,
+		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}}, csv: csvw, facts: f,
 	})
+}
+
+// factsNote ends a text view with the number of errors `tsim facts check`
+// finds in the facts (without the kernel's ipset check), and the command
+// that lists them: an answer may depend on a line the kernel would refuse.
+func (a *app) factsNote(f *facts.Facts, text bool) {
+	if !text {
+		return
+	}
+	errs := 0
+	for _, fd := range facts.Lint(f, facts.LintOptions{}) {
+		if fd.Severity == facts.SevError {
+			errs++
+		}
+	}
+	if errs == 0 {
+		return
+	}
+	src := ""
+	if f.Source != "builtin:example" {
+		src = " --facts " + f.Source
+	}
+	fmt.Fprintf(a.io.Out, "\nnote: the facts have %d lint %s (answers that depend on those lines may be wrong): run `tsim facts check%s`\n",
+		errs, plural(errs, "error", "errors"), src)
 }
 
 // flowsOf returns the flows of a case, in order.
