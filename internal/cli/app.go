@@ -39,6 +39,9 @@ type app struct {
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
 	root := a.rootFor(args)
+	if a.completeValue(ctx, root, args) {
+		return tsimerr.ExitOK
+	}
 	err := unknownCommand(root, args)
 	if err == nil {
 		err = root.Run(ctx, args)
@@ -160,6 +163,7 @@ func (a *app) command() *ucli.Command {
 				"(tsim ... --generate-shell-completion) what fits at the cursor."
 			for _, s := range c.Commands {
 				s.Hidden = s.Name == "pwsh" // not tested here; still there for who needs it
+				s.Action = patchedCompletion(s.Name, s.Action)
 			}
 			addHelpExamples(c, "tsim completions", nil)
 			a.reportUnknownCommands(c, "tsim completions")

@@ -39,7 +39,7 @@ func (a *app) factsCommand() *ucli.Command {
 				Description: "Prints one finding per line and the summary `N errors, M warnings` (on stderr when\n" +
 					"stdout is not a terminal, so scripts read only findings; --text puts it on stdout).\n" +
 					"--json prints {\"findings\":[{\"pos\":{\"file\",\"line\"},\"severity\",\"router\",\"message\"}],\"errors\":N,\"warnings\":M}.",
-				Action:    a.factsCheck,
+				Action: a.factsCheck,
 			},
 			{
 				Name:      "parse",
