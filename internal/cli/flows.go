@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -125,6 +126,9 @@ func (a *app) finishTests(cmd *ucli.Command, w *bufio.Writer, format string, run
 			Time: time.Since(run.start), Properties: run.props, Cases: run.cases})
 		if err != nil {
 			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return tsimerr.Envf("--junit: %w", err)
 		}
 		if err := fsx.WriteFileAtomic(path, buf.Bytes(), 0o644); err != nil {
 			return tsimerr.Envf("--junit: %w", err)
