@@ -352,12 +352,7 @@ func TestTraceInterruptedDies(t *testing.T) {
 // package's tests use (xmllint, Debian package libxml2-utils).
 func validateJUnit(t *testing.T, path string) {
 	t.Helper()
-	if _, err := exec.LookPath("xmllint"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("xmllint missing: scripts/install-deps.sh installs libxml2-utils")
-		}
-		t.Skip("xmllint missing: apt-get install libxml2-utils (make deps)")
-	}
+	testenv.NeedTools(t, "xmllint") // Debian package libxml2-utils
 	xsd := filepath.Join("..", "..", "internal", "flowtest", "testdata", "junit.xsd")
 	if out, err := exec.Command("xmllint", "--noout", "--schema", xsd, path).CombinedOutput(); err != nil {
 		t.Errorf("%s does not validate against %s: %v\n%s", path, xsd, err, out)

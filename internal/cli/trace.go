@@ -204,14 +204,14 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 }
 
 // factsNote ends a text view with the number of errors `tsim facts check`
-// finds in the facts (without the kernel's ipset check), and the command
+// finds in the facts (facts.Lint: the firewall's unknown matches are only warnings), and the command
 // that lists them: an answer may depend on a line the kernel would refuse.
 func (a *app) factsNote(f *facts.Facts, text bool) {
 	if !text {
 		return
 	}
 	errs := 0
-	for _, fd := range facts.Lint(f, facts.LintOptions{}) {
+	for _, fd := range facts.Lint(f) {
 		if fd.Severity == facts.SevError {
 			errs++
 		}
