@@ -116,22 +116,30 @@ func pruneTo(root *ucli.Command, args []string) {
 // the root's own flags, or "" when a word is not one of those flags (so it
 // cannot tell which argument is a flag's value).
 func invokedCommand(root *ucli.Command, args []string) string {
+	if i := invokedAt(root, args); i > 0 {
+		return args[i]
+	}
+	return ""
+}
+
+// invokedAt is the index in args of the word invokedCommand returns, or -1.
+func invokedAt(root *ucli.Command, args []string) int {
 	for i := 1; i < len(args); i++ {
 		w := args[i]
 		if !strings.HasPrefix(w, "-") {
-			return w
+			return i
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
 		k := slices.IndexFunc(root.Flags, func(f ucli.Flag) bool { return slices.Contains(f.Names(), name) })
 		if k < 0 { // also "-" and "--", which name no flag
-			return ""
+			return -1
 		}
 		flag := root.Flags[k]
 		if _, isBool := flag.(*ucli.BoolFlag); !isBool && !hasValue {
 			i++ // the flag's value
 		}
 	}
-	return ""
+	return -1
 }
 
 // wordsOf is the set of args.

@@ -155,11 +155,10 @@ func editDistance(a, b string) int {
 // provided but not defined: -s"): the first word that should name a
 // command of root, or of a command group, and names none.
 func unknownCommand(root *ucli.Command, args []string) error {
-	name := invokedCommand(root, args)
-	if name == "" {
+	i := invokedAt(root, args)
+	if i < 0 {
 		return nil
 	}
-	i := slices.Index(args, name)
 	cur, path := root, root.Name
 	for cur != nil && len(cur.Commands) > 0 && i < len(args) {
 		w := args[i]
