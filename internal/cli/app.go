@@ -159,8 +159,9 @@ func (a *app) command() *ucli.Command {
 			"table, iptables-save, ipset save) twice: by simulating the Linux forwarding path\n" +
 			"(trace) and by rebuilding the routers as network namespaces and sending real packets\n" +
 			"(hosts up, reach). Every stage reads one JSON document on stdin and writes one on stdout.\n\n" +
-			"Exit codes: 0 positive answer, 1 negative answer (denied, unreachable, lint errors),\n" +
-			"2 usage or input error, 3 environment error (not root, missing tool), 130 interrupted.",
+			"Exit codes: 0 positive answer, 1 negative answer (denied, unreachable, lint errors, a failed\n" +
+			"expectation), 2 usage or input error, 3 environment error (no CAP_NET_ADMIN/CAP_SYS_ADMIN,\n" +
+			"missing tool) or any unclassified error, 130 interrupted.",
 		Version:                    versionString(),
 		EnableShellCompletion:      true,
 		ShellCompletionCommandName: "completions",
