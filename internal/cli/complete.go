@@ -106,7 +106,9 @@ func (a *app) flagValues(ctx context.Context, cmd *ucli.Command, name string, wo
 	case "role":
 		return []string{"user", "admin"}
 	case "services":
-		return portspec.Names()
+		names := portspec.Names()
+		slices.Sort(names)
+		return names
 	case "ingress":
 		return a.ingressValues(ctx, words)
 	case "lab":
