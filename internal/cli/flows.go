@@ -59,7 +59,25 @@ func flowsFile(cmd *ucli.Command) (*flowtest.File, error) {
 		return nil, tsimerr.Inputf("--flows: %w", err)
 	}
 	defer fh.Close()
-	return flowtest.Read(fh, path)
+	f, err := flowtest.Read(fh, path)
+	if err != nil {
+		return nil, err
+	}
+	if sh := cmd.String("shard"); sh != "" {
+		i, n, err := flowtest.ParseShard(sh)
+		if err != nil {
+			return nil, err
+		}
+		if f = f.Shard(i, n); len(f.Lines) == 0 {
+			return nil, tsimerr.Inputf("--shard %s: %s has fewer than %d lines of flows", sh, path, i)
+		}
+	}
+	return f, nil
+}
+
+// shardFlag is --shard I/N of the test runners.
+func shardFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "shard", Usage: "with --flows: run only shard I of N (every Nth line, starting at the Ith), to split a file between N machines or CI jobs"}
 }
 
 // junitFlag is --junit FILE of the test runners (trace --flows, run --flows).

@@ -35,6 +35,7 @@ func (a *app) runCommand() *ucli.Command {
 		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
 			junitFlag(),
+			shardFlag(),
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the merged PDF report (\"\" to skip the report)", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "a4 or letter"},
 			&ucli.StringFlag{Name: "scope", Value: "all", Usage: "lab scope: all routers, or only those on the traced paths"},
@@ -100,8 +101,10 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 			groups = append(groups, l.Flows)
 		}
 	} else {
-		if cmd.String("junit") != "" {
-			return tsimerr.Inputf("--junit needs --flows FILE")
+		for _, fl := range []string{"junit", "shard"} {
+			if cmd.IsSet(fl) {
+				return tsimerr.Inputf("--%s needs --flows FILE", fl)
+			}
 		}
 		flows, err := flowsFromFlags(cmd)
 		if err != nil {

@@ -41,6 +41,7 @@ func (a *app) traceCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "format", Usage: "json, text, table, csv or legacy-json (the predecessor's output and exit codes); default: text on a terminal, else json"},
 			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
 			junitFlag(),
+			shardFlag(),
 		),
 		Action: a.trace,
 	}
@@ -77,6 +78,13 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	case "json", "text", "table", "csv", "legacy-json":
 	default:
 		return tsimerr.Inputf("--format %q: want %s", format, strings.Join(traceFormats, ", "))
+	}
+	if cmd.String("flows") == "" {
+		for _, fl := range []string{"junit", "shard"} {
+			if cmd.IsSet(fl) {
+				return tsimerr.Inputf("--%s needs --flows FILE", fl)
+			}
+		}
 	}
 	if cmd.String("flows") != "" {
 		if format == "legacy-json" {
