@@ -34,11 +34,11 @@ func (a *app) traceCommand() *ucli.Command {
 			"(src,dst,spec,expect and optionally ingress, sport, name; quoted fields, empty cells, CRLF)\n" +
 			"or NDJSON. expect is allow|permit|accept|pass or deny|block|drop|reject, or empty. Every\n" +
 			"line prints PASS, FAIL or UNKNOWN (an UNKNOWN never passes) and the run ends with\n" +
-			"`N passed, N failed, N unknown`; exit 0 only when every expectation holds. JSON (into a\n" +
-			"pipe, or --format json) is one document per line on stdout, the summary on stderr.",
+			"`N passed, N failed, N unknown`; exit 0 only when every expectation holds. --json (or\n" +
+			"--format json) prints one document per line instead, the summary on stderr.",
 		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where a source outside the network enters"},
-			&ucli.StringFlag{Name: "format", Usage: "json, text, table, csv or legacy-json (the predecessor's output and exit codes); default: text on a terminal, else json"},
+			&ucli.StringFlag{Name: "format", Usage: "json, text, table, csv or legacy-json (the predecessor's output and exit codes); default: text on a terminal, else json (--flows: text unless --json)"},
 			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
 			junitFlag(),
 			shardFlag(),
@@ -71,8 +71,10 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	format := cmd.String("format")
 	switch format {
 	case "":
+		// A test run (--flows) prints its lines for a person or a CI log
+		// unless --json asks for the documents, as run --flows does.
 		format = "json"
-		if a.textOut(cmd) {
+		if a.textOut(cmd) || (cmd.String("flows") != "" && !cmd.Bool("json")) {
 			format = "text"
 		}
 	case "json", "text", "table", "csv", "legacy-json":
