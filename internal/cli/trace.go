@@ -237,6 +237,33 @@ func (a *app) factsNote(f *facts.Facts, text bool) {
 		errs, plural(errs, "error", "errors"), src)
 }
 
+// refusedRoutes lists, after the hop view, the routes a router's table
+// holds but the kernel would refuse (and the simulation therefore
+// ignored), as the document's route steps record them: one line per
+// router and table.
+func refusedRoutes(d *doc.Document) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, t := range d.Trace {
+		for _, h := range t.Hops {
+			for _, st := range h.Steps {
+				if st.Kind != doc.StepRoute || !strings.Contains(st.Detail, "the kernel refuses") {
+					continue
+				}
+				line := fmt.Sprintf("  %s table %s: %s", h.Node, st.Table, strings.TrimSpace(st.Detail))
+				if !seen[line] {
+					seen[line] = true
+					b.WriteString(line + "\n")
+				}
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "\nroutes the kernel would refuse (ignored by the simulation):\n" + b.String()
+}
+
 // flowsOf returns the flows of a case, in order.
 func flowsOf(c *flowtest.Case) []*doc.Flow {
 	out := make([]*doc.Flow, len(c.Results))
@@ -275,6 +302,7 @@ func (a *app) writeDoc(cmd *ucli.Command, d *doc.Document, text bool) error {
 	var buf bytes.Buffer
 	if text {
 		trace.RenderText(&buf, d, a.color(cmd))
+		buf.WriteString(refusedRoutes(d))
 	} else if err := doc.Write(&buf, d); err != nil {
 		return err
 	}
