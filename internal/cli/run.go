@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -42,7 +43,7 @@ func (a *app) runCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after this long (exit 3), e.g. 30s"},
 			&ucli.DurationFlag{Name: "probe-timeout", Usage: "per-probe timeout (default: reach's)"},
 			isolateAllFlag(),
-			&ucli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal), bar, json (NDJSON on stderr) or none"},
+			&ucli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal, not with TERM=dumb), bar, json (NDJSON on stderr) or none"},
 		),
 		Action: a.run,
 	}
@@ -56,7 +57,8 @@ func (a *app) progressSink(cmd *ucli.Command) (progress.Sink, error) {
 	}
 	switch mode {
 	case "auto":
-		if isTerminal(a.io.Err) {
+		// The bar redraws its line with escape codes a dumb terminal lacks.
+		if isTerminal(a.io.Err) && os.Getenv("TERM") != "dumb" {
 			return progress.NewBar(a.io.Err), nil
 		}
 		return progress.Nop{}, nil
