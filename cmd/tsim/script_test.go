@@ -29,6 +29,8 @@ func TestScripts(t *testing.T) {
 			env.Values["status"] = &lastStatus{code: -1}
 			xsd, err := filepath.Abs(filepath.Join("..", "..", "internal", "flowtest", "testdata", "junit.xsd"))
 			env.Setenv("JUNIT_XSD", xsd)
+			// For commands the scripts run through another program (script).
+			env.Setenv("PATH", filepath.Dir(tsimBin)+":"+env.Getenv("PATH"))
 			return err
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
