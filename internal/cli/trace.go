@@ -51,9 +51,6 @@ func (a *app) traceCommand() *ucli.Command {
 var traceFormats = []string{"json", "text", "table", "csv", "legacy-json"}
 
 func parseIPv4(flag, s string) (netip.Addr, error) {
-	if s == "" {
-		return netip.Addr{}, tsimerr.Inputf("--%s is required", flag)
-	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, tsimerr.Inputf("--%s %q is not an IP address", flag, s)
