@@ -358,3 +358,31 @@ func validateJUnit(t *testing.T, path string) {
 		t.Errorf("%s does not validate against %s: %v\n%s", path, xsd, err, out)
 	}
 }
+
+// TestHostsDownSummary: given a document, hosts down passes it on into a
+// pipe and prints one line for a person (--text, as on a terminal).
+func TestHostsDownSummary(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	up := exec.Command("sh", "-c", tsimBin+` trace -s 10.1.10.5 -d 10.1.50.10 -p https | `+tsimBin+` hosts up --scope path > lab.json`)
+	up.Dir = dir
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("hosts up: %v\n%s", err, out)
+	}
+	var d runDoc
+	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil || d.Lab == nil {
+		t.Fatalf("lab.json: %v", err)
+	}
+	down := exec.Command(tsimBin, "hosts", "down", "--text")
+	down.Dir = dir
+	down.Stdin = bytes.NewReader(b)
+	r := runCommand(t, down)
+	if r.code != 0 || r.stdout != "removed lab "+d.Lab.ID+"\n" {
+		t.Errorf("hosts down --text: exit %d, stdout %q, stderr %q; want one line naming lab %s", r.code, r.stdout, r.stderr, d.Lab.ID)
+	}
+	labGone(t, d.Lab.ID)
+}
