@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -73,5 +74,8 @@ func (a *app) merge(ctx context.Context, cmd *ucli.Command) error {
 	a.log.Info().Str("pdf", out).Int("pages", r.Pages).Int("documents", len(docs)).Msg("merged report written")
 	res := doc.New()
 	res.Merged = &doc.Merged{PDF: out, Pages: r.Pages, Documents: len(docs)}
-	return doc.Write(a.io.Out, res)
+	return a.emit(cmd, res, func(d *doc.Document) string {
+		m := d.Merged
+		return fmt.Sprintf("merged %d %s into %s (%d pages)\n", m.Documents, plural(m.Documents, "document", "documents"), m.PDF, m.Pages)
+	})
 }

@@ -101,5 +101,7 @@ func (a *app) report(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	a.log.Info().Str("pdf", path).Int("pages", pages).Msg("report written")
-	return doc.Write(a.io.Out, d)
+	return a.emit(cmd, d, func(d *doc.Document) string {
+		return fmt.Sprintf("report %s (%d pages)\n", path, pages)
+	})
 }
