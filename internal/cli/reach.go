@@ -93,7 +93,7 @@ func liveText(r *doc.Reach) string {
 		fmt.Fprintf(&b, " — blocked by %s %s %s #%d (the %s): %s", bb.Router, bb.Table, bb.Chain, bb.Index, bb.Direction, bb.Rule)
 	case bb != nil:
 		fmt.Fprintf(&b, " — stopped at %s (the %s, %s): %s", bb.Router, bb.Direction, e.Cause, bb.Rule)
-	case e.Verdict == doc.Unknown && e.Reason != "":
+	case e.Reason != "":
 		fmt.Fprintf(&b, " — %s", e.Reason)
 	}
 	b.WriteString("\n")
