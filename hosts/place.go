@@ -290,7 +290,7 @@ func firstV4(ifc *facts.Interface) netip.Addr {
 }
 
 // pathRouters returns the routers named by router hops of the traces:
-// request and reply, on every ECMP branch (the kernel may take any).
+// request and reply, of every ECMP branch.
 func pathRouters(d *doc.Document) map[string]bool {
 	m := map[string]bool{}
 	add := func(hops []*doc.Hop) {

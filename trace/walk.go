@@ -305,7 +305,7 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 	}
 	switch res.Verdict {
 	case VerdictDrop, VerdictReject:
-		w.denied = &doc.RuleRef{Router: r.f.Name, Table: tbl, Chain: st.Chain, Index: res.Index, Rule: st.Text, Direction: w.dir}
+		w.denied = &doc.RuleRef{Router: r.f.Name, Table: tbl, Chain: st.Chain, Index: res.Index, Rule: st.Text, Direction: w.dir, Pos: st.Pos}
 		w.finish(doc.Denied, fmt.Sprintf("%s: %s %s %s: %s", r.f.Name, tbl, st.Chain, ruleNo(res.Index), st.Text))
 		return false
 	case VerdictUnknown:

@@ -197,6 +197,8 @@ type RuleRef struct {
 	// Direction is request or reply: which packet of the connection the
 	// rule dropped ("" in documents written before replies were traced).
 	Direction string `json:"direction,omitempty"`
+	// Pos is FILE:LINE of the rule in the facts, when known.
+	Pos string `json:"pos,omitempty"`
 }
 
 // Lab describes a lab built by `hosts up`.
