@@ -2,6 +2,7 @@ package reach
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tsim-dev/tsim/internal/doc"
@@ -337,6 +338,14 @@ func compareE2E(e *doc.E2E, t *doc.Trace) string {
 		return fmt.Sprintf("end to end: live %s, predicted %s: a different cause", live, predText)
 	}
 	b, p := e.BlockedBy, t.DeniedBy
+	if t.Disposition == doc.Loop {
+		// The TTL runs out at whichever router of the cycle the initial
+		// TTL decides; trace names the router where the cycle closes.
+		if b == nil || !slices.Contains(loopRouters(t), b.Router) {
+			return fmt.Sprintf("end to end: live %s, predicted %s: not a router of the predicted loop", live, predText)
+		}
+		return ""
+	}
 	if p == nil {
 		// Routing: trace names no rule, only the router where the path
 		// ended.
@@ -350,6 +359,20 @@ func compareE2E(e *doc.E2E, t *doc.Trace) string {
 		return fmt.Sprintf("end to end: live %s, predicted %s", live, predText)
 	}
 	return ""
+}
+
+// loopRouters are the routers a LOOP trace visits more than once.
+func loopRouters(t *doc.Trace) []string {
+	n := map[string]int{}
+	var out []string
+	for _, h := range t.Hops {
+		if h.Kind == doc.HopRouter {
+			if n[h.Node]++; n[h.Node] == 2 {
+				out = append(out, h.Node)
+			}
+		}
+	}
+	return out
 }
 
 func causeText(c string) string {

@@ -182,6 +182,12 @@ func TestCompareE2E(t *testing.T) {
 		{"route drop both, other router", &doc.E2E{Verdict: doc.Unreachable, Cause: causeBlackhole, BlockedBy: &doc.RuleRef{Router: "a"}},
 			&doc.Trace{Disposition: doc.NullRouted, Hops: []*doc.Hop{routerHop("a"), routerHop("b")}}, false},
 		{"unknown live never agrees with a verdict", &doc.E2E{Verdict: doc.Unknown}, deniedAt("b", 2, doc.Request), false},
+		{"a loop: the TTL ran out at a router of the predicted cycle", &doc.E2E{Verdict: doc.Unreachable, Cause: causeLoop, BlockedBy: &doc.RuleRef{Router: "b"}},
+			&doc.Trace{Disposition: doc.Loop, Hops: []*doc.Hop{routerHop("a"), routerHop("b"), routerHop("c"), routerHop("b"), routerHop("c")}}, true},
+		{"a loop blamed on a router outside the predicted cycle", &doc.E2E{Verdict: doc.Unreachable, Cause: causeLoop, BlockedBy: &doc.RuleRef{Router: "a"}},
+			&doc.Trace{Disposition: doc.Loop, Hops: []*doc.Hop{routerHop("a"), routerHop("b"), routerHop("c"), routerHop("b"), routerHop("c")}}, false},
+		{"a firewall drop live, a loop predicted", blocked("b", "FORWARD", 2, doc.Request, causeFilter),
+			&doc.Trace{Disposition: doc.Loop, Hops: []*doc.Hop{routerHop("a"), routerHop("b"), routerHop("c"), routerHop("b"), routerHop("c")}}, false},
 	}
 	for _, c := range cases {
 		d := compareE2E(c.e, c.t)
