@@ -140,6 +140,9 @@ func reusable(o Options, e *doc.E2E, hp *hopPlan) *doc.RouterReach {
 		if v.Verdict != doc.Allowed && v.Verdict != doc.Blocked {
 			return nil
 		}
+		if v.Verdict == doc.Blocked && e.Cause == causeLoop {
+			return nil // the loop is the lab's, not this router's alone
+		}
 		v.Reason = joinReason(v.Reason, "from the end-to-end probe's counters")
 		v.Predicted, v.Agrees = "", false
 		return &v
