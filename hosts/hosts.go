@@ -67,7 +67,8 @@ type Options struct {
 	// pipeline).
 	OwnerPID int
 	// HashSeed pins net.ipv4.fib_multipath_hash_seed on every router
-	// (0: each router's HashSeed default). Recorded in .lab.routers[].
+	// whose facts pin none (0: DefaultHashSeed). Recorded in
+	// .lab.routers[].
 	HashSeed uint32
 	// Log receives progress and warnings (zero value: silent).
 	Log zerolog.Logger

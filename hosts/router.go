@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/netip"
 	"os"
@@ -215,13 +214,17 @@ func (b *routerBuild) multipath() {
 	b.seeded = b.seed
 }
 
-// HashSeed is the multipath hash seed a lab pins on a router: opts.HashSeed
-// when set, else the facts' collected seed when it is fixed (non-zero),
-// else a value derived from the router's name, the same in every lab.
+// DefaultHashSeed is the multipath hash seed a lab pins on routers whose
+// facts have none (a random seed on the real router) when Options.HashSeed
+// does not say: `tsim trace --hash-seed 1` names the ECMP branch such a
+// lab's kernels take.
+const DefaultHashSeed = 1
+
+// HashSeed is the multipath hash seed a lab pins on a router: the facts'
+// collected seed when the router had a fixed one (non-zero), else
+// opts.HashSeed, else DefaultHashSeed — the same rule trace applies with
+// SetHashSeed, so trace can name the branch the lab's kernels take.
 func HashSeed(r *facts.Router, opts Options) uint32 {
-	if opts.HashSeed != 0 {
-		return opts.HashSeed
-	}
 	if v, ok := r.Sysctls[sysHashSeed]; ok {
 		f := strings.Fields(v)
 		if len(f) > 0 {
@@ -230,9 +233,10 @@ func HashSeed(r *facts.Router, opts Options) uint32 {
 			}
 		}
 	}
-	h := fnv.New32a()
-	h.Write([]byte("tsim lab " + r.Name))
-	return h.Sum32() | 1
+	if opts.HashSeed != 0 {
+		return opts.HashSeed
+	}
+	return DefaultHashSeed
 }
 
 // iface creates one veth in a single request: the fabric end (short

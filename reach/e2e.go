@@ -382,6 +382,33 @@ func predictionFor(t *doc.Trace, observed []string) *doc.Trace {
 	return t
 }
 
+// observedBranch is the number of the ECMP branch whose request routers
+// are the observed ones (0: none, or a single path).
+func observedBranch(t *doc.Trace, observed []string) int {
+	if t == nil || len(t.Branches) < 2 || len(observed) == 0 {
+		return 0
+	}
+	found := 0
+	for _, b := range t.Branches {
+		p := routersOf(pathText(b.Hops))
+		if len(p) >= len(observed) && slices.Equal(p[:len(observed)], observed) {
+			if found != 0 {
+				return 0 // the observed part does not tell the branches apart
+			}
+			found = b.Branch
+		}
+	}
+	return found
+}
+
+// kernelBranch is the branch trace's hash names (0: none).
+func kernelBranch(t *doc.Trace) int {
+	if t == nil {
+		return 0
+	}
+	return t.KernelBranch
+}
+
 // predictedViews is trace's verdict per router for both directions: the
 // request's hops, then the reply's (a router that passes the request but
 // stops the reply is BLOCKED).
@@ -423,6 +450,12 @@ func (r *runner) compare(fp *flowPlan, res *doc.Reach) {
 	e.Agrees = &ok
 	if !ok {
 		res.Disagreements = append(res.Disagreements, d)
+	}
+	if live, kb := observedBranch(fp.real, routersOf(e.Path)), kernelBranch(fp.seeded); live > 0 && kb > 0 && live != kb {
+		// Trace's hash, with the lab's seeds, names another branch than
+		// the one the kernels took.
+		e.PathDiffers = true
+		res.Disagreements = append(res.Disagreements, fmt.Sprintf("ECMP: the packets took branch %d, trace's multipath hash with the lab's seeds predicts branch %d", live, kb))
 	}
 	if e.PathDiffers {
 		line := fmt.Sprintf("path: live %s, predicted %s", strings.Join(e.Path, " "), strings.Join(e.PredictedPath, " "))

@@ -53,8 +53,14 @@ func TestExampleECMPEverySeed(t *testing.T) {
 	}
 	seen := map[string][]int{}
 	for seed := 1; seed <= 64 && (len(seen["dc-core"]) < 2 || len(seen["dc-srv"]) < 2); seed++ {
-		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-q", "-w", fmt.Sprintf("net.ipv4.fib_multipath_hash_seed=%d", seed)).CombinedOutput(); err != nil {
-			t.Fatalf("pin the hash seed: %v: %s", err, out)
+		// Every router gets the seed, and the lab's record says so: reach
+		// then also checks that trace's multipath hash, with the lab's
+		// seeds, names the branch the kernel took.
+		for _, r := range lab.Lab.Routers {
+			if out, err := exec.Command("ip", "netns", "exec", r.Netns, "sysctl", "-q", "-w", fmt.Sprintf("net.ipv4.fib_multipath_hash_seed=%d", seed)).CombinedOutput(); err != nil {
+				t.Fatalf("pin the hash seed: %v: %s", err, out)
+			}
+			r.HashSeed = uint32(seed)
 		}
 		b := branch()
 		seen[b] = append(seen[b], seed)
@@ -118,6 +124,27 @@ func TestExampleECMPEverySeed(t *testing.T) {
 		})
 	}
 	t.Logf("seeds by branch: %v", seen)
+	// A lab whose record names another seed than its kernels use: trace's
+	// hash then predicts the other branch, and reach must say so.
+	if len(seen["dc-core"]) > 0 && len(seen["dc-srv"]) > 0 {
+		t.Run("recorded seed differs from the kernel's", func(t *testing.T) {
+			for _, r := range lab.Lab.Routers {
+				if out, err := exec.Command("ip", "netns", "exec", r.Netns, "sysctl", "-q", "-w", fmt.Sprintf("net.ipv4.fib_multipath_hash_seed=%d", seen["dc-srv"][0])).CombinedOutput(); err != nil {
+					t.Fatalf("pin the hash seed: %v: %s", err, out)
+				}
+				r.HashSeed = uint32(seen["dc-core"][0])
+			}
+			d := *lab
+			d.Reach = nil
+			if err := Run(context.Background(), f, &d, Options{Log: testLog(t), Timeout: testTimeout, ReuseEndToEnd: true}); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			res := d.Reach[0]
+			if !res.E2E.PathDiffers || !strings.Contains(strings.Join(res.Disagreements, "\n"), "ECMP: the packets took branch 2, trace's multipath hash with the lab's seeds predicts branch 1") {
+				t.Errorf("path_differs %v, disagreements %q", res.E2E.PathDiffers, res.Disagreements)
+			}
+		})
+	}
 	if len(seen["dc-core"]) == 0 || len(seen["dc-srv"]) == 0 {
 		t.Errorf("64 seeds did not cover both branches: %v", seen)
 	}

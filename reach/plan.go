@@ -48,6 +48,10 @@ type flowPlan struct {
 	finalDst netip.AddrPort // destination after every NAT on the path
 	// problem makes both views UNKNOWN (no path, no endpoint …).
 	problem string
+	// seeded is trace with the lab's pinned multipath hash seeds: its
+	// KernelBranch is the ECMP branch the lab's kernels should take (nil
+	// when the flow has one path or the seeds are not known).
+	seeded *doc.Trace
 }
 
 // openFacts returns a copy of f whose filter tables accept everything
@@ -90,7 +94,8 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 	for _, t := range d.Trace {
 		real[t.Flow] = t
 	}
-	var eng *trace.Engine
+	var eng, seededEng *trace.Engine
+	labSeed := labHashSeed(f, d.Lab)
 	open := trace.New(openFacts(f, ""))
 	isolated := map[string]*trace.Engine{}
 	var plans []*flowPlan
@@ -110,6 +115,13 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 				eng = trace.New(f)
 			}
 			fp.real = eng.Trace(ctx, fl)
+		}
+		if len(fp.real.Branches) > 1 && labSeed != 0 {
+			if seededEng == nil {
+				seededEng = trace.New(f)
+				seededEng.SetHashSeed(labSeed)
+			}
+			fp.seeded = seededEng.Trace(ctx, fl)
 		}
 		fp.open = open.Trace(ctx, fl)
 		src, _ := netip.ParseAddr(fl.Src)
@@ -199,6 +211,34 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 		}
 	}
 	return plans
+}
+
+// labHashSeed is the multipath hash seed the lab pinned on the routers
+// whose facts pin none, when they all have the same (0 otherwise): with it
+// trace names the ECMP branch the lab's kernels take.
+func labHashSeed(f *facts.Facts, lab *doc.Lab) uint32 {
+	if lab == nil {
+		return 0
+	}
+	seed := uint32(0)
+	for _, lr := range lab.Routers {
+		fr := f.Router(lr.Name)
+		if fr == nil {
+			continue
+		}
+		if v := strings.Fields(fr.Sysctls["net.ipv4.fib_multipath_hash_seed"]); len(v) > 0 && v[0] != "0" {
+			continue // the facts' own seed: trace knows it
+		}
+		switch {
+		case lr.HashSeed == 0:
+			return 0
+		case seed == 0:
+			seed = lr.HashSeed
+		case seed != lr.HashSeed:
+			return 0
+		}
+	}
+	return seed
 }
 
 // parseHostPort reads a NAT step's "ip" or "ip:port".

@@ -34,7 +34,7 @@ func (a *app) hostsCommand() *ucli.Command {
 				Flags: append([]ucli.Flag{
 					&ucli.StringFlag{Name: "scope", Value: "all", Usage: "all: every router of the facts; path: only routers on the traced paths"},
 					&ucli.BoolFlag{Name: "strict", Usage: "exit 3 (after removing the lab) when the kernel refused any line"},
-					&ucli.Uint32Flag{Name: "hash-seed", Usage: "pin net.ipv4.fib_multipath_hash_seed to `N` on every router (default: the facts' seed, else one derived from the router's name; recorded in .lab.routers[].hash_seed)"},
+					&ucli.Uint32Flag{Name: "hash-seed", Usage: "pin net.ipv4.fib_multipath_hash_seed to `N` on every router whose facts pin none (default 1; recorded in .lab.routers[].hash_seed; `tsim trace --hash-seed N` names the ECMP branch the lab takes)"},
 				}, flowFlags()...),
 				Action: a.hostsUp,
 			},
