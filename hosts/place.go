@@ -132,10 +132,16 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 			}
 		}
 		if err2 == nil && dst.Is4() && !owned[dst] {
+			end, replyFirst := requestEnd(t), replyRouter(t)
 			switch {
-			case t != nil && t.Disposition == doc.ExitsNetwork && last != nil && last.Out != "":
+			case end == doc.HopInternet && last != nil && last.Out != "":
 				addInternet(dst, src, where{last.Node, last.Out}, last.In)
-			case t != nil && last != nil && last.Out != "" && t.Disposition == doc.Delivered:
+			case end == doc.HopHost && replyFirst != nil && replyFirst.In != "":
+				// The destination answers through the router its reply
+				// enters first (its gateway), which ECMP may make another
+				// than the one the request came from.
+				addRegular(dst, where{replyFirst.Node, replyFirst.In})
+			case end == doc.HopHost && last != nil && last.Out != "":
 				addRegular(dst, where{last.Node, last.Out})
 			default:
 				if w, ok := locate(p, dst); ok {
@@ -167,6 +173,31 @@ func routerHops(t *doc.Trace) (first, last *doc.Hop) {
 		last = h
 	}
 	return first, last
+}
+
+// requestEnd is the kind of the last hop of a request that arrived (host
+// or internet), "" when it did not.
+func requestEnd(t *doc.Trace) string {
+	if t == nil || len(t.Hops) == 0 {
+		return ""
+	}
+	if t.Disposition != doc.Delivered && t.Disposition != doc.ExitsNetwork && t.Direction != doc.Reply && !strings.HasPrefix(t.Reason, "the handshake's ACK") {
+		return ""
+	}
+	return t.Hops[len(t.Hops)-1].Kind
+}
+
+// replyRouter is the first router hop of a trace's reply.
+func replyRouter(t *doc.Trace) *doc.Hop {
+	if t == nil {
+		return nil
+	}
+	for _, h := range t.ReplyHops {
+		if h.Kind == doc.HopRouter {
+			return h
+		}
+	}
+	return nil
 }
 
 // locate finds the lab interface whose connected subnet holds ip.
@@ -209,14 +240,23 @@ func firstV4(ifc *facts.Interface) netip.Addr {
 	return netip.Addr{}
 }
 
-// pathRouters returns the routers named by router hops of the traces.
+// pathRouters returns the routers named by router hops of the traces:
+// request and reply, of every ECMP branch.
 func pathRouters(d *doc.Document) map[string]bool {
 	m := map[string]bool{}
-	for _, t := range d.Trace {
-		for _, h := range t.Hops {
+	add := func(hops []*doc.Hop) {
+		for _, h := range hops {
 			if h.Kind == doc.HopRouter {
 				m[h.Node] = true
 			}
+		}
+	}
+	for _, t := range d.Trace {
+		add(t.Hops)
+		add(t.ReplyHops)
+		for _, b := range t.Branches {
+			add(b.Hops)
+			add(b.ReplyHops)
 		}
 	}
 	return m

@@ -3,6 +3,7 @@ package reach
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/tsim-dev/tsim/internal/doc"
@@ -146,11 +147,12 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 			hp.nextIP = routeVia(h)
 			hp.hasNext = i+1 < len(hops)
 			for _, st := range h.Steps {
-				if st.Kind == doc.StepRoute && strings.Contains(st.Detail, "kernel refuses") && hp.refused == "" {
-					hp.refused = st.Detail
-					if i := strings.Index(hp.refused, ". "); i > 0 {
-						hp.refused = hp.refused[:i]
+				if st.Kind == doc.StepRoute && len(st.Refused) > 0 && hp.refused == "" {
+					var notes []string
+					for _, x := range st.Refused {
+						notes = append(notes, strconv.Quote(x.Route)+" ("+x.Reason+")")
 					}
+					hp.refused = "ignored, the kernel refuses: " + strings.Join(notes, "; ")
 				}
 			}
 			if !hp.nextIP.IsValid() && i+1 < len(hops) && hops[i+1].Kind == doc.HopRouter {
@@ -208,33 +210,15 @@ func predictedE2E(t *doc.Trace) string {
 }
 
 // routeVia returns the gateway of the hop's last route step that leaves by
-// its egress interface ("via A dev OUT" in the step's detail or text).
+// its egress interface (the route step's typed next hop).
 func routeVia(h *doc.Hop) netip.Addr {
 	var gw netip.Addr
 	for _, s := range h.Steps {
-		if s.Kind != doc.StepRoute {
+		if s.Kind != doc.StepRoute || s.Gateway == "" || s.Device != "" && s.Device != h.Out {
 			continue
 		}
-		for _, t := range []string{s.Detail, s.Text} {
-			f := strings.Fields(t)
-			var via netip.Addr
-			dev := ""
-			for j := 0; j+1 < len(f); j++ {
-				switch f[j] {
-				case "via":
-					if !via.IsValid() {
-						via, _ = netip.ParseAddr(f[j+1])
-					}
-				case "dev":
-					if dev == "" {
-						dev = f[j+1]
-					}
-				}
-			}
-			if via.IsValid() && (dev == "" || dev == h.Out) {
-				gw = via
-				break
-			}
+		if a, err := netip.ParseAddr(s.Gateway); err == nil {
+			gw = a
 		}
 	}
 	return gw

@@ -328,14 +328,16 @@ func TestParseSave(t *testing.T) {
 
 func TestRouteVia(t *testing.T) {
 	h := &doc.Hop{Out: "eth2", Steps: []*doc.Step{
-		{Kind: doc.StepRoute, Detail: "via 10.0.0.1 dev eth0"},
+		{Kind: doc.StepRoute, Detail: "via 10.0.0.1 dev eth0", Gateway: "10.0.0.1", Device: "eth0"},
 		{Kind: doc.StepRoute, Detail: "no route matched"},
-		{Kind: doc.StepRoute, Text: "default via 198.51.100.1 dev eth2 proto static", Detail: "via 198.51.100.1 dev eth2"},
+		{Kind: doc.StepRoute, Text: "default via 198.51.100.1 dev eth2 proto static", Detail: "via 198.51.100.1 dev eth2", Gateway: "198.51.100.1", Device: "eth2"},
+		// A suppressed route names a gateway in its text but is not taken.
+		{Kind: doc.StepRoute, Text: "default via 192.0.2.1 dev eth2", Detail: "suppressed: prefix length 0 <= suppress_prefixlength 0; continue with the next rule"},
 	}}
 	if got := routeVia(h); got != netip.MustParseAddr("198.51.100.1") {
 		t.Errorf("routeVia = %v", got)
 	}
-	if got := routeVia(&doc.Hop{Out: "eth1", Steps: []*doc.Step{{Kind: doc.StepRoute, Detail: "dev eth1"}}}); got.IsValid() {
+	if got := routeVia(&doc.Hop{Out: "eth1", Steps: []*doc.Step{{Kind: doc.StepRoute, Detail: "dev eth1", Device: "eth1"}}}); got.IsValid() {
 		t.Errorf("routeVia without gateway = %v", got)
 	}
 }

@@ -84,14 +84,35 @@ func (e *Engine) parseFlow(flow *doc.Flow) (pkt, error) {
 	return p, nil
 }
 
-// walker holds the state of one trace.
+// walker holds the state of one trace: one branch at a time, the request
+// and then the reply (see connection.go).
 type walker struct {
 	e    *Engine
-	t    *doc.Trace
+	flow *doc.Flow
+	p0   pkt // the request as the source sends it
 	p    pkt
 	seen []loopKey // a few entries: a linear scan beats a map
 	pk   Packet    // reused: one packet is in flight at a time
 	a    arena
+
+	// The direction being walked and its outcome.
+	dir    string
+	hops   []*doc.Hop
+	disp   string
+	reason string
+	denied *doc.RuleRef
+	// ct are the conntrack entries the request made, one per router visit.
+	ct []ctEntry
+	// ECMP: forced nexthop choices by multipath point (in walk order)
+	// and the points met.
+	force  []int
+	points []mpPoint
+	alts   []string
+	notes  []string // assumptions (kernel defaults for sysctls the facts lack)
+	// ack: walking the tcp handshake's final ACK along the request's
+	// path (direction request); ackPoint is its next ECMP point.
+	ack      bool
+	ackPoint int
 }
 
 // loopKey is what makes a packet "the same packet again" on a router.
@@ -117,18 +138,18 @@ func (e *Engine) Trace(ctx context.Context, flow *doc.Flow) *doc.Trace {
 		t.Disposition, t.Reason = doc.Unknown, ctx.Err().Error()
 		return t
 	}
-	w := &walker{e: e, t: t, p: p}
-	w.start(flow)
+	w := &walker{e: e, flow: flow, p0: p}
+	w.connection(t)
 	return t
 }
 
 func (w *walker) finish(disp, reason string) {
-	w.t.Disposition, w.t.Reason = disp, reason
+	w.disp, w.reason = disp, reason
 }
 
 func (w *walker) hop(node, kind, ip, in string) *doc.Hop {
 	h := &doc.Hop{Node: node, Kind: kind, IP: ip, In: in, Steps: make([]*doc.Step, 0, 8)}
-	w.t.Hops = append(w.t.Hops, h)
+	w.hops = append(w.hops, h)
 	return h
 }
 
@@ -138,10 +159,11 @@ func (w *walker) start(flow *doc.Flow) {
 		w.originate(os[0].r, os[0].ifc)
 		return
 	}
-	if flow.Ingress != "" {
+	if flow.Ingress != "" && w.dir == doc.Request {
 		rn, ifc, _ := strings.Cut(flow.Ingress, ":")
 		r := e.byName[rn]
-		w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+		src := p.src.String()
+		w.hop(src, doc.HopHost, src, "")
 		w.receive(r, ifc, r.addrOn(ifc, p.src))
 		return
 	}
@@ -167,7 +189,8 @@ func (w *walker) start(flow *doc.Flow) {
 		w.finish(doc.UnknownSource, "source "+p.src.String()+" is outside the modelled network: "+hint)
 		return
 	}
-	w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+	src := p.src.String()
+	w.hop(src, doc.HopHost, src, "")
 	if seg.Contains(p.dst) {
 		// Same subnet: the host talks to the destination directly.
 		if os := e.owners[p.dst]; len(os) > 0 {
@@ -179,7 +202,8 @@ func (w *walker) start(flow *doc.Flow) {
 			}
 		}
 		if p.dst != p.src {
-			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			dst := p.dst.String()
+			w.hop(dst, doc.HopHost, dst, "")
 		}
 		w.finish(doc.Delivered, "source and destination share "+seg.String())
 		return
@@ -209,8 +233,12 @@ func (w *walker) start(flow *doc.Flow) {
 				others = append(others, x.r.f.Name+":"+x.ifc)
 			}
 		}
-		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("source %s is on a subnet shared by several routers; took first hop %s:%s (also %s)",
-			p.src, c.r.f.Name, c.ifc, strings.Join(others, ", ")))
+		what := "source"
+		if w.dir == doc.Reply {
+			what = "the reply's source"
+		}
+		w.note(fmt.Sprintf("%s %s is on a subnet shared by several routers; took first hop %s:%s (also %s)",
+			what, p.src, c.r.f.Name, c.ifc, strings.Join(others, ", ")))
 	}
 	w.receive(c.r, c.ifc, c.r.addrOn(c.ifc, p.src))
 }
@@ -220,11 +248,20 @@ func (w *walker) packet(in, out string, mark uint32) *Packet {
 	p := &w.pk
 	*p = Packet{Src: w.p.src, Dst: w.p.dst, Proto: w.p.proto, SPort: w.p.sport, DPort: w.p.dport,
 		InIf: in, OutIf: out, Mark: mark, TOS: w.p.tos, CTState: "NEW", TTL: uint8(w.p.ttl)}
+	reply := w.dir == doc.Reply
 	switch w.p.proto {
 	case 1:
 		p.ICMPType, p.Length = 8, 84
+		if reply {
+			p.ICMPType = 0 // echo reply
+		}
 	case 6:
 		p.TCPFlags, p.Length = "SYN", 60
+		if reply {
+			p.TCPFlags = "SYN,ACK"
+		} else if w.ack {
+			p.TCPFlags, p.Length = "ACK", 52
+		}
 	default:
 		p.Length = 40
 	}
@@ -238,6 +275,12 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 	ci, ok := r.p().chains[chainKey{tbl, ch}]
 	if !ok || len(ci.c.Rules) == 0 && ci.c.Policy != "DROP" {
 		return true // absent or empty and accepting: nothing to explain
+	}
+	if tbl == "nat" && np.CTState != "NEW" {
+		// The nat table sees only the first packet of a connection;
+		// replies are translated by conntrack, and packets without a
+		// conntrack entry (INVALID, UNTRACKED) are never translated.
+		return true
 	}
 	before := *np
 	res := r.firewall().Traverse(tbl, ch, np)
@@ -262,7 +305,7 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 	}
 	switch res.Verdict {
 	case VerdictDrop, VerdictReject:
-		w.t.DeniedBy = &doc.RuleRef{Router: r.f.Name, Table: tbl, Chain: st.Chain, Index: res.Index, Rule: st.Text}
+		w.denied = &doc.RuleRef{Router: r.f.Name, Table: tbl, Chain: st.Chain, Index: res.Index, Rule: st.Text, Direction: w.dir, Pos: st.Pos}
 		w.finish(doc.Denied, fmt.Sprintf("%s: %s %s %s: %s", r.f.Name, tbl, st.Chain, ruleNo(res.Index), st.Text))
 		return false
 	case VerdictUnknown:
@@ -410,7 +453,7 @@ func (w *walker) key(in string, mark uint32, local bool) flowKey {
 func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	ipS := ""
 	if ip.IsValid() {
-		ipS = ip.String()
+		ipS = r.addrString(ip)
 	}
 	h := w.hop(r.f.Name, doc.HopRouter, ipS, in)
 	state := loopKey{r, in, w.p.src, w.p.dst, w.p.sport, w.p.dport, w.p.tos}
@@ -420,11 +463,17 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	}
 	w.seen = append(w.seen, state)
 	np := w.packet(in, "", 0)
-	for _, c := range [][2]string{{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"nat", "PREROUTING"}} {
+	orig := w.tuple()
+	if !w.chain(r, h, "raw", "PREROUTING", np) {
+		return
+	}
+	ct := w.track(r, h, np)
+	for _, c := range [][2]string{{"mangle", "PREROUTING"}, {"nat", "PREROUTING"}} {
 		if !w.chain(r, h, c[0], c[1], np) {
 			return
 		}
 	}
+	w.unSNAT(h, ct, np)
 	d := r.decide(w.key(in, np.Mark, false), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
 	switch d.res {
@@ -441,12 +490,19 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 		w.finish(doc.NoRoute, r.f.Name+": forwarding is off on "+in+" (net.ipv4.ip_forward / conf."+in+".forwarding), the packet is not forwarded")
 		return
 	}
-	if !w.validateSource(r, h, in, ic, np.Mark, d) {
+	// The kernel selects the multipath nexthop before it validates the
+	// source against it (ip_mkroute_input, then __mkroute_input).
+	var gw netip.Addr
+	var dev string
+	if d.res == resUnicast {
+		gw, dev = w.outOf(r, d, w.key(in, np.Mark, false))
+	}
+	if !w.validateSource(r, h, in, ic, np.Mark, d, dev) {
 		return
 	}
 	if d.res == resLocal {
 		np.InIf = in
-		w.input(r, h, np)
+		w.input(r, h, np, ct, orig)
 		return
 	}
 	if w.p.ttl <= 1 {
@@ -455,7 +511,6 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	}
 	w.p.ttl-- // ip_forward decrements before the FORWARD hook
 	np.TTL = uint8(w.p.ttl)
-	gw, dev := w.outOf(r, d)
 	h.Out = dev
 	np.OutIf, np.Gateway = dev, gw
 	for _, c := range [][2]string{{"mangle", "FORWARD"}, {"filter", "FORWARD"}, {"mangle", "POSTROUTING"}, {"nat", "POSTROUTING"}} {
@@ -463,6 +518,8 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 			return
 		}
 	}
+	w.unDNAT(h, ct, np)
+	w.commit(r, orig, np)
 	w.next(r, d, gw, dev)
 }
 
@@ -470,22 +527,31 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 // on interface ifc): routing first, then the OUTPUT chains, rerouting when
 // mangle or nat OUTPUT changed what routing looks at (ip_route_me_harder).
 func (w *walker) originate(r *rtr, ifc string) {
-	h := w.hop(r.f.Name, doc.HopRouter, w.p.src.String(), "")
+	h := w.hop(r.f.Name, doc.HopRouter, r.addrString(w.p.src), "")
+	orig := w.tuple()
 	d := r.decide(w.key("lo", 0, true), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
 	if d.res == resNull || d.res == resNoRoute || d.res == resUnknown {
 		w.stop(d)
 		return
 	}
-	gw, dev := w.outOf(r, d)
+	npoints, nack := len(w.points), w.ackPoint
+	gw, dev := w.outOf(r, d, w.key("lo", 0, true))
 	if d.res == resLocal {
 		dev = "lo"
 	}
 	np := w.packet("", dev, 0)
+	var ct *ctEntry
 	for _, c := range [][2]string{{"raw", "OUTPUT"}, {"mangle", "OUTPUT"}, {"nat", "OUTPUT"}, {"filter", "OUTPUT"}} {
 		mark, dst, tos := np.Mark, np.Dst, np.TOS
 		if !w.chain(r, h, c[0], c[1], np) {
 			return
+		}
+		switch c[0] {
+		case "raw":
+			ct = w.track(r, h, np)
+		case "nat":
+			w.unSNAT(h, ct, np)
 		}
 		if np.Mark != mark || np.Dst != dst || np.TOS != tos {
 			d = r.decide(w.key("lo", np.Mark, true), &w.a)
@@ -497,7 +563,11 @@ func (w *walker) originate(r *rtr, ifc string) {
 				w.stop(d)
 				return
 			}
-			gw, dev = w.outOf(r, d)
+			// The first route's nexthop choice is void: only the
+			// rerouted one counts as an ECMP point.
+			w.dropPointsFrom(npoints)
+			w.ackPoint = nack
+			gw, dev = w.outOf(r, d, w.key("lo", np.Mark, true))
 			if d.res == resLocal {
 				dev = "lo"
 			}
@@ -513,7 +583,7 @@ func (w *walker) originate(r *rtr, ifc string) {
 			}
 		}
 		np.InIf = "lo"
-		w.input(r, h, np)
+		w.input(r, h, np, ct, orig)
 		return
 	}
 	h.Out = dev
@@ -523,6 +593,8 @@ func (w *walker) originate(r *rtr, ifc string) {
 			return
 		}
 	}
+	w.unDNAT(h, ct, np)
+	w.commit(r, orig, np)
 	w.next(r, d, gw, dev)
 }
 
@@ -534,12 +606,8 @@ func (w *walker) originate(r *rtr, ifc string) {
 // swapped, the mark only with src_valid_mark) must not be local, must be
 // usable when rp_filter is on, and in strict mode must leave by in. It records the
 // check when it drops the packet.
-func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark uint32, d decision) bool {
+func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark uint32, d decision, oif string) bool {
 	rpf, acceptLocal := ic.rpFilter, ic.acceptLocal
-	oif := ""
-	if d.res == resUnicast {
-		_, oif = r.hopOf(d.route.r)
-	}
 	drop := func(table, text, pos, why string) bool {
 		mode := "source validation"
 		if rpf > 0 {
@@ -605,13 +673,15 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 }
 
 // input runs the INPUT chains of a packet delivered locally.
-func (w *walker) input(r *rtr, h *doc.Hop, np *Packet) {
+func (w *walker) input(r *rtr, h *doc.Hop, np *Packet, ct *ctEntry, orig tuple) {
 	np.OutIf, np.Gateway = "", netip.Addr{}
 	for _, c := range [][2]string{{"mangle", "INPUT"}, {"filter", "INPUT"}, {"nat", "INPUT"}} {
 		if !w.chain(r, h, c[0], c[1], np) {
 			return
 		}
 	}
+	w.unDNAT(h, ct, np)
+	w.commit(r, orig, np)
 	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepLocal, Action: "deliver", Detail: w.p.dst.String() + " is an address of " + r.f.Name})
 	w.finish(doc.Delivered, "")
 }
@@ -628,23 +698,19 @@ func (w *walker) stop(d decision) {
 	}
 }
 
-// outOf returns the gateway and device of a unicast decision, noting ECMP
-// alternatives and resolving a missing device from the connected subnets.
-func (w *walker) outOf(r *rtr, d decision) (netip.Addr, string) {
+// outOf returns the gateway and device of a unicast decision for the
+// packet k, resolving a missing device from the connected subnets. For a
+// multipath route it takes the nexthop of the branch being walked (an ECMP
+// point, see connection.go) and records it on the route step.
+func (w *walker) outOf(r *rtr, d decision, k flowKey) (netip.Addr, string) {
 	if d.route == nil {
 		return netip.Addr{}, ""
 	}
 	rt := d.route.r
-	gw, dev := r.hopOf(rt)
-	if len(rt.Nexthops) > 1 {
-		var alt []string
-		for _, n := range rt.Nexthops[1:] {
-			alt = append(alt, "via "+n.Gateway.String()+" dev "+n.Dev)
-		}
-		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("%s: ECMP route %s: took via %s dev %s; also %s",
-			r.f.Name, rt.Dst, gw, dev, strings.Join(alt, ", ")))
+	if len(rt.Nexthops) > 1 && d.res == resUnicast {
+		return w.multipath(r, d, k)
 	}
-	return gw, dev
+	return r.hopOf(rt)
 }
 
 // hopOf returns the gateway and device of a route's first path, resolving a
@@ -687,7 +753,8 @@ func (w *walker) next(r *rtr, d decision, gw netip.Addr, dev string) {
 	alone := len(r.neighbours[dev]) == 0
 	if !gw.IsValid() {
 		if _, ok := r.connectedOn(dev, p.dst); ok {
-			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			dst := p.dst.String()
+			w.hop(dst, doc.HopHost, dst, "")
 			w.finish(doc.Delivered, "")
 			return
 		}
