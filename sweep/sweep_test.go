@@ -1,0 +1,122 @@
+package sweep
+
+import (
+	"context"
+	"math/rand/v2"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/tsim-dev/tsim/internal/facts"
+)
+
+func loadExample(t testing.TB) *facts.Facts {
+	t.Helper()
+	f, err := facts.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// classIndex finds the class holding a flow: classes bucketed by the
+// top 12 bits of their source range.
+type classIndex map[uint32][]*Class
+
+func indexClasses(cs []*Class) classIndex {
+	ix := classIndex{}
+	for _, c := range cs {
+		for b := c.Src.Lo >> 20; ; b++ {
+			ix[b] = append(ix[b], c)
+			if b >= c.Src.Hi>>20 {
+				break
+			}
+		}
+	}
+	return ix
+}
+
+func (ix classIndex) find(proto string, s, d, port uint32) *Class {
+	for _, c := range ix[s>>20] {
+		if c.Proto == proto && c.Src.Contains(s) && c.Dst.Contains(d) && c.Ports.Contains(port) {
+			return c
+		}
+	}
+	return nil
+}
+
+// checkSampled traces n flows of sp drawn with a fixed seed, plus the
+// edges of every class, and wants each flow's answer to be its class's.
+func checkSampled(t *testing.T, sp Space, cs []*Class, m *Model, n int, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	pick := func(r Range) uint32 { return r.Lo + uint32(rng.Uint64N(r.Size())) }
+	ctx := context.Background()
+	ix := indexClasses(cs)
+	check := func(proto string, s, d, port uint32) {
+		if s == d {
+			return
+		}
+		c := ix.find(proto, s, d, port)
+		if c == nil {
+			t.Fatalf("%s %s -> %s port %d: in no class", proto, addrOf(s), addrOf(d), port)
+		}
+		got := AnswerOf(m.Engine.Trace(ctx, FlowAt("x", proto, s, d, port)))
+		if got.Key() != c.Answers[0].Key() {
+			t.Errorf("%s %s -> %s port %d: traced %q, its class %s→%s %s (rep %s→%s:%d) says %q",
+				proto, addrOf(s), addrOf(d), port, got.Key(), AddrString(c.Src), AddrString(c.Dst), PortString(c.Ports),
+				c.Rep.Src, c.Rep.Dst, c.Rep.DPort, c.Answers[0].Key())
+		}
+	}
+	for range n {
+		pr := sp.Protos[rng.IntN(len(sp.Protos))]
+		port := uint32(0)
+		if pr.Name != "icmp" {
+			port = pick(pr.Ports[rng.IntN(len(pr.Ports))])
+		}
+		check(pr.Name, pick(sp.Src), pick(sp.Dst), port)
+	}
+	// The corners of classes: where a wrong cut would show first.
+	for i := 0; i < len(cs); i += max(1, len(cs)/2000) {
+		c := cs[i]
+		check(c.Proto, c.Src.Hi, c.Dst.Hi, c.Ports.Hi)
+		check(c.Proto, c.Src.Lo, c.Dst.Hi, c.Ports.Lo)
+	}
+}
+
+func TestSweepExampleEqualsBruteForceSample(t *testing.T) {
+	f := loadExample(t)
+	m := NewModel(f)
+	src, _ := ParseRange("10.0.0.0/8")
+	protos, err := ParseSpec("1-65535/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := Space{Src: src, Dst: src, Protos: protos}
+	start := time.Now()
+	cs, st, err := Run(context.Background(), sp, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("10/8 x 10/8 x 1-65535/tcp: %d flows, %d classes, %d traces, %v", st.Flows, st.Classes, st.Traces, time.Since(start))
+	var total uint64
+	for _, c := range cs {
+		total += c.Flows()
+	}
+	if total != st.Flows {
+		t.Fatalf("classes hold %d flows, the space %d", total, st.Flows)
+	}
+	labels := map[string]int{}
+	for _, c := range cs {
+		labels[c.Answers[0].Label()]++
+	}
+	var ls []string
+	for l := range labels {
+		ls = append(ls, l)
+	}
+	sort.Strings(ls)
+	for _, l := range ls {
+		t.Logf("%6d %s", labels[l], l)
+	}
+	checkSampled(t, sp, cs, m, 20000, 1)
+}
