@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -83,7 +84,7 @@ func AnswerOf(t *doc.Trace) Answer {
 			case s.Kind == doc.StepFilter || s.Kind == doc.StepNAT || s.Kind == doc.StepMangle:
 				a.Decider += " " + s.Table + " " + s.Chain + " " + ruleNo(s.Index)
 			case s.Pos != "":
-				a.Decider += " " + s.Pos
+				a.Decider += " " + filepath.Base(s.Pos)
 			case s.Text != "":
 				a.Decider += " " + strconv.Quote(s.Text)
 			}

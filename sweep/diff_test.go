@@ -1,0 +1,176 @@
+package sweep
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+)
+
+// editedExample writes the built-in example's raw facts into a temporary
+// directory with edits applied (router file → old line → new text; ""
+// removes the line) and loads it.
+func editedExample(t *testing.T, edits map[string][][2]string) *facts.Facts {
+	t.Helper()
+	dir := t.TempDir()
+	src := filepath.Join("..", "internal", "example", "facts")
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for _, ed := range edits[strings.TrimSuffix(e.Name(), "_facts.txt")] {
+			if !strings.Contains(s, ed[0]+"\n") {
+				t.Fatalf("%s: no line %q", e.Name(), ed[0])
+			}
+			repl := ed[1]
+			if repl != "" {
+				repl += "\n"
+			}
+			s = strings.Replace(s, ed[0]+"\n", repl, 1)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := facts.Load(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+type flowKey struct {
+	proto    string
+	s, d, pt uint32
+}
+
+// TestDiffListsExactlyTheChangedFlows builds facts pairs (a rule added, a
+// rule removed, a route changed, an ipset member removed) and wants diff
+// over a small space, and over the same flows as a list, to name exactly
+// the flows whose traced answers differ (brute force over every flow).
+func TestDiffListsExactlyTheChangedFlows(t *testing.T) {
+	ref := editedExample(t, nil)
+	cases := []struct {
+		name  string
+		edits map[string][][2]string
+		min   int // changed flows expected at least (the edit matters here)
+	}{
+		{"rule added", map[string][][2]string{"dc-srv": {{
+			"[0:0] -A FORWARD -o eth1 -j DB_GUARD",
+			"[0:0] -A FORWARD -s 10.1.20.4/30 -o eth1 -p tcp -m tcp --dport 5430:5433 -j REJECT --reject-with icmp-port-unreachable\n[0:0] -A FORWARD -o eth1 -j DB_GUARD"}}}, 1},
+		{"rule removed", map[string][][2]string{"dc-srv": {{
+			"[0:0] -A FORWARD -s 10.0.0.0/8 -d 10.0.0.0/8 -p icmp -m icmp --icmp-type 8 -j ACCEPT", ""}}}, 1},
+		{"route changed", map[string][][2]string{"hq-gw": {{
+			"10.3.0.0/16 via 10.100.0.3 dev wg0 proto static metric 10 ",
+			"10.3.0.0/16 via 10.100.0.3 dev wg0 proto static metric 10 \nblackhole 10.3.20.8/30 proto static "}}}, 1},
+		{"ipset member removed", map[string][][2]string{"dc-srv": {{"add db_clients 10.1.20.0/24,tcp:5432", ""}}}, 1},
+	}
+	src, _ := ParseRange("10.1.20.0/28")
+	dst, _ := ParseRange("10.3.20.0/28")
+	spec := "20-23/tcp,442-444/tcp,5430-5434/tcp,53/udp,icmp"
+	protos, err := ParseSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := Space{Src: src, Dst: dst, Protos: protos}
+	var all []*doc.Flow
+	for s := src.Lo; s <= src.Hi; s++ {
+		for d := dst.Lo; d <= dst.Hi; d++ {
+			for _, p := range protos {
+				ports := p.Ports
+				if p.Name == "icmp" {
+					ports = []Range{{0, 0}}
+				}
+				for _, r := range ports {
+					for pt := r.Lo; pt <= r.Hi; pt++ {
+						all = append(all, FlowAt("f", p.Name, s, d, pt))
+					}
+				}
+			}
+		}
+	}
+	key := func(f *doc.Flow) flowKey {
+		r, _ := ParseRange(f.Src)
+		q, _ := ParseRange(f.Dst)
+		return flowKey{f.Proto, r.Lo, q.Lo, uint32(f.DPort)}
+	}
+	ctx := context.Background()
+	rm := NewModel(ref)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cm := NewModel(editedExample(t, tc.edits))
+			want := map[flowKey]bool{}
+			for _, f := range all {
+				o := AnswerOf(rm.Engine.Trace(ctx, f))
+				n := AnswerOf(cm.Engine.Trace(ctx, f))
+				if o.Key() != n.Key() {
+					want[key(f)] = true
+				}
+			}
+			if len(want) < tc.min {
+				t.Fatalf("the edit changes %d flows of the space; the test needs it to change some", len(want))
+			}
+			// Over the flows as a list.
+			ch, err := DiffFlows(ctx, rm, cm, all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[flowKey]bool{}
+			for _, c := range ch {
+				got[key(c.Flow)] = true
+			}
+			compareSets(t, "flows", got, want)
+			// Over the space.
+			sch, st, err := DiffSpace(ctx, sp, rm, cm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = map[flowKey]bool{}
+			for _, c := range sch {
+				g := c.Group
+				for s := g.Src.Lo; s <= g.Src.Hi; s++ {
+					for d := g.Dst.Lo; d <= g.Dst.Hi; d++ {
+						if s == d {
+							continue
+						}
+						for pt := g.Runs[0].Ports.Lo; pt <= g.Runs[0].Ports.Hi; pt++ {
+							got[flowKey{g.Proto, s, d, pt}] = true
+						}
+					}
+				}
+			}
+			compareSets(t, "space", got, want)
+			t.Logf("%d flows changed of %d; space: %d classes, %d traces, %d lines", len(want), len(all), st.Classes, st.Traces, len(sch))
+			for _, c := range sch {
+				t.Log(c.Line())
+			}
+		})
+	}
+}
+
+func compareSets(t *testing.T, what string, got, want map[flowKey]bool) {
+	t.Helper()
+	n := 0
+	for k := range want {
+		if !got[k] && n < 5 {
+			t.Errorf("%s: %s %s -> %s port %d changed but is not listed", what, k.proto, addrOf(k.s), addrOf(k.d), k.pt)
+			n++
+		}
+	}
+	for k := range got {
+		if !want[k] && n < 10 {
+			t.Errorf("%s: %s %s -> %s port %d is listed but did not change", what, k.proto, addrOf(k.s), addrOf(k.d), k.pt)
+			n++
+		}
+	}
+}
