@@ -26,57 +26,144 @@ type Group struct {
 }
 
 // Groups merges classes into rectangles for output. label gives a class's
-// label, or false to leave the class out (Diff: unchanged classes). Port
-// runs with equal labels are joined, then adjacent sources and
-// destinations with equal runs, until nothing joins any more.
+// label, or false to leave the class out (Diff: unchanged classes). The
+// rectangles form a grid: each holds every port of the space for its
+// sources and destinations (a class split only for some ports splits the
+// rectangle for all of them), port runs with equal labels are joined,
+// then adjacent destinations with equal runs, then adjacent sources with
+// equal rows.
 func Groups(cs []*Class, label func(*Class) (string, bool)) []Group {
-	type key struct {
-		proto string
-		s, d  Range
+	type lc struct {
+		c     *Class
+		label string
 	}
-	byKey := map[key]*Group{}
-	var order []key
+	byProto := map[string][]lc{}
 	for _, c := range cs {
-		l, ok := label(c)
-		if !ok {
+		if l, ok := label(c); ok {
+			byProto[c.Proto] = append(byProto[c.Proto], lc{c, l})
+		}
+	}
+	var out []Group
+	for _, proto := range []string{"tcp", "udp", "icmp"} {
+		list := byProto[proto]
+		if len(list) == 0 {
 			continue
 		}
-		k := key{c.Proto, c.Src, c.Dst}
-		g := byKey[k]
-		if g == nil {
-			g = &Group{Proto: c.Proto, Src: c.Src, Dst: c.Dst}
-			byKey[k] = g
-			order = append(order, k)
+		// Source segments: every class's source bounds.
+		var bounds []uint64
+		for _, x := range list {
+			bounds = append(bounds, uint64(x.c.Src.Lo), uint64(x.c.Src.Hi)+1)
 		}
-		g.Runs = append(g.Runs, PortRun{Ports: c.Ports, Label: l})
-	}
-	gs := make([]Group, 0, len(order))
-	for _, k := range order {
-		g := byKey[k]
-		slices.SortFunc(g.Runs, func(a, b PortRun) int { return cmp.Compare(a.Ports.Lo, b.Ports.Lo) })
-		var runs []PortRun
-		for _, r := range g.Runs {
-			if n := len(runs); n > 0 && runs[n-1].Label == r.Label && uint64(runs[n-1].Ports.Hi)+1 == uint64(r.Ports.Lo) {
-				runs[n-1].Ports.Hi = r.Ports.Hi
+		slices.Sort(bounds)
+		bounds = slices.Compact(bounds)
+		byStart := slices.Clone(list)
+		slices.SortFunc(byStart, func(a, b lc) int { return cmp.Compare(a.c.Src.Lo, b.c.Src.Lo) })
+		var active []lc
+		next := 0
+		type row struct {
+			src  Range
+			sig  string
+			ents []Group
+		}
+		var prev *row
+		flush := func() {
+			if prev != nil {
+				for _, g := range prev.ents {
+					g.Src = prev.src
+					out = append(out, g)
+				}
+			}
+		}
+		for bi := 0; bi+1 < len(bounds); bi++ {
+			seg := Range{uint32(bounds[bi]), uint32(bounds[bi+1] - 1)}
+			for next < len(byStart) && byStart[next].c.Src.Lo <= seg.Lo {
+				active = append(active, byStart[next])
+				next++
+			}
+			active = slices.DeleteFunc(active, func(x lc) bool { return x.c.Src.Hi < seg.Lo })
+			if len(active) == 0 {
+				flush()
+				prev = nil
 				continue
 			}
-			runs = append(runs, r)
+			ents := rowGroups(proto, active, func(x lc) (*Class, string) { return x.c, x.label })
+			var sb strings.Builder
+			for i := range ents {
+				fmt.Fprintf(&sb, "%d-%d:%s|", ents[i].Dst.Lo, ents[i].Dst.Hi, signature(&ents[i]))
+			}
+			sig := sb.String()
+			if prev != nil && prev.sig == sig && uint64(prev.src.Hi)+1 == uint64(seg.Lo) {
+				prev.src.Hi = seg.Hi
+				continue
+			}
+			flush()
+			prev = &row{src: seg, sig: sig, ents: ents}
 		}
-		g.Runs = runs
-		gs = append(gs, *g)
+		flush()
 	}
-	for {
-		n := len(gs)
-		gs = mergeAlong(gs, true)
-		gs = mergeAlong(gs, false)
-		if len(gs) == n {
-			break
-		}
+	return out
+}
+
+// rowGroups lays out the classes covering one source segment: destination
+// cells at every class's bounds, each with its port runs, adjacent cells
+// with equal runs joined.
+func rowGroups[T any](proto string, active []T, get func(T) (*Class, string)) []Group {
+	var bounds []uint64
+	for _, x := range active {
+		c, _ := get(x)
+		bounds = append(bounds, uint64(c.Dst.Lo), uint64(c.Dst.Hi)+1)
 	}
-	slices.SortFunc(gs, func(a, b Group) int {
-		return cmp.Or(cmp.Compare(protoOrder(a.Proto), protoOrder(b.Proto)), cmp.Compare(a.Src.Lo, b.Src.Lo), cmp.Compare(a.Dst.Lo, b.Dst.Lo))
+	slices.Sort(bounds)
+	bounds = slices.Compact(bounds)
+	byStart := slices.Clone(active)
+	slices.SortFunc(byStart, func(a, b T) int {
+		ca, _ := get(a)
+		cb, _ := get(b)
+		return cmp.Compare(ca.Dst.Lo, cb.Dst.Lo)
 	})
-	return gs
+	var cur []T
+	next := 0
+	var out []Group
+	var lastSig string
+	for bi := 0; bi+1 < len(bounds); bi++ {
+		seg := Range{uint32(bounds[bi]), uint32(bounds[bi+1] - 1)}
+		for next < len(byStart) {
+			c, _ := get(byStart[next])
+			if c.Dst.Lo > seg.Lo {
+				break
+			}
+			cur = append(cur, byStart[next])
+			next++
+		}
+		cur = slices.DeleteFunc(cur, func(x T) bool { c, _ := get(x); return c.Dst.Hi < seg.Lo })
+		if len(cur) == 0 {
+			lastSig = ""
+			continue
+		}
+		runs := make([]PortRun, 0, len(cur))
+		for _, x := range cur {
+			c, l := get(x)
+			runs = append(runs, PortRun{Ports: c.Ports, Label: l})
+		}
+		slices.SortFunc(runs, func(a, b PortRun) int { return cmp.Compare(a.Ports.Lo, b.Ports.Lo) })
+		merged := runs[:0:0]
+		for _, r := range runs {
+			if n := len(merged); n > 0 && merged[n-1].Label == r.Label && uint64(merged[n-1].Ports.Hi)+1 == uint64(r.Ports.Lo) {
+				merged[n-1].Ports.Hi = r.Ports.Hi
+				continue
+			}
+			merged = append(merged, r)
+		}
+		g := Group{Proto: proto, Dst: seg, Runs: merged}
+		sig := signature(&g)
+		if n := len(out); n > 0 && lastSig == sig && uint64(out[n-1].Dst.Hi)+1 == uint64(seg.Lo) {
+			out[n-1].Dst.Hi = seg.Hi
+			continue
+		}
+		out = append(out, g)
+		lastSig = sig
+	}
+	return out
 }
 
 func signature(g *Group) string {
@@ -85,53 +172,6 @@ func signature(g *Group) string {
 		fmt.Fprintf(&b, "%d-%d=%s;", r.Ports.Lo, r.Ports.Hi, r.Label)
 	}
 	return b.String()
-}
-
-// mergeAlong joins groups adjacent in the source (src) or destination
-// dimension whose other dimension and runs are equal.
-func mergeAlong(gs []Group, src bool) []Group {
-	sigs := make([]string, len(gs))
-	idx := make([]int, len(gs))
-	for i := range gs {
-		sigs[i] = signature(&gs[i])
-		idx[i] = i
-	}
-	along := func(g *Group) Range {
-		if src {
-			return g.Src
-		}
-		return g.Dst
-	}
-	other := func(g *Group) Range {
-		if src {
-			return g.Dst
-		}
-		return g.Src
-	}
-	slices.SortFunc(idx, func(a, b int) int {
-		ga, gb := &gs[a], &gs[b]
-		return cmp.Or(strings.Compare(ga.Proto, gb.Proto), cmp.Compare(other(ga).Lo, other(gb).Lo),
-			cmp.Compare(other(ga).Hi, other(gb).Hi), strings.Compare(sigs[a], sigs[b]), cmp.Compare(along(ga).Lo, along(gb).Lo))
-	})
-	var out []Group
-	var lastSig string
-	for _, i := range idx {
-		g := gs[i]
-		if n := len(out); n > 0 {
-			p := &out[n-1]
-			if p.Proto == g.Proto && other(p) == other(&g) && lastSig == sigs[i] && uint64(along(p).Hi)+1 == uint64(along(&g).Lo) {
-				if src {
-					p.Src.Hi = g.Src.Hi
-				} else {
-					p.Dst.Hi = g.Dst.Hi
-				}
-				continue
-			}
-		}
-		out = append(out, g)
-		lastSig = sigs[i]
-	}
-	return out
 }
 
 // Line renders a group as one line:
