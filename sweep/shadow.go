@@ -383,8 +383,8 @@ func Shadowed(f *facts.Facts) []facts.Finding {
 								by = append(by[:4], "…")
 							}
 							out = append(out, facts.Finding{Pos: ir.Pos, Severity: facts.SevWarning, Router: r.Name,
-								Message: fmt.Sprintf("%s/%s rule %d can never match: earlier rule%s %s of %s match everything it matches (shadowed): %s",
-									t.Name, c.Name, ir.Index, plural(len(by)), strings.Join(by, ", "), c.Name, ir.Text)})
+								Message: fmt.Sprintf("%s/%s rule %d can never match: everything it matches is matched first by rule%s %s (shadowed): %s",
+									t.Name, c.Name, ir.Index, plural(len(by)), strings.Join(by, ", "), ir.Text)})
 						}
 					}
 					if exact && terminal(ir.Target, t.Name) {

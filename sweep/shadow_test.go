@@ -51,7 +51,7 @@ func TestShadowed(t *testing.T) {
 				got[a.rule] = true
 			}
 		}
-		if strings.HasSuffix(fd.Message, "-s 10.0.0.0/8 -i eth2 -p tcp -j ACCEPT") && !strings.Contains(fd.Message, "earlier rules #10, #11 of FORWARD") {
+		if strings.HasSuffix(fd.Message, "-s 10.0.0.0/8 -i eth2 -p tcp -j ACCEPT") && !strings.Contains(fd.Message, "matched first by rules #10, #11 (shadowed)") {
 			t.Errorf("the union of #10 and #11 covers it: %s", fd.Message)
 		}
 		t.Log(fd.String())
