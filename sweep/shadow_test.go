@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -59,6 +60,35 @@ func TestShadowed(t *testing.T) {
 	for _, a := range added {
 		if got[a.rule] != a.shadowed {
 			t.Errorf("%s: shadowed = %v, want %v", a.rule, got[a.rule], a.shadowed)
+		}
+	}
+}
+
+// TestUndecided sweeps the whole example: the Internet-facing anti-spoofing
+// rules decide no flow from inside, rules that decide known flows are not
+// reported.
+func TestUndecided(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sweeps every flow of the example (tens of seconds)")
+	}
+	fs, st, err := Undecided(context.Background(), loadExample(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d classes, %d traces, %d rules decide nothing", st.Classes, st.Traces, len(fs))
+	msgs := ""
+	for _, f := range fs {
+		msgs += f.String() + "\n"
+	}
+	for _, want := range []string{"inet-gw_facts.txt:148: warning: filter/ANTI_SPOOF rule 1 decides no traced flow"} {
+		if !strings.Contains(msgs, want) {
+			t.Errorf("missing %q in\n%s", want, msgs)
+		}
+	}
+	// The README's demo: 3306/tcp from HQ users is dropped by hq-gw HQ_EGRESS #2.
+	for _, not := range []string{"filter/HQ_EGRESS rule 2 ", "filter/DB_GUARD rule 3 "} {
+		if strings.Contains(msgs, not) {
+			t.Errorf("%q decides flows but is reported:\n%s", not, msgs)
 		}
 	}
 }
