@@ -14,7 +14,7 @@ import (
 // for every filter-table ACCEPT, DROP or REJECT rule that decides none of
 // them: a rule no traced path reaches, or reaches only after earlier rules
 // decided. Rules for packets tsim does not trace (replies: ESTABLISHED,
-// RELATED, INVALID; ICMP errors) are left out, and so are rules already
+// RELATED, INVALID; ICMP errors; loopback) are left out, and so are rules already
 // reported as shadowed (skip). Sources outside the network (entering
 // through an uplink) are not swept.
 func Undecided(ctx context.Context, f *facts.Facts, skip []facts.Finding) ([]facts.Finding, Stats, error) {
@@ -81,6 +81,10 @@ func tracedKind(ir *facts.IptRule) bool {
 				}
 				if has == o.Neg {
 					return false
+				}
+			case "/in-interface", "/out-interface":
+				if len(o.Args) > 0 && o.Args[0] == "lo" && !o.Neg {
+					return false // a host talking to itself: not traced
 				}
 			case "icmp/icmp-type":
 				if len(o.Args) > 0 && (o.Args[0] == "8") == o.Neg && o.Args[0] != "any" {
