@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/sweep"
@@ -89,7 +90,10 @@ func (r *renderer) diffSection(res *sweep.DiffResult) {
 	r.y += 9 + sectionG
 
 	r.heading("Compared")
-	flows := fmt.Sprint(res.Flows)
+	flows := strconv.FormatFloat(res.Flows, 'f', 0, 64)
+	if res.Flows >= 1e9 {
+		flows = strconv.FormatFloat(res.Flows, 'g', 3, 64)
+	}
 	if res.Classes > 0 {
 		flows += fmt.Sprintf(" (traced as %d classes)", res.Classes)
 	}

@@ -28,7 +28,7 @@ type DiffResult struct {
 	Scope string `json:"scope"`
 	// Flows is how many flows were compared; Classes how many classes
 	// were traced for a space (0 for a flows file).
-	Flows   uint64   `json:"flows"`
+	Flows   float64  `json:"flows"`
 	Classes int      `json:"classes,omitempty"`
 	Changes []Change `json:"changes"`
 }

@@ -34,20 +34,21 @@ type Space struct {
 	Protos   []Proto
 }
 
-// Flows is the number of flows in the space.
-func (s Space) Flows() uint64 {
-	pairs := s.Src.Size() * s.Dst.Size()
+// Flows is the number of flows in the space (a float: the whole IPv4
+// space on every port is more than 2^64).
+func (s Space) Flows() float64 {
+	pairs := float64(s.Src.Size()) * float64(s.Dst.Size())
 	if lo, hi := max(s.Src.Lo, s.Dst.Lo), min(s.Src.Hi, s.Dst.Hi); lo <= hi {
-		pairs -= uint64(hi) - uint64(lo) + 1
+		pairs -= float64(uint64(hi) - uint64(lo) + 1)
 	}
-	var n uint64
+	var n float64
 	for _, p := range s.Protos {
 		if p.Name == "icmp" {
 			n += pairs
 			continue
 		}
 		for _, r := range p.Ports {
-			n += pairs * r.Size()
+			n += pairs * float64(r.Size())
 		}
 	}
 	return n

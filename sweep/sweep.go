@@ -72,19 +72,19 @@ type Class struct {
 
 // Flows is the number of flows in the class (the flow from an address
 // to itself excluded).
-func (c *Class) Flows() uint64 {
-	pairs := c.Src.Size() * c.Dst.Size()
+func (c *Class) Flows() float64 {
+	pairs := float64(c.Src.Size()) * float64(c.Dst.Size())
 	if c.Src == c.Dst {
-		pairs -= c.Src.Size()
+		pairs -= float64(c.Src.Size())
 	}
-	return pairs * c.Ports.Size()
+	return pairs * float64(c.Ports.Size())
 }
 
 // Stats says how much work a sweep did.
 type Stats struct {
 	Classes int    // settled classes
 	Traces  int    // traces run (every model, every box tried)
-	Flows   uint64 // flows the space holds
+	Flows   float64 // flows the space holds
 }
 
 type box struct {

@@ -97,7 +97,7 @@ func (a *app) diff(ctx context.Context, cmd *ucli.Command) error {
 			}
 		}
 		res.Scope = "flows " + cmd.String("flows")
-		res.Flows = uint64(len(flows))
+		res.Flows = float64(len(flows))
 		if res.Changes, err = sweep.DiffFlows(ctx, rm, cm, flows); err != nil {
 			return err
 		}

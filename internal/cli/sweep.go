@@ -136,7 +136,7 @@ func (a *app) sweep(ctx context.Context, cmd *ucli.Command) error {
 			Traces  int           `json:"traces"`
 			Seconds float64       `json:"seconds"`
 			Groups  []sweep.Group `json:"groups"`
-		}{sweep.AddrString(sp.Src), sweep.AddrString(sp.Dst), cmd.String("services"), strconv.FormatUint(st.Flows, 10),
+		}{sweep.AddrString(sp.Src), sweep.AddrString(sp.Dst), cmd.String("services"), flowCount(st.Flows),
 			st.Classes, st.Traces, elapsed.Seconds(), gs}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -155,9 +155,9 @@ func (a *app) sweep(ctx context.Context, cmd *ucli.Command) error {
 }
 
 // flowCount prints a flow count compactly (1.8e19 for the whole space).
-func flowCount(n uint64) string {
+func flowCount(n float64) string {
 	if n < 1e9 {
-		return strconv.FormatUint(n, 10)
+		return strconv.FormatFloat(n, 'f', 0, 64)
 	}
 	return strconv.FormatFloat(float64(n), 'g', 3, 64)
 }
