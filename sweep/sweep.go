@@ -82,8 +82,8 @@ func (c *Class) Flows() float64 {
 
 // Stats says how much work a sweep did.
 type Stats struct {
-	Classes int    // settled classes
-	Traces  int    // traces run (every model, every box tried)
+	Classes int     // settled classes
+	Traces  int     // traces run (every model, every box tried)
 	Flows   float64 // flows the space holds
 }
 
