@@ -32,6 +32,9 @@ type Proto struct {
 type Space struct {
 	Src, Dst Range
 	Protos   []Proto
+	// Ingress is ROUTER:IFACE where sources outside the network enter
+	// (as trace --ingress); "" for sources inside it.
+	Ingress string
 }
 
 // Flows is the number of flows in the space (a float: the whole IPv4

@@ -147,7 +147,7 @@ func Run(ctx context.Context, sp Space, models ...*Model) ([]*Class, Stats, erro
 					if ctx.Err() != nil {
 						return
 					}
-					refine(ctx, &work[i], models)
+					refine(ctx, &work[i], models, sp.Ingress)
 				}
 			}()
 		}
@@ -207,7 +207,7 @@ func cmpU(a, b uint32) int {
 
 // refine traces b's representative in every model and either settles b
 // or splits it into children.
-func refine(ctx context.Context, b *box, models []*Model) {
+func refine(ctx context.Context, b *box, models []*Model, ingress string) {
 	// A box whose source and destination ranges overlap is split until
 	// they are equal or disjoint: then "src = dst" is the same for all
 	// members of each part, and the diagonal is left out.
@@ -227,7 +227,7 @@ func refine(ctx context.Context, b *box, models []*Model) {
 		}
 		dst = b.d.Lo + 1
 	}
-	f := &doc.Flow{ID: "rep", Src: addrOf(src).String(), Dst: addrOf(dst).String(), Proto: b.proto}
+	f := &doc.Flow{ID: "rep", Src: addrOf(src).String(), Dst: addrOf(dst).String(), Proto: b.proto, Ingress: ingress}
 	if b.proto != "icmp" {
 		f.DPort = int(b.p.Lo)
 	}
@@ -377,9 +377,13 @@ func protoNum(p string) int {
 	return 1
 }
 
-// FlowAt builds the flow of proto from src to dst on port (0 for icmp).
-func FlowAt(id, proto string, src, dst uint32, port uint32) *doc.Flow {
+// FlowAt builds the flow of proto from src to dst on port (0 for icmp),
+// entering at ingress (optional, ROUTER:IFACE).
+func FlowAt(id, proto string, src, dst uint32, port uint32, ingress ...string) *doc.Flow {
 	f := &doc.Flow{ID: id, Src: addrOf(src).String(), Dst: addrOf(dst).String(), Proto: proto}
+	if len(ingress) > 0 {
+		f.Ingress = ingress[0]
+	}
 	if proto != "icmp" {
 		f.DPort = int(port)
 		f.Service = strconv.Itoa(int(port)) + "/" + proto

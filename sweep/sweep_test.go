@@ -61,7 +61,7 @@ func checkSampled(t *testing.T, sp Space, cs []*Class, m *Model, n int, seed uin
 		if c == nil {
 			t.Fatalf("%s %s -> %s port %d: in no class", proto, addrOf(s), addrOf(d), port)
 		}
-		got := AnswerOf(m.Engine.Trace(ctx, FlowAt("x", proto, s, d, port)))
+		got := AnswerOf(m.Engine.Trace(ctx, FlowAt("x", proto, s, d, port, sp.Ingress)))
 		if got.Key() != c.Answers[0].Key() {
 			t.Errorf("%s %s -> %s port %d: traced %q, its class %s→%s %s (rep %s→%s:%d) says %q",
 				proto, addrOf(s), addrOf(d), port, got.Key(), AddrString(c.Src), AddrString(c.Dst), PortString(c.Ports),
@@ -119,4 +119,20 @@ func TestSweepExampleEqualsBruteForceSample(t *testing.T) {
 		t.Logf("%6d %s", labels[l], l)
 	}
 	checkSampled(t, sp, cs, m, 20000, 1)
+}
+
+// TestSweepIngressEqualsBruteForceSample: sources on the Internet entering
+// at inet-gw's ISP2 uplink, to the DMZ, every TCP port and ICMP.
+func TestSweepIngressEqualsBruteForceSample(t *testing.T) {
+	m := NewModel(loadExample(t))
+	src, _ := ParseRange("198.51.100.0/24")
+	dst, _ := ParseRange("10.1.0.0/16")
+	protos, _ := ParseSpec("tcp,icmp")
+	sp := Space{Src: src, Dst: dst, Protos: protos, Ingress: "inet-gw:eth2"}
+	cs, st, err := Run(context.Background(), sp, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%g flows, %d classes, %d traces", st.Flows, st.Classes, st.Traces)
+	checkSampled(t, sp, cs, m, 20000, 2)
 }

@@ -13,26 +13,35 @@ import (
 // destination, every TCP and UDP port, ICMP echo) and returns a warning
 // for every filter-table ACCEPT, DROP or REJECT rule that decides none of
 // them: a rule no traced path reaches, or reaches only after earlier rules
-// decided. Rules for packets tsim does not trace (replies: ESTABLISHED,
-// RELATED, INVALID; ICMP errors; loopback) are left out, and so are rules already
-// reported as shadowed (skip). Sources outside the network (entering
-// through an uplink) are not swept.
+// decided. Sources are every address, starting where they are inside the
+// network, then entering at each uplink (Engine.Uplinks: spoofed inside
+// addresses included). Rules for packets tsim does not trace (replies:
+// ESTABLISHED, RELATED, INVALID; ICMP errors; loopback) are left out, and
+// so are rules already reported as shadowed (skip).
 func Undecided(ctx context.Context, f *facts.Facts, skip []facts.Finding) ([]facts.Finding, Stats, error) {
 	all := Range{0, ^uint32(0)}
 	protos, _ := ParseSpec("tcp,udp,icmp")
-	cs, st, err := Run(ctx, Space{Src: all, Dst: all, Protos: protos}, NewModel(f))
-	if err != nil {
-		return nil, st, err
-	}
+	m := NewModel(f)
 	decided := map[string]bool{}
-	for _, c := range cs {
-		a := c.Answers[0]
-		if fs := strings.Fields(a.Decider); len(fs) == 4 {
-			decided[strings.Join(fs, " ")] = true
+	var total Stats
+	// From inside the network, then entering at every uplink.
+	for _, in := range append([]string{""}, m.Engine.Uplinks()...) {
+		cs, st, err := Run(ctx, Space{Src: all, Dst: all, Protos: protos, Ingress: in}, m)
+		if err != nil {
+			return nil, total, err
 		}
-		for _, acc := range a.Accepted {
-			if fs := strings.Fields(acc); len(fs) == 3 {
-				decided[fs[0]+" filter "+fs[1]+" "+fs[2]] = true
+		total.Classes += st.Classes
+		total.Traces += st.Traces
+		total.Flows += st.Flows
+		for _, c := range cs {
+			a := c.Answers[0]
+			if fs := strings.Fields(a.Decider); len(fs) == 4 {
+				decided[strings.Join(fs, " ")] = true
+			}
+			for _, acc := range a.Accepted {
+				if fs := strings.Fields(acc); len(fs) == 3 {
+					decided[fs[0]+" filter "+fs[1]+" "+fs[2]] = true
+				}
 			}
 		}
 	}
@@ -60,12 +69,12 @@ func Undecided(ctx context.Context, f *facts.Facts, skip []facts.Finding) ([]fac
 					continue
 				}
 				out = append(out, facts.Finding{Pos: ir.Pos, Severity: facts.SevWarning, Router: r.Name,
-					Message: fmt.Sprintf("filter/%s rule %d decides no traced flow (new TCP/UDP connections and ICMP echo between any addresses of the network): %s",
+					Message: fmt.Sprintf("filter/%s rule %d decides no traced flow (new TCP/UDP connections and ICMP echo from any address, inside the network or entering at an uplink): %s",
 						c.Name, ir.Index, ir.Text)})
 			}
 		}
 	}
-	return out, st, nil
+	return out, total, nil
 }
 
 // tracedKind reports whether a rule can match the packets tsim traces:

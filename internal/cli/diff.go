@@ -36,6 +36,7 @@ func (a *app) diffCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "src", Aliases: []string{"s"}, Usage: "source address, prefix or range (header space)"},
 			&ucli.StringFlag{Name: "dst", Aliases: []string{"d"}, Usage: "destination address, prefix or range (header space)"},
 			&ucli.StringFlag{Name: "services", Aliases: []string{"p"}, Usage: "SPEC of the space, e.g. 1-65535/tcp,icmp (default: icmp)"},
+			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where sources of the space outside the network enter"},
 			&ucli.StringFlag{Name: "format", Usage: "text, json or csv (default by --json/--text/TTY)"},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "also write the PDF \"what this change does\" to FILE", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "A4", Usage: "PDF paper size: A4 or Letter"},
@@ -106,7 +107,15 @@ func (a *app) diff(ctx context.Context, cmd *ucli.Command) error {
 		if spec == "" {
 			spec = "icmp"
 		}
+		for _, m := range []*sweep.Model{rm, cm} {
+			if err := m.Engine.Validate(sweep.FlowAt("diff", "icmp", sp.Src.Lo, sp.Dst.Lo, 0, sp.Ingress)); err != nil {
+				return err
+			}
+		}
 		res.Scope = sweep.AddrString(sp.Src) + " → " + sweep.AddrString(sp.Dst) + " " + spec
+		if sp.Ingress != "" {
+			res.Scope += " entering at " + sp.Ingress
+		}
 		var st sweep.Stats
 		if res.Changes, st, err = sweep.DiffSpace(ctx, sp, rm, cm); err != nil {
 			return err

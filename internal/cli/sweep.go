@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v3"
@@ -34,6 +35,7 @@ func (a *app) sweepCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "src", Aliases: []string{"s"}, Usage: "source address, prefix or range"},
 			&ucli.StringFlag{Name: "dst", Aliases: []string{"d"}, Usage: "destination address, prefix or range"},
 			&ucli.StringFlag{Name: "services", Aliases: []string{"p"}, Usage: "SPEC, e.g. 1-65535/tcp,53/udp,icmp (default: icmp)"},
+			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where sources outside the network enter (as trace --ingress)"},
 			&ucli.StringFlag{Name: "format", Usage: "text, json or csv (default by --json/--text/TTY)"},
 		},
 		Action: a.sweep,
@@ -62,6 +64,12 @@ func spaceFromFlags(cmd *ucli.Command) (sweep.Space, error) {
 		return sp, err
 	}
 	sp.Protos = protos
+	if in := cmd.String("ingress"); in != "" {
+		if !strings.Contains(in, ":") {
+			return sp, tsimerr.Inputf("--ingress %q: want ROUTER:IFACE", in)
+		}
+		sp.Ingress = in
+	}
 	return sp, nil
 }
 
@@ -96,8 +104,12 @@ func (a *app) sweep(ctx context.Context, cmd *ucli.Command) error {
 	if err != nil {
 		return err
 	}
+	m := sweep.NewModel(f)
+	if err := m.Engine.Validate(sweep.FlowAt("sweep", "icmp", sp.Src.Lo, sp.Dst.Lo, 0, sp.Ingress)); err != nil {
+		return err
+	}
 	start := time.Now()
-	cs, st, err := sweep.Run(ctx, sp, sweep.NewModel(f))
+	cs, st, err := sweep.Run(ctx, sp, m)
 	if err != nil {
 		return err
 	}
