@@ -65,7 +65,7 @@ func TestShadowed(t *testing.T) {
 }
 
 // TestUndecided sweeps the whole example: dc-gw's drop of the branch's
-// guest subnet decides nothing (br-gw drops those flows first); rules that
+// guest subnet decides nothing (br-gw null-routes those flows first); rules that
 // decide known flows are not reported, anti-spoofing on the uplink
 // included (the sweep from the uplinks reaches it).
 func TestUndecided(t *testing.T) {
