@@ -22,6 +22,11 @@ type Answer struct {
 	// Accepted lists the filter rules that let the packet through each
 	// router ("hq-gw FORWARD #5"), as `tsim reach` sees them in counters.
 	Accepted []string `json:"accepted,omitempty"`
+	// deciderID and acceptedIDs name the same rules and routes by their
+	// text, not by position: a rule inserted above another, or a line
+	// added to a facts file, shifts numbers without changing the answer.
+	deciderID   string
+	acceptedIDs []string
 }
 
 // Label is the answer as the sweep groups it: disposition and decider.
@@ -39,9 +44,10 @@ func (a Answer) Label() string {
 }
 
 // Key identifies the whole answer: two flows whose keys differ got
-// different answers (disposition, decider, path or accepting rules).
+// different answers (disposition, decider, path or accepting rules, the
+// rules by their text).
 func (a Answer) Key() string {
-	return a.Label() + "|" + strings.Join(a.Path, " ") + "|" + strings.Join(a.Accepted, ", ")
+	return a.Disposition + "|" + a.deciderID + "|" + strings.Join(a.Path, " ") + "|" + strings.Join(a.acceptedIDs, "\x00")
 }
 
 // String is the answer in one line: label and path.
@@ -67,19 +73,24 @@ func AnswerOf(t *doc.Trace) Answer {
 	for _, v := range trace.PerRouter(t) {
 		if v.Verdict == doc.Allowed && v.Rule != nil {
 			a.Accepted = append(a.Accepted, v.Router+" "+v.Rule.Chain+" "+ruleNo(v.Rule.Index))
+			a.acceptedIDs = append(a.acceptedIDs, v.Router+" "+v.Rule.Table+" "+v.Rule.Chain+" "+v.Rule.Text)
 		}
 	}
 	switch {
 	case t.Disposition == doc.Denied && t.DeniedBy != nil:
 		d := t.DeniedBy
 		a.Decider = d.Router + " " + d.Table + " " + d.Chain + " " + ruleNo(d.Index)
+		a.deciderID = d.Router + " " + d.Table + " " + d.Chain + " " + d.Rule
 	case last == nil:
 	case trace.Positive(t.Disposition):
 		a.Decider = last.Node
+		a.deciderID = last.Node
 	default:
 		a.Decider = last.Node
+		a.deciderID = last.Node
 		if n := len(last.Steps); n > 0 {
 			s := last.Steps[n-1]
+			a.deciderID += " " + s.Kind + " " + s.Table + " " + s.Chain + " " + s.Text
 			switch {
 			case s.Kind == doc.StepFilter || s.Kind == doc.StepNAT || s.Kind == doc.StepMangle:
 				a.Decider += " " + s.Table + " " + s.Chain + " " + ruleNo(s.Index)

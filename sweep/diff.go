@@ -43,13 +43,13 @@ func What(old, new Answer) []string {
 	if old.Disposition != new.Disposition {
 		out = append(out, "disposition")
 	}
-	if old.Decider != new.Decider {
+	if old.deciderID != new.deciderID {
 		out = append(out, "decider")
 	}
 	if !slices.Equal(old.Path, new.Path) {
 		out = append(out, "path")
 	}
-	if !slices.Equal(old.Accepted, new.Accepted) {
+	if !slices.Equal(old.acceptedIDs, new.acceptedIDs) {
 		out = append(out, "accepted")
 	}
 	return out
@@ -59,7 +59,7 @@ func What(old, new Answer) []string {
 // "DENIED by hq-gw filter FORWARD policy → DELIVERED by dc-srv", or, when
 // only the path or the accepting rules changed, what they became.
 func ChangeLabel(old, new Answer) string {
-	if old.Label() != new.Label() {
+	if old.Label() != new.Label() || old.deciderID != new.deciderID {
 		return old.Label() + " → " + new.Label()
 	}
 	if !slices.Equal(old.Path, new.Path) {

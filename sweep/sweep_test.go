@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,11 @@ func loadExample(t testing.TB) *facts.Facts {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// full is everything of an answer: its key and what is printed.
+func full(a Answer) string {
+	return a.Key() + "|" + a.String() + "|" + strings.Join(a.Accepted, ", ")
 }
 
 // classIndex finds the class holding a flow: classes bucketed by the
@@ -62,10 +68,10 @@ func checkSampled(t *testing.T, sp Space, cs []*Class, m *Model, n int, seed uin
 			t.Fatalf("%s %s -> %s port %d: in no class", proto, addrOf(s), addrOf(d), port)
 		}
 		got := AnswerOf(m.Engine.Trace(ctx, FlowAt("x", proto, s, d, port, sp.Ingress)))
-		if got.Key() != c.Answers[0].Key() {
+		if full(got) != full(c.Answers[0]) {
 			t.Errorf("%s %s -> %s port %d: traced %q, its class %s→%s %s (rep %s→%s:%d) says %q",
-				proto, addrOf(s), addrOf(d), port, got.Key(), AddrString(c.Src), AddrString(c.Dst), PortString(c.Ports),
-				c.Rep.Src, c.Rep.Dst, c.Rep.DPort, c.Answers[0].Key())
+				proto, addrOf(s), addrOf(d), port, full(got), AddrString(c.Src), AddrString(c.Dst), PortString(c.Ports),
+				c.Rep.Src, c.Rep.Dst, c.Rep.DPort, full(c.Answers[0]))
 		}
 	}
 	for range n {
