@@ -55,7 +55,7 @@ func (a *app) diff(ctx context.Context, cmd *ucli.Command) error {
 	}
 	refPath := cmd.String("reference")
 	if refPath == "" {
-		return tsimerr.Inputf("--reference is required: the facts before the change")
+		return tsimerr.Inputf("diff: missing required flag --reference, the facts before the change (see tsim diff --help)")
 	}
 	paper, err := paperName(cmd.String("paper"))
 	if err != nil {
@@ -86,10 +86,11 @@ func (a *app) diff(ctx context.Context, cmd *ucli.Command) error {
 	rm, cm := sweep.NewModel(ref), sweep.NewModel(cur)
 	res := &sweep.DiffResult{Reference: ref.Source, New: cur.Source}
 	if byFile {
-		flows, err := flowsFromFile(cmd)
+		ff, err := flowsFile(cmd)
 		if err != nil {
 			return err
 		}
+		flows := ff.Flows()
 		for _, fl := range flows {
 			for _, m := range []*sweep.Model{rm, cm} {
 				if err := m.Engine.Validate(fl); err != nil {

@@ -51,7 +51,8 @@ func spaceFromFlags(cmd *ucli.Command) (sweep.Space, error) {
 	}{{"src", &sp.Src}, {"dst", &sp.Dst}} {
 		v := cmd.String(x.flag)
 		if v == "" {
-			return sp, tsimerr.Inputf("--%s is required", x.flag)
+			return sp, tsimerr.Inputf("%s: missing required flag --%s (see %s --help)",
+				strings.TrimPrefix(commandPath(cmd), "tsim "), x.flag, commandPath(cmd))
 		}
 		r, err := sweep.ParseRange(v)
 		if err != nil {

@@ -48,7 +48,7 @@ func TestSweepCommand(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"sweep", "-d", "10.0.0.0/8"}, "--src is required"},
+		{[]string{"sweep", "-d", "10.0.0.0/8"}, "sweep: missing required flag --src"},
 		{[]string{"sweep", "-s", "10.0.0.0/33", "-d", "10.0.0.0/8"}, "--src"},
 		{[]string{"sweep", "-s", "10.0.0.0/8", "-d", "10.0.0.0/8", "-p", "9-1/tcp"}, "9-1/tcp"},
 		{[]string{"sweep", "-s", "10.0.0.0/8", "-d", "10.0.0.0/8", "--format", "xml"}, "--format"},
@@ -136,7 +136,7 @@ func TestDiffCommand(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"diff", "--flows", flows}, "--reference is required"},
+		{[]string{"diff", "--flows", flows}, "diff: missing required flag --reference"},
 		{[]string{"diff", "--reference", before}, "--flows FILE or a space"},
 		{[]string{"diff", "--reference", before, "--flows", flows, "-s", "10.0.0.1"}, "--flows excludes"},
 	} {
