@@ -58,22 +58,23 @@ func (r *renderer) diffSection(res *sweep.DiffResult) {
 	r.y += fTitle.lineH() + 4
 
 	var blocked, allowed, other []sweep.Change
+	var nb, na, no float64
 	for _, ch := range res.Changes {
 		was, is := trace.Positive(ch.Old.Disposition), trace.Positive(ch.New.Disposition)
 		switch {
 		case was && !is:
-			blocked = append(blocked, ch)
+			blocked, nb = append(blocked, ch), nb+ch.Flows
 		case !was && is:
-			allowed = append(allowed, ch)
+			allowed, na = append(allowed, ch), na+ch.Flows
 		default:
-			other = append(other, ch)
+			other, no = append(other, ch), no+ch.Flows
 		}
 	}
 	banner := "No flow changes"
 	bv := "DELIVERED"
 	if len(res.Changes) > 0 {
-		banner = fmt.Sprintf("%d changed: %d newly blocked, %d newly allowed, %d otherwise changed",
-			len(res.Changes), len(blocked), len(allowed), len(other))
+		banner = fmt.Sprintf("%s flows changed: %s newly blocked, %s newly allowed, %s otherwise changed",
+			count(nb+na+no), count(nb), count(na), count(no))
 		bv = "UNKNOWN"
 		if len(blocked) > 0 {
 			bv = "DENIED"
@@ -90,10 +91,7 @@ func (r *renderer) diffSection(res *sweep.DiffResult) {
 	r.y += 9 + sectionG
 
 	r.heading("Compared")
-	flows := strconv.FormatFloat(res.Flows, 'f', 0, 64)
-	if res.Flows >= 1e9 {
-		flows = strconv.FormatFloat(res.Flows, 'g', 3, 64)
-	}
+	flows := count(res.Flows)
 	if res.Classes > 0 {
 		flows += fmt.Sprintf(" (traced as %d classes)", res.Classes)
 	}
@@ -114,7 +112,15 @@ func (r *renderer) diffSection(res *sweep.DiffResult) {
 		if len(grp.list) == 0 {
 			continue
 		}
-		r.heading(fmt.Sprintf("%s (%d)", grp.title, len(grp.list)))
+		n := 0.0
+		for _, ch := range grp.list {
+			n += ch.Flows
+		}
+		title := fmt.Sprintf("%s (%s flows)", grp.title, count(n))
+		if n == 1 {
+			title = grp.title + " (1 flow)"
+		}
+		r.heading(title)
 		var rows []kv
 		for i, ch := range grp.list {
 			where := ch.Line()
@@ -132,4 +138,12 @@ func (r *renderer) diffSection(res *sweep.DiffResult) {
 		r.kvBlock(margin, 10, r.contentW(), rows, true, nil)
 		r.y += sectionG
 	}
+}
+
+// count prints a number of flows: exact below a billion, else 1.84e+19.
+func count(n float64) string {
+	if n < 1e9 {
+		return strconv.FormatFloat(n, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(n, 'g', 3, 64)
 }

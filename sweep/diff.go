@@ -16,6 +16,9 @@ type Change struct {
 	Group *Group    `json:"group,omitempty"`
 	// What lists what differs: disposition, decider, path, accepted.
 	What []string `json:"what"`
+	// Flows is how many flows the change covers (1 for a flow; for a
+	// rectangle, its sources × destinations × ports, src = dst left out).
+	Flows float64 `json:"flows"`
 	Old  Answer   `json:"old"`
 	New  Answer   `json:"new"`
 }
@@ -31,6 +34,15 @@ type DiffResult struct {
 	Flows   float64  `json:"flows"`
 	Classes int      `json:"classes,omitempty"`
 	Changes []Change `json:"changes"`
+}
+
+// ChangedFlows is the number of flows whose answer changed.
+func (r *DiffResult) ChangedFlows() float64 {
+	n := 0.0
+	for _, c := range r.Changes {
+		n += c.Flows
+	}
+	return n
 }
 
 // Changed reports whether anything changed.
@@ -88,7 +100,7 @@ func DiffFlows(ctx context.Context, ref, cur *Model, flows []*doc.Flow) ([]Chang
 		o := AnswerOf(ref.Engine.Trace(ctx, f))
 		n := AnswerOf(cur.Engine.Trace(ctx, f))
 		if w := What(o, n); len(w) > 0 {
-			out = append(out, Change{Flow: f, What: w, Old: o, New: n})
+			out = append(out, Change{Flow: f, What: w, Flows: 1, Old: o, New: n})
 		}
 	}
 	return out, nil
@@ -120,7 +132,8 @@ func DiffSpace(ctx context.Context, sp Space, ref, cur *Model) ([]Change, Stats,
 			p := pairs[r.Label]
 			one := g
 			one.Runs = []PortRun{r}
-			out = append(out, Change{Group: &one, What: What(p[0], p[1]), Old: p[0], New: p[1]})
+			c := Class{Src: g.Src, Dst: g.Dst, Ports: r.Ports}
+			out = append(out, Change{Group: &one, What: What(p[0], p[1]), Flows: c.Flows(), Old: p[0], New: p[1]})
 		}
 	}
 	return out, st, nil

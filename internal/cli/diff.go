@@ -134,7 +134,11 @@ func (a *app) diff(ctx context.Context, cmd *ucli.Command) error {
 		for _, c := range res.Changes {
 			fmt.Fprintln(w, c.Line())
 		}
-		fmt.Fprintf(w, "# %d changed of %s flows (%s)\n", len(res.Changes), flowCount(res.Flows), res.Scope)
+		if byFile {
+			fmt.Fprintf(w, "# %d changed of %s flows (%s)\n", len(res.Changes), flowCount(res.Flows), res.Scope)
+		} else {
+			fmt.Fprintf(w, "# %s changed of %s flows in %d lines (%s)\n", flowCount(res.ChangedFlows()), flowCount(res.Flows), len(res.Changes), res.Scope)
+		}
 	case "csv":
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"src", "dst", "proto", "ports", "what", "old", "new"})
