@@ -19,8 +19,8 @@ type Change struct {
 	// Flows is how many flows the change covers (1 for a flow; for a
 	// rectangle, its sources × destinations × ports, src = dst left out).
 	Flows float64 `json:"flows"`
-	Old  Answer   `json:"old"`
-	New  Answer   `json:"new"`
+	Old   Answer  `json:"old"`
+	New   Answer  `json:"new"`
 }
 
 // DiffResult is what a change does: every flow whose answer differs.
