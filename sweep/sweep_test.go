@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 func loadExample(t testing.TB) *facts.Facts {
@@ -141,4 +142,28 @@ func TestSweepIngressEqualsBruteForceSample(t *testing.T) {
 	}
 	t.Logf("%g flows, %d classes, %d traces", st.Flows, st.Classes, st.Traces)
 	checkSampled(t, sp, cs, m, 20000, 2)
+}
+
+// TestSweepCorpusEqualsBruteForceSample: the predecessor's corpus (ten
+// routers, policy routing, hundreds of rules) swept over 10/8 on every
+// TCP and UDP port, sampled against tracing each flow.
+func TestSweepCorpusEqualsBruteForceSample(t *testing.T) {
+	f, err := facts.Load(context.Background(), testenv.Corpus(t, "raw_facts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewModel(f)
+	r, _ := ParseRange("10.0.0.0/8")
+	protos, _ := ParseSpec("tcp,udp,icmp")
+	sp := Space{Src: r, Dst: r, Protos: protos}
+	cs, st, err := Run(context.Background(), sp, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%g flows, %d classes, %d traces", st.Flows, st.Classes, st.Traces)
+	n := 20000
+	if testing.Short() {
+		n = 2000
+	}
+	checkSampled(t, sp, cs, m, n, 3)
 }
