@@ -239,3 +239,35 @@ func (g Group) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(out)
 }
+
+// Tally is one answer of a sweep with how much of the space it takes.
+type Tally struct {
+	Label   string  `json:"label"`
+	Flows   float64 `json:"flows"`
+	Classes int     `json:"classes"`
+}
+
+// Tallies counts the flows and classes of each label, most flows first
+// (then by label): which rules decide how much of the space.
+func Tallies(cs []*Class, label func(*Class) (string, bool)) []Tally {
+	idx := map[string]int{}
+	var out []Tally
+	for _, c := range cs {
+		l, ok := label(c)
+		if !ok {
+			continue
+		}
+		i, seen := idx[l]
+		if !seen {
+			i = len(out)
+			idx[l] = i
+			out = append(out, Tally{Label: l})
+		}
+		out[i].Flows += c.Flows()
+		out[i].Classes++
+	}
+	slices.SortFunc(out, func(a, b Tally) int {
+		return cmp.Or(cmp.Compare(b.Flows, a.Flows), strings.Compare(a.Label, b.Label))
+	})
+	return out
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -37,6 +38,7 @@ func (a *app) sweepCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "services", Aliases: []string{"p"}, Usage: "SPEC, e.g. 1-65535/tcp,53/udp,icmp (default: icmp)"},
 			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where sources outside the network enter (as trace --ingress)"},
 			&ucli.StringFlag{Name: "format", Usage: "text, json or csv (default by --json/--text/TTY)"},
+			&ucli.BoolFlag{Name: "by-rule", Usage: "print one line per answer (deciding router and rule) with the flows it takes, instead of the rectangles"},
 		},
 		Action: a.sweep,
 	}
@@ -116,10 +118,14 @@ func (a *app) sweep(ctx context.Context, cmd *ucli.Command) error {
 	}
 	elapsed := time.Since(start)
 	positive := true
-	gs := sweep.Groups(cs, func(c *sweep.Class) (string, bool) {
+	label := func(c *sweep.Class) (string, bool) {
 		positive = positive && trace.Positive(c.Answers[0].Disposition)
 		return c.Answers[0].Label(), true
-	})
+	}
+	if cmd.Bool("by-rule") {
+		return a.sweepByRule(cmd, format, sweep.Tallies(cs, label), st, positive)
+	}
+	gs := sweep.Groups(cs, label)
 	a.log.Info().Int("classes", st.Classes).Int("traces", st.Traces).Int("lines", len(gs)).Dur("took", elapsed).Msg("swept")
 	w := bufio.NewWriterSize(a.io.Out, 1<<16)
 	switch format {
@@ -155,6 +161,42 @@ func (a *app) sweep(ctx context.Context, cmd *ucli.Command) error {
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if !positive {
+		return tsimerr.ErrNegative
+	}
+	return nil
+}
+
+// sweepByRule prints one line per answer: its share of the space.
+func (a *app) sweepByRule(cmd *ucli.Command, format string, ts []sweep.Tally, st sweep.Stats, positive bool) error {
+	w := bufio.NewWriterSize(a.io.Out, 1<<16)
+	switch format {
+	case "text":
+		for _, t := range ts {
+			fmt.Fprintf(w, "%10s flows %9s%%  %s\n", flowCount(t.Flows), strconv.FormatFloat(100*t.Flows/st.Flows, 'g', 3, 64), t.Label)
+		}
+		fmt.Fprintf(w, "# %s flows in %d classes (%d traces), %d answers\n", flowCount(st.Flows), st.Classes, st.Traces, len(ts))
+	case "csv":
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"answer", "flows", "classes"})
+		for _, t := range ts {
+			cw.Write([]string{t.Label, strconv.FormatFloat(t.Flows, 'f', 0, 64), strconv.Itoa(t.Classes)})
+		}
+		cw.Flush()
+		if err := cw.Error(); err != nil {
+			return err
+		}
+	default:
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(map[string]any{"flows": st.Flows, "classes": st.Classes, "traces": st.Traces, "answers": ts}); err != nil {
 			return err
 		}
 	}

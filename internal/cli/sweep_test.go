@@ -44,6 +44,14 @@ func TestSweepCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &js); err != nil || js.Classes == 0 || len(js.Groups) == 0 || js.Groups[0].Runs[0].Ports != "5432" {
 		t.Fatalf("json: %v %+v", err, js)
 	}
+	// By rule: the answers with their share; 256 × 256 × 5 flows in all.
+	out, _, code = run(t, "", "sweep", "-s", "10.1.20.0/24", "-d", "10.3.20.0/24", "-p", "5430-5434/tcp", "--by-rule", "--text")
+	for _, want := range []string{"262144 flows        80%  DENIED by dc-gw filter FORWARD policy\n", "65280 flows      19.9%  DELIVERED by dc-srv\n",
+		"256 flows    0.0781%  DENIED by dc-srv filter LOG_DROP #2\n", "# 327680 flows in "} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("--by-rule: exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
 	for _, c := range []struct {
 		args []string
 		msg  string
