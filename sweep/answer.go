@@ -70,6 +70,15 @@ func AnswerOf(t *doc.Trace) Answer {
 		last = h
 		a.Path = append(a.Path, h.Node+"("+h.In+">"+h.Out+")")
 	}
+	// The reply's path, when trace reports one, is part of the answer.
+	if rh := replyHops(t); len(rh) > 0 {
+		a.Path = append(a.Path, "reply:")
+		for _, h := range rh {
+			if h.Kind == doc.HopRouter {
+				a.Path = append(a.Path, h.Node+"("+h.In+">"+h.Out+")")
+			}
+		}
+	}
 	for _, v := range trace.PerRouter(t) {
 		if v.Verdict == doc.Allowed && v.Rule != nil {
 			a.Accepted = append(a.Accepted, v.Router+" "+v.Rule.Chain+" "+ruleNo(v.Rule.Index))

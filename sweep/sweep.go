@@ -246,9 +246,11 @@ func refine(ctx context.Context, b *box, models []*Model, ingress string) {
 		add(m.special)
 		scuts = append(scuts, m.source.addr...)
 		nat := false
-		for _, h := range t.Hops {
-			for _, st := range h.Steps {
-				nat = nat || st.Kind == doc.StepNAT
+		for _, hops := range append([][]*doc.Hop{t.Hops}, extraHops(t)...) {
+			for _, h := range hops {
+				for _, st := range h.Steps {
+					nat = nat || st.Kind == doc.StepNAT
+				}
 			}
 		}
 		proto := protoNum(b.proto)
@@ -262,10 +264,14 @@ func refine(ctx context.Context, b *box, models []*Model, ingress string) {
 				}
 			}
 		}
-		for _, h := range t.Hops {
-			if h.Kind == doc.HopRouter {
-				if c := m.routers[h.Node]; c != nil {
-					c.relevant(proto, b.s, b.d, nat, add)
+		seen := map[string]bool{}
+		for _, hops := range append([][]*doc.Hop{t.Hops}, extraHops(t)...) {
+			for _, h := range hops {
+				if h.Kind == doc.HopRouter && !seen[h.Node] {
+					seen[h.Node] = true
+					if c := m.routers[h.Node]; c != nil {
+						c.relevant(proto, b.s, b.d, nat, add)
+					}
 				}
 			}
 		}
