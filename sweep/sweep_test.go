@@ -126,6 +126,43 @@ func TestSweepExampleEqualsBruteForceSample(t *testing.T) {
 		t.Logf("%6d %s", labels[l], l)
 	}
 	checkSampled(t, sp, cs, m, 20000, 1)
+	checkGroups(t, sp, cs, m, 3000, 4)
+}
+
+// checkGroups wants the merged rectangles to say, for n sampled flows,
+// what tracing each flow says, and every flow to be in exactly one.
+func checkGroups(t *testing.T, sp Space, cs []*Class, m *Model, n int, seed uint64) {
+	t.Helper()
+	gs := Groups(cs, func(c *Class) (string, bool) { return c.Answers[0].Label(), true })
+	t.Logf("%d classes in %d rectangles", len(cs), len(gs))
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e37))
+	pick := func(r Range) uint32 { return r.Lo + uint32(rng.Uint64N(r.Size())) }
+	for range n {
+		pr := sp.Protos[rng.IntN(len(sp.Protos))]
+		port := uint32(0)
+		if pr.Name != "icmp" {
+			port = pick(pr.Ports[rng.IntN(len(pr.Ports))])
+		}
+		s, d := pick(sp.Src), pick(sp.Dst)
+		if s == d {
+			continue
+		}
+		var labels []string
+		for _, g := range gs {
+			if g.Proto != pr.Name || !g.Src.Contains(s) || !g.Dst.Contains(d) {
+				continue
+			}
+			for _, r := range g.Runs {
+				if r.Ports.Contains(port) {
+					labels = append(labels, r.Label)
+				}
+			}
+		}
+		want := AnswerOf(m.Engine.Trace(context.Background(), FlowAt("x", pr.Name, s, d, port, sp.Ingress))).Label()
+		if len(labels) != 1 || labels[0] != want {
+			t.Fatalf("%s %s -> %s port %d: rectangles say %q, the trace %q", pr.Name, addrOf(s), addrOf(d), port, labels, want)
+		}
+	}
 }
 
 // TestSweepIngressEqualsBruteForceSample: sources on the Internet entering
@@ -142,6 +179,7 @@ func TestSweepIngressEqualsBruteForceSample(t *testing.T) {
 	}
 	t.Logf("%g flows, %d classes, %d traces", st.Flows, st.Classes, st.Traces)
 	checkSampled(t, sp, cs, m, 20000, 2)
+	checkGroups(t, sp, cs, m, 3000, 5)
 }
 
 // TestSweepCorpusEqualsBruteForceSample: the predecessor's corpus (ten
@@ -166,4 +204,5 @@ func TestSweepCorpusEqualsBruteForceSample(t *testing.T) {
 		n = 2000
 	}
 	checkSampled(t, sp, cs, m, n, 3)
+	checkGroups(t, sp, cs, m, n/5, 6)
 }
