@@ -210,6 +210,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, sess sessi
 		writeError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
+	st, ctx, refused := s.streams.open(r.Context(), sess)
+	if refused != "" {
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusTooManyRequests, refused)
+		return
+	}
+	defer s.streams.close(st)
 	last := 0
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
 		last, _ = strconv.Atoi(v)
@@ -246,10 +253,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, sess sessi
 		select {
 		case <-changed:
 		case <-ping.C:
+			if !s.sessions.alive(sess.key) {
+				return
+			}
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
 				return
 			}
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return
 		case <-s.ctx.Done():
 			return
@@ -327,7 +337,15 @@ func (s *Server) handleAdminOverview(w http.ResponseWriter, r *http.Request, ses
 		out["labs_error"] = err.Error()
 		labs = []hosts.LabInfo{}
 	}
-	out["labs"] = labs
+	type labView struct {
+		hosts.LabInfo
+		Job string `json:"job,omitempty"` // the serve job the lab belongs to
+	}
+	lv := make([]labView, 0, len(labs))
+	for _, l := range labs {
+		lv = append(lv, labView{LabInfo: l, Job: jobOfLab(l.Label)})
+	}
+	out["labs"] = lv
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -392,6 +410,7 @@ func (s *Server) handleAdminDeleteUser(w http.ResponseWriter, r *http.Request, s
 		return
 	}
 	s.sessions.dropUser(name)
+	s.streams.closeUser(name)
 	s.auditLog(r, "user_deleted", sess.user, true).Str("target", name).Send()
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -355,6 +357,7 @@ func (js *jobs) run(j *job) {
 	log := js.s.log.With().Str("job", m.ID).Str("owner", m.Owner).Logger()
 	dir := js.dir(m.ID)
 	res, err := js.execute(ctx, m, dir, progress.Func(func(e progress.Event) {
+		e.Message, e.Step = scrubPaths(e.Message), scrubPaths(e.Step)
 		js.mu.Lock()
 		defer js.mu.Unlock()
 		if j.meta.State == StateRunning {
@@ -386,7 +389,7 @@ func (js *jobs) run(j *job) {
 	case js.s.ctx.Err() != nil:
 		js.finishLocked(j, StateCancelled, "the server shut down while the job ran", now)
 	case err != nil:
-		js.finishLocked(j, StateFailed, err.Error(), now)
+		js.finishLocked(j, StateFailed, scrubPaths(err.Error()), now)
 	default:
 		js.finishLocked(j, StateDone, "", now)
 	}
@@ -410,7 +413,8 @@ func (js *jobs) execute(ctx context.Context, m jobMeta, dir string, sink progres
 	}
 	cfg := &js.s.cfg
 	req := pipeline.Request{Facts: cfg.Facts, Groups: [][]*doc.Flow{flows}, Output: filepath.Join(dir, reportFile),
-		Paper: cfg.Paper, Now: cfg.Now(), ProbeTimeout: cfg.ProbeTimeout, Scope: cfg.Scope, Registry: cfg.Registry}
+		Paper: cfg.Paper, Now: cfg.Now(), ProbeTimeout: cfg.ProbeTimeout, Scope: cfg.Scope, Registry: cfg.Registry,
+		Label: labLabel(m.ID)}
 	return cfg.Runner(ctx, req, pipeline.Deps{Pool: cfg.Pool, Progress: sink, Log: log})
 }
 
@@ -452,6 +456,20 @@ func summarize(docs []*doc.Document) *jobResult {
 		}
 	}
 	return r
+}
+
+// noteReaped records on a kept job that its lab was left behind by a
+// crash and removed at start-up.
+func (js *jobs) noteReaped(id, lab string) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	j := js.all[id]
+	if j == nil {
+		return
+	}
+	j.meta.Lab = lab
+	j.meta.Error = strings.TrimSpace(j.meta.Error + "; its lab " + lab + " was removed when the server started again")
+	js.persistLocked(j)
 }
 
 // get returns a copy of the job's metadata.
@@ -577,5 +595,32 @@ func sortNewest(ms []jobMeta) {
 			return ms[i].Created.After(ms[j].Created)
 		}
 		return ms[i].ID < ms[j].ID
+	})
+}
+
+// labLabel is the label of a job's lab in the lab registry; jobOfLab
+// reads it back (the admin page and start-up reaping match labs to jobs).
+func labLabel(id string) string { return "serve:" + id }
+
+func jobOfLab(label string) string {
+	if id, ok := strings.CutPrefix(label, "serve:"); ok && validID(id) {
+		return id
+	}
+	return ""
+}
+
+// absPath is an absolute file path inside a message.
+var absPath = regexp.MustCompile(`(^|[\s"'(=:,])(/[^\s"'(),:;]+)`)
+
+// scrubPaths replaces absolute paths in a message shown to users by their
+// last element: where the server keeps its files is not their business
+// ("merge: /srv/tsim/jobs/…/report.pdf: 3 pages" -> "merge: report.pdf: 3 pages").
+func scrubPaths(msg string) string {
+	if !strings.Contains(msg, "/") {
+		return msg
+	}
+	return absPath.ReplaceAllStringFunc(msg, func(m string) string {
+		i := strings.IndexByte(m, '/')
+		return m[:i] + filepath.Base(m[i:])
 	})
 }
