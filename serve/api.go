@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -170,12 +171,39 @@ func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request, sess ses
 	if r.URL.Query().Get("all") == "1" && sess.role == users.RoleAdmin {
 		owner = ""
 	}
+	q := r.URL.Query()
+	limit, offset := 50, 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			writeError(w, http.StatusBadRequest, "limit: want 1-200")
+			return
+		}
+		limit = n
+	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "offset: want a number ≥ 0")
+			return
+		}
+		offset = n
+	}
 	ms := s.jobs.list(owner)
-	out := make([]jobView, 0, len(ms))
-	for _, m := range ms {
+	page := ms[min(offset, len(ms)):min(offset+limit, len(ms))]
+	out := make([]jobView, 0, len(page))
+	for _, m := range page {
 		out = append(out, s.view(m))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+	res := map[string]any{"jobs": out, "total": len(ms), "offset": offset, "limit": limit}
+	if offset+limit < len(ms) {
+		next := fmt.Sprintf("/api/jobs?offset=%d&limit=%d", offset+limit, limit)
+		if owner == "" {
+			next += "&all=1"
+		}
+		res["next"] = next
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, sess session) {
@@ -327,6 +355,12 @@ func (s *Server) handleAdminOverview(w http.ResponseWriter, r *http.Request, ses
 			finished = append(finished, s.view(m))
 		}
 	}
+	// The queue oldest first (its order), running jobs by start.
+	sort.SliceStable(queued, func(i, j int) bool { return queued[i].Position < queued[j].Position })
+	sort.SliceStable(running, func(i, j int) bool {
+		a, b := running[i].Started, running[j].Started
+		return a != nil && b != nil && a.Before(*b)
+	})
 	out := map[string]any{
 		"queued": nonNil(queued), "running": nonNil(running), "finished": nonNil(finished),
 		"workers": s.cfg.Workers, "job_timeout": s.cfg.JobTimeout.String(), "retention": s.cfg.Retention.String(),

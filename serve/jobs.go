@@ -66,23 +66,9 @@ type jobEvent struct {
 	ID int `json:"id"`
 	progress.Event
 	State string `json:"state,omitempty"` // set on state changes
-}
-
-// flowResult is one flow's outcome as the pages show it.
-type flowResult struct {
-	Flow        string `json:"flow"`
-	Service     string `json:"service,omitempty"`
-	Proto       string `json:"proto"`
-	DPort       int    `json:"dport,omitempty"`
-	Disposition string `json:"disposition,omitempty"` // simulation
-	Verdict     string `json:"verdict,omitempty"`     // emulation (reach e2e)
-	Agrees      *bool  `json:"agrees,omitempty"`
-	Reason      string `json:"reason,omitempty"` // why the emulation said so
-}
-
-type jobResult struct {
-	Reachable bool         `json:"reachable"`
-	Flows     []flowResult `json:"flows"`
+	// Position is the queue position of a waiting job, sent again every
+	// time it moves up.
+	Position int `json:"queue_position,omitempty"`
 }
 
 // jobMeta is job.json and the body of GET /api/jobs/{id}.
@@ -106,6 +92,12 @@ type jobMeta struct {
 	Lab         string     `json:"lab,omitempty"`
 	Report      bool       `json:"report"`
 	Result      *jobResult `json:"result,omitempty"`
+	// Batch jobs come from an uploaded flows file (flows.csv in the job
+	// directory); PathFrom names the format of a path the user uploaded
+	// (path.json in the job directory) when the simulation was skipped.
+	Batch    bool   `json:"batch,omitempty"`
+	PathFrom string `json:"path_from,omitempty"`
+	Ingress  string `json:"ingress,omitempty"`
 }
 
 type job struct {
@@ -217,7 +209,17 @@ func (js *jobs) addEventLocked(j *job, e progress.Event, state string) {
 	if e.Time.IsZero() {
 		e.Time = js.s.cfg.Now()
 	}
-	je := jobEvent{ID: len(j.events) + 1, Event: e, State: state}
+	js.appendEventLocked(j, jobEvent{Event: e, State: state})
+}
+
+// appendEventLocked numbers and stores a prepared event.
+func (js *jobs) appendEventLocked(j *job, je jobEvent) {
+	e, state := je.Event, je.State
+	if e.Time.IsZero() {
+		e.Time = js.s.cfg.Now()
+		je.Event = e
+	}
+	je.ID = len(j.events) + 1
 	j.events = append(j.events, je)
 	if state == "" {
 		j.meta.Progress, j.meta.Stage, j.meta.Message = e.Percent, e.Stage, e.Message
@@ -270,7 +272,8 @@ func (js *jobs) submit(owner, src, dst, services string, sport, flows int) (*job
 		Services: services, SPort: sport, Flows: flows, Created: now}}
 	js.all[id] = j
 	js.queue = append(js.queue, j)
-	js.addEventLocked(j, progress.Event{Time: now, Stage: StateQueued, Message: fmt.Sprintf("queued at position %d", len(js.queue))}, StateQueued)
+	js.appendEventLocked(j, jobEvent{Event: progress.Event{Time: now, Stage: StateQueued,
+		Message: fmt.Sprintf("queued at position %d", len(js.queue))}, State: StateQueued, Position: len(js.queue)})
 	js.persistLocked(j)
 	js.cond.Signal()
 	m := j.meta
@@ -289,7 +292,18 @@ func (js *jobs) next() *job {
 	}
 	j := js.queue[0]
 	js.queue = js.queue[1:]
+	js.movedUpLocked(0)
 	return j
+}
+
+// movedUpLocked tells every queued job from index i on its new position
+// (an event on its stream).
+func (js *jobs) movedUpLocked(i int) {
+	for k := i; k < len(js.queue); k++ {
+		q := js.queue[k]
+		js.appendEventLocked(q, jobEvent{Event: progress.Event{Stage: StateQueued,
+			Message: fmt.Sprintf("queued at position %d", k+1)}, State: StateQueued, Position: k + 1})
+	}
 }
 
 func (js *jobs) worker() {
@@ -371,7 +385,7 @@ func (js *jobs) run(j *job) {
 	if res != nil {
 		j.meta.Lab = res.LabID
 		if len(res.Docs) > 0 {
-			j.meta.Result = summarize(res.Docs)
+			j.meta.Result = summarize(res.Docs, cfg.Facts)
 			if werr := writeDocs(filepath.Join(dir, documentFile), res.Docs); werr != nil && err == nil {
 				err = werr
 			}
@@ -426,36 +440,6 @@ func writeDocs(path string, docs []*doc.Document) error {
 		}
 	}
 	return fsx.WriteFileAtomic(path, buf.Bytes(), 0o600)
-}
-
-// summarize picks, per flow, the simulated disposition and the emulated
-// verdict.
-func summarize(docs []*doc.Document) *jobResult {
-	r := &jobResult{Reachable: true, Flows: []flowResult{}}
-	for _, d := range docs {
-		if !pipeline.Reachable(d) {
-			r.Reachable = false
-		}
-		traces := map[string]*doc.Trace{}
-		for _, t := range d.Trace {
-			traces[t.Flow] = t
-		}
-		reach := map[string]*doc.Reach{}
-		for _, x := range d.Reach {
-			reach[x.Flow] = x
-		}
-		for _, f := range d.Flows {
-			fr := flowResult{Flow: f.ID, Service: f.Service, Proto: f.Proto, DPort: f.DPort}
-			if t := traces[f.ID]; t != nil {
-				fr.Disposition = t.Disposition
-			}
-			if x := reach[f.ID]; x != nil && x.E2E != nil {
-				fr.Verdict, fr.Agrees, fr.Reason = x.E2E.Verdict, x.E2E.Agrees, x.E2E.Reason
-			}
-			r.Flows = append(r.Flows, fr)
-		}
-	}
-	return r
 }
 
 // noteReaped records on a kept job that its lab was left behind by a
@@ -546,6 +530,7 @@ func (js *jobs) cancelJob(id, by string) (bool, error) {
 		for i, q := range js.queue {
 			if q == j {
 				js.queue = append(js.queue[:i:i], js.queue[i+1:]...)
+				js.movedUpLocked(i)
 				break
 			}
 		}
