@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,12 +38,19 @@ var serviceGroups = []struct {
 }
 
 func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request, sess session) {
+	s.engineMu.Lock()
+	uplinks := s.engine.Uplinks()
+	s.engineMu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"groups":       serviceGroups,
 		"max_services": s.cfg.MaxServices,
 		"job_timeout":  s.cfg.JobTimeout.String(),
 		"retention":    s.cfg.Retention.String(),
 		"facts":        map[string]any{"source": s.cfg.Facts.Source, "routers": len(s.cfg.Facts.Routers)},
+		"ingress":      s.ingressChoices(),
+		"uplinks":      uplinks,
+		"max_flows":    s.cfg.MaxBatchFlows,
+		"max_trace":    maxTraceBytes,
 	})
 }
 
@@ -51,45 +59,170 @@ type submitRequest struct {
 	Dst      string `json:"dst"`
 	Services string `json:"services"`
 	SPort    int    `json:"sport,omitempty"`
+	// Ingress is ROUTER:IFACE where a source outside the network (or on a
+	// segment several routers share) enters.
+	Ingress string `json:"ingress,omitempty"`
+	// Trace is an uploaded path (the predecessor's trace JSON or a tsim
+	// document with a trace section): the job tests it instead of
+	// simulating one.
+	Trace string `json:"trace,omitempty"`
+	// FlowsCSV is an uploaded flows file (the `tsim run --flows` format,
+	// with expect): one job, one test per line.
+	FlowsCSV string `json:"flows_csv,omitempty"`
 }
 
-// validateSubmit turns a request into checked (src, dst, spec, flows) or a
-// one-line reason for a 400.
-func (s *Server) validateSubmit(req *submitRequest) (int, error) {
+// Job directory files of uploads.
+const (
+	pathFile  = "path.json"
+	flowsFile = "flows.csv"
+)
+
+// maxFlowsBytes bounds an uploaded flows file.
+const maxFlowsBytes = 256 << 10
+
+// jobPlan is a validated submission: the job's metadata and the files
+// its directory gets before it is queued.
+type jobPlan struct {
+	meta  jobMeta
+	files map[string][]byte
+}
+
+// checkSources refuses flows whose source the network does not know
+// (without an ingress): the job would only end UNKNOWN.
+func (s *Server) checkSources(flows []*doc.Flow) error {
+	s.engineMu.Lock()
+	defer s.engineMu.Unlock()
+	seen := map[string]bool{}
+	for _, fl := range flows {
+		if err := s.engine.Validate(fl); err != nil {
+			return lineErr(fl, err)
+		}
+		k := fl.Src + "|" + fl.Ingress
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if t := s.engine.Trace(s.ctx, fl); t.Disposition == doc.UnknownSource {
+			return lineErr(fl, fmt.Errorf("src: %s is not in the modelled network (%s); choose where it enters (Options)", fl.Src, t.Reason))
+		}
+	}
+	return nil
+}
+
+func lineErr(fl *doc.Flow, err error) error {
+	if fl.Line > 0 {
+		return fmt.Errorf("flows file line %d: %w", fl.Line, err)
+	}
+	return err
+}
+
+// validateSubmit turns a request into a jobPlan or a one-line reason for a
+// 400.
+func (s *Server) validateSubmit(req *submitRequest) (*jobPlan, error) {
 	req.Src, req.Dst, req.Services = strings.TrimSpace(req.Src), strings.TrimSpace(req.Dst), strings.TrimSpace(req.Services)
+	req.Ingress = strings.TrimSpace(req.Ingress)
+	if len(req.Services) > 4096 {
+		return nil, fmt.Errorf("services: specification longer than 4096 characters")
+	}
+	if req.FlowsCSV != "" {
+		return s.validateBatch(req)
+	}
+	var up *userPath
+	if req.Trace != "" {
+		var err error
+		if up, err = parseUserPath([]byte(req.Trace), s.cfg.Facts); err != nil {
+			return nil, err
+		}
+		for _, a := range []struct{ what, form, trace string }{{"src", req.Src, up.Src}, {"dst", req.Dst, up.Dst}} {
+			if a.form != "" && a.form != a.trace {
+				return nil, fmt.Errorf("%s: %s differs from the uploaded trace's %s (leave it empty)", a.what, a.form, a.trace)
+			}
+		}
+		req.Src, req.Dst = up.Src, up.Dst
+		if req.Ingress != "" {
+			return nil, fmt.Errorf("ingress: an uploaded trace already says where the path starts")
+		}
+	}
 	for _, a := range []struct{ what, v string }{{"src", req.Src}, {"dst", req.Dst}} {
 		if a.v == "" {
-			return 0, fmt.Errorf("%s: required", a.what)
+			return nil, fmt.Errorf("%s: required", a.what)
 		}
 		ip, err := netip.ParseAddr(a.v)
 		if err != nil || !ip.Is4() {
-			return 0, fmt.Errorf("%s: %q is not an IPv4 address", a.what, a.v)
+			return nil, fmt.Errorf("%s: %q is not an IPv4 address", a.what, a.v)
 		}
-	}
-	if len(req.Services) > 4096 {
-		return 0, fmt.Errorf("services: specification longer than 4096 characters")
 	}
 	flows, err := trace.FlowsFromSpec(req.Src, req.Dst, req.Services, req.SPort)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if len(flows) > s.cfg.MaxServices {
-		return 0, fmt.Errorf("services: %d services; this server runs at most %d per job", len(flows), s.cfg.MaxServices)
+		return nil, fmt.Errorf("services: %d services; this server runs at most %d per job", len(flows), s.cfg.MaxServices)
 	}
-	s.engineMu.Lock()
-	err = s.engine.Validate(flows[0])
-	var t *doc.Trace
-	if err == nil {
-		t = s.engine.Trace(s.ctx, flows[0])
+	plan := &jobPlan{meta: jobMeta{Src: req.Src, Dst: req.Dst, Services: req.Services, SPort: req.SPort, Flows: len(flows)},
+		files: map[string][]byte{}}
+	if up != nil {
+		data, _ := json.MarshalIndent(up, "", "  ")
+		plan.files[pathFile] = data
+		plan.meta.PathFrom = up.Format
+		return plan, nil
 	}
-	s.engineMu.Unlock()
+	if req.Ingress != "" {
+		if !slices.Contains(s.ingressChoices(), req.Ingress) {
+			return nil, fmt.Errorf("ingress: %q is not ROUTER:IFACE of the facts", req.Ingress)
+		}
+		for _, fl := range flows {
+			fl.Ingress = req.Ingress
+		}
+		plan.meta.Ingress = req.Ingress
+	}
+	if err := s.checkSources(flows[:1]); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// validateBatch checks an uploaded flows file.
+func (s *Server) validateBatch(req *submitRequest) (*jobPlan, error) {
+	if req.Trace != "" || req.Src != "" || req.Dst != "" || req.Services != "" || req.Ingress != "" {
+		return nil, fmt.Errorf("flows file: it carries its own sources, destinations and services; leave the form's fields empty")
+	}
+	if len(req.FlowsCSV) > maxFlowsBytes {
+		return nil, fmt.Errorf("flows file: %d bytes; at most %d", len(req.FlowsCSV), maxFlowsBytes)
+	}
+	flows, err := readFlows([]byte(req.FlowsCSV))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if t.Disposition == doc.UnknownSource {
-		return 0, fmt.Errorf("src: %s is not in the modelled network (%s)", req.Src, t.Reason)
+	if len(flows) > s.cfg.MaxBatchFlows {
+		return nil, fmt.Errorf("flows file: %d flows; this server runs at most %d per job", len(flows), s.cfg.MaxBatchFlows)
 	}
-	return len(flows), nil
+	if err := s.checkSources(flows); err != nil {
+		return nil, err
+	}
+	groups := groupByLine(flows)
+	return &jobPlan{meta: jobMeta{Src: flows[0].Src, Dst: flows[0].Dst, Services: fmt.Sprintf("flows file: %d lines", len(groups)),
+		Flows: len(flows), Batch: true}, files: map[string][]byte{flowsFile: []byte(req.FlowsCSV)}}, nil
+}
+
+// ingressChoices are the ROUTER:IFACE values the form offers: the
+// uplinks first (where traffic from outside enters), then every other
+// interface of every router.
+func (s *Server) ingressChoices() []string {
+	s.engineMu.Lock()
+	out := slices.Clone(s.engine.Uplinks())
+	s.engineMu.Unlock()
+	for _, r := range s.cfg.Facts.Routers {
+		for _, ifc := range r.Interfaces {
+			if ifc.Kind == "loopback" || ifc.Name == "lo" {
+				continue
+			}
+			if c := r.Name + ":" + ifc.Name; !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, sess session) {
@@ -97,13 +230,13 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, sess sessi
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	n, err := s.validateSubmit(&req)
+	plan, err := s.validateSubmit(&req)
 	if err != nil {
 		s.auditLog(r, "job_rejected", sess.user, false).Str("reason", err.Error()).Send()
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	m, pos, err := s.jobs.submit(sess.user, req.Src, req.Dst, req.Services, req.SPort, n)
+	m, pos, err := s.jobs.submit(sess.user, plan)
 	if err != nil {
 		var le *errLimit
 		if errors.As(err, &le) {
@@ -117,8 +250,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request, sess sessi
 		writeError(w, http.StatusInternalServerError, "cannot create the job")
 		return
 	}
-	s.auditLog(r, "job_submitted", sess.user, true).Str("job", m.ID).Str("src", req.Src).Str("dst", req.Dst).
-		Str("services", req.Services).Int("flows", n).Send()
+	s.auditLog(r, "job_submitted", sess.user, true).Str("job", m.ID).Str("src", m.Src).Str("dst", m.Dst).
+		Str("services", m.Services).Int("flows", m.Flows).Bool("batch", m.Batch).Str("path_from", m.PathFrom).Send()
 	w.Header().Set("Location", "/api/jobs/"+m.ID)
 	writeJSON(w, http.StatusAccepted, map[string]any{"id": m.ID, "state": m.State, "position": pos})
 }

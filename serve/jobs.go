@@ -241,8 +241,8 @@ type errLimit struct {
 
 func (e *errLimit) Error() string { return e.msg }
 
-// submit creates and queues a job for validated input.
-func (js *jobs) submit(owner, src, dst, services string, sport, flows int) (*jobMeta, int, error) {
+// submit creates and queues a job for a validated plan.
+func (js *jobs) submit(owner string, plan *jobPlan) (*jobMeta, int, error) {
 	id, err := newJobID()
 	if err != nil {
 		return nil, 0, err
@@ -267,9 +267,16 @@ func (js *jobs) submit(owner, src, dst, services string, sport, flows int) (*job
 	if err := os.Mkdir(js.dir(id), 0o700); err != nil {
 		return nil, 0, err
 	}
+	for name, data := range plan.files {
+		if err := fsx.WriteFileAtomic(filepath.Join(js.dir(id), name), data, 0o600); err != nil {
+			os.RemoveAll(js.dir(id))
+			return nil, 0, err
+		}
+	}
 	now := js.s.cfg.Now()
-	j := &job{changed: make(chan struct{}), meta: jobMeta{ID: id, State: StateQueued, Owner: owner, Src: src, Dst: dst,
-		Services: services, SPort: sport, Flows: flows, Created: now}}
+	meta := plan.meta
+	meta.ID, meta.State, meta.Owner, meta.Created = id, StateQueued, owner, now
+	j := &job{changed: make(chan struct{}), meta: meta}
 	js.all[id] = j
 	js.queue = append(js.queue, j)
 	js.appendEventLocked(j, jobEvent{Event: progress.Event{Time: now, Stage: StateQueued,
@@ -421,15 +428,51 @@ func (js *jobs) execute(ctx context.Context, m jobMeta, dir string, sink progres
 			res, err = nil, fmt.Errorf("internal error: %v", p)
 		}
 	}()
-	flows, err := trace.FlowsFromSpec(m.Src, m.Dst, m.Services, m.SPort)
+	cfg := &js.s.cfg
+	groups, given, err := jobFlows(m, dir)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &js.s.cfg
-	req := pipeline.Request{Facts: cfg.Facts, Groups: [][]*doc.Flow{flows}, Output: filepath.Join(dir, reportFile),
+	req := pipeline.Request{Facts: cfg.Facts, Groups: groups, Given: given, Output: filepath.Join(dir, reportFile),
 		Paper: cfg.Paper, Now: cfg.Now(), ProbeTimeout: cfg.ProbeTimeout, Scope: cfg.Scope, Registry: cfg.Registry,
 		Label: labLabel(m.ID)}
 	return cfg.Runner(ctx, req, pipeline.Deps{Pool: cfg.Pool, Progress: sink, Log: log})
+}
+
+// jobFlows builds a job's flows again from its metadata and the files
+// of its directory (all validated at submission): one group per line of
+// a flows file, or one group with the user's path as its traces.
+func jobFlows(m jobMeta, dir string) ([][]*doc.Flow, [][]*doc.Trace, error) {
+	if m.Batch {
+		data, err := os.ReadFile(filepath.Join(dir, flowsFile))
+		if err != nil {
+			return nil, nil, err
+		}
+		flows, err := readFlows(data)
+		if err != nil {
+			return nil, nil, err
+		}
+		return groupByLine(flows), nil, nil
+	}
+	flows, err := trace.FlowsFromSpec(m.Src, m.Dst, m.Services, m.SPort)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.PathFrom != "" {
+		data, err := os.ReadFile(filepath.Join(dir, pathFile))
+		if err != nil {
+			return nil, nil, err
+		}
+		var up userPath
+		if err := json.Unmarshal(data, &up); err != nil {
+			return nil, nil, fmt.Errorf("the uploaded path: %w", err)
+		}
+		return [][]*doc.Flow{flows}, [][]*doc.Trace{up.traces(flows)}, nil
+	}
+	for _, fl := range flows {
+		fl.Ingress = m.Ingress
+	}
+	return [][]*doc.Flow{flows}, nil, nil
 }
 
 func writeDocs(path string, docs []*doc.Document) error {

@@ -57,12 +57,13 @@ type Config struct {
 	Facts   *facts.Facts // required: loaded once, shared by all jobs
 	Pool    *pool.Pool   // shared by all jobs; default pool.New(16, NumCPU)
 
-	Workers     int           // concurrent jobs; default 2
-	JobTimeout  time.Duration // per job, queue wait excluded; default 10m
-	Retention   time.Duration // finished jobs kept; default 720h (30 days)
-	MaxServices int           // flows per job; default 32
-	MaxQueued   int           // jobs waiting in the queue; default 100
-	MaxPerUser  int           // queued+running jobs per user; default 5
+	Workers       int           // concurrent jobs; default 2
+	JobTimeout    time.Duration // per job, queue wait excluded; default 10m
+	Retention     time.Duration // finished jobs kept; default 720h (30 days)
+	MaxServices   int           // flows per job; default 32
+	MaxQueued     int           // jobs waiting in the queue; default 100
+	MaxPerUser    int           // queued+running jobs per user; default 5
+	MaxBatchFlows int           // flows of an uploaded flows file; default 256
 
 	IdleTimeout time.Duration // session idle timeout; default 30m
 	SessionMax  time.Duration // absolute session lifetime; default 12h
@@ -121,6 +122,7 @@ func (c *Config) setLimits() {
 	set(&c.MaxServices, 32)
 	set(&c.MaxQueued, 100)
 	set(&c.MaxPerUser, 5)
+	set(&c.MaxBatchFlows, 256)
 	set(&c.LoginUserFails, 5)
 	set(&c.LoginAddrFails, 20)
 	set(&c.MaxHashing, runtime.NumCPU())
@@ -368,16 +370,29 @@ func (s *Server) routes() http.Handler {
 	return h
 }
 
-// maxBody bounds request bodies; the API takes small JSON objects only.
-const maxBody = 64 << 10
+// maxBody bounds request bodies; the API takes small JSON objects only,
+// except a job submission, which may carry an uploaded trace (100 kB) or
+// flows file (256 KiB), JSON-escaped.
+const (
+	maxBody   = 64 << 10
+	maxSubmit = 768 << 10
+)
+
+func bodyLimit(r *http.Request) int64 {
+	if r.Method == http.MethodPost && r.URL.Path == "/api/jobs" {
+		return maxSubmit
+	}
+	return maxBody
+}
 
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > maxBody {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d KiB", maxBody>>10))
+		limit := bodyLimit(r)
+		if r.ContentLength > limit {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -561,7 +576,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d KiB", maxBody>>10))
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d KiB", bodyLimit(r)>>10))
 			return false
 		}
 		writeError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
