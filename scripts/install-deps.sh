@@ -11,6 +11,8 @@ have ip || need="$need iproute2"
 have iptables-restore || need="$need iptables"
 have ipset || need="$need ipset"
 have pdftoppm || need="$need poppler-utils"
+# JUnit XML is validated against internal/flowtest/testdata/junit.xsd.
+have xmllint || need="$need libxml2-utils"
 have chromium || need="$need chromium"
 have dash || need="$need dash"
 have zsh || need="$need zsh"

@@ -38,7 +38,11 @@ type app struct {
 // Main runs tsim with args and returns the exit code.
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
-	err := a.rootFor(args).Run(ctx, args)
+	root := a.rootFor(args)
+	err := unknownCommand(root, args)
+	if err == nil {
+		err = root.Run(ctx, args)
+	}
 	if err == nil {
 		err = a.unknown
 	}
@@ -63,6 +67,7 @@ func (a *app) rootFor(args []string) *ucli.Command {
 	handleInterrupts(root, root.Name)
 	addHelpExamples(root, root.Name, wordsOf(args))
 	a.reportUnknownCommands(root, root.Name)
+	onUsageErrors(root)
 	return root
 }
 
@@ -76,7 +81,7 @@ func (a *app) reportUnknownCommands(c *ucli.Command, path string) {
 	c.CommandNotFound = func(_ context.Context, cmd *ucli.Command, name string) {
 		full := strings.TrimPrefix(path+" "+name, "tsim ")
 		msg := fmt.Sprintf("no command %q (see %s --help)", full, path)
-		if s := ucli.SuggestCommand(cmd.Commands, name); s != "" {
+		if s := closestCommand(cmd, name); s != "" {
 			msg += fmt.Sprintf("; did you mean %q?", s)
 		}
 		a.unknown = tsimerr.Inputf("%s", msg)
@@ -157,6 +162,8 @@ func (a *app) command() *ucli.Command {
 				s.Hidden = s.Name == "pwsh" // not tested here; still there for who needs it
 			}
 			addHelpExamples(c, "tsim completions", nil)
+			a.reportUnknownCommands(c, "tsim completions")
+			onUsageErrors(c)
 		},
 		Writer:    a.io.Out,
 		ErrWriter: a.io.Err,
@@ -167,13 +174,11 @@ func (a *app) command() *ucli.Command {
 			&ucli.BoolFlag{Name: "text", Usage: "print human-readable text on stdout even into a pipe"},
 			&ucli.StringFlag{Name: "log-level", Value: "warn", Usage: "stderr log level: debug, info, warn, error"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only errors on stderr, no progress"},
+			&ucli.StringFlag{Name: "color", Value: "auto", Usage: "colour: auto (only on a terminal, not with NO_COLOR or TERM=dumb), always or never"},
 		},
 		Before: a.before,
 		// Errors are printed once, by Main.
 		ExitErrHandler: func(context.Context, *ucli.Command, error) {},
-		OnUsageError: func(_ context.Context, _ *ucli.Command, err error, _ bool) error {
-			return tsimerr.Input(err)
-		},
 		Commands: []*ucli.Command{
 			a.factsCommand(),
 			a.traceCommand(),
@@ -201,9 +206,14 @@ func (a *app) before(ctx context.Context, cmd *ucli.Command) (context.Context, e
 	if cmd.Bool("quiet") {
 		lvl = zerolog.ErrorLevel
 	}
+	switch c := cmd.String("color"); c {
+	case "auto", "always", "never":
+	default:
+		return ctx, tsimerr.Inputf("--color %q: want auto, always or never", c)
+	}
 	var w io.Writer = a.io.Err
 	if isTerminal(a.io.Err) {
-		w = zerolog.ConsoleWriter{Out: a.io.Err, TimeFormat: "15:04:05"}
+		w = zerolog.ConsoleWriter{Out: a.io.Err, TimeFormat: "15:04:05", NoColor: !a.colorOn(cmd, a.io.Err)}
 	}
 	a.log = zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 	return ctx, nil
@@ -218,6 +228,22 @@ func (a *app) textOut(cmd *ucli.Command) bool {
 		return true
 	}
 	return isTerminal(a.io.Out)
+}
+
+// color reports whether stdout gets ANSI colours.
+func (a *app) color(cmd *ucli.Command) bool { return a.colorOn(cmd, a.io.Out) }
+
+// colorOn reports whether w gets ANSI colours: --color always or never
+// decide; auto colours a terminal unless NO_COLOR is set (no-color.org) or
+// TERM is dumb.
+func (a *app) colorOn(cmd *ucli.Command, w any) bool {
+	switch cmd.String("color") {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return isTerminal(w) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 }
 
 func isTerminal(w any) bool {
