@@ -111,7 +111,7 @@ func (s *Server) checkSources(flows []*doc.Flow) error {
 
 func lineErr(fl *doc.Flow, err error) error {
 	if fl.Line > 0 {
-		return fmt.Errorf("flows file line %d: %w", fl.Line, err)
+		return fmt.Errorf("%s:%d: %w", flowsFile, fl.Line, err)
 	}
 	return err
 }
@@ -190,19 +190,19 @@ func (s *Server) validateBatch(req *submitRequest) (*jobPlan, error) {
 	if len(req.FlowsCSV) > maxFlowsBytes {
 		return nil, fmt.Errorf("flows file: %d bytes; at most %d", len(req.FlowsCSV), maxFlowsBytes)
 	}
-	flows, err := readFlows([]byte(req.FlowsCSV))
+	file, err := readFlows([]byte(req.FlowsCSV))
 	if err != nil {
 		return nil, err
 	}
+	flows := file.Flows()
 	if len(flows) > s.cfg.MaxBatchFlows {
 		return nil, fmt.Errorf("flows file: %d flows; this server runs at most %d per job", len(flows), s.cfg.MaxBatchFlows)
 	}
 	if err := s.checkSources(flows); err != nil {
 		return nil, err
 	}
-	groups := groupByLine(flows)
-	return &jobPlan{meta: jobMeta{Src: flows[0].Src, Dst: flows[0].Dst, Services: fmt.Sprintf("flows file: %d lines", len(groups)),
-		Flows: len(flows), Batch: true}, files: map[string][]byte{flowsFile: []byte(req.FlowsCSV)}}, nil
+	return &jobPlan{meta: jobMeta{Src: flows[0].Src, Dst: flows[0].Dst, Services: fmt.Sprintf("flows file: %d lines", len(file.Lines)),
+		Flows: len(flows), Batch: true, Tests: pendingTests(file)}, files: map[string][]byte{flowsFile: []byte(req.FlowsCSV)}}, nil
 }
 
 // ingressChoices are the ROUTER:IFACE values the form offers: the
@@ -273,6 +273,9 @@ func (s *Server) view(m jobMeta) jobView {
 	}
 	if m.Result != nil {
 		v.Links["document"] = "/api/jobs/" + m.ID + "/document.json"
+		if m.Batch && m.State == StateDone {
+			v.Links["junit"] = "/api/jobs/" + m.ID + "/junit.xml"
+		}
 	}
 	return v
 }
@@ -459,6 +462,25 @@ func (s *Server) handlePDF(w http.ResponseWriter, r *http.Request, sess session)
 	h.Set("Content-Disposition", fmt.Sprintf(`%s; filename="tsim-%s.pdf"`, disp, m.ID[:12]))
 	h.Set("Cache-Control", "private, no-store")
 	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+func (s *Server) handleJUnit(w http.ResponseWriter, r *http.Request, sess session) {
+	m, ok := s.lookupJob(w, r, sess)
+	if !ok {
+		return
+	}
+	if !m.Batch {
+		writeError(w, http.StatusConflict, "JUnit XML is made for flows-file jobs only")
+		return
+	}
+	data, err := os.ReadFile(filepath.Join(s.jobs.dir(m.ID), junitFile))
+	if err != nil {
+		writeError(w, http.StatusConflict, "no JUnit XML for this job (it is "+m.State+")")
+		return
+	}
+	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="tsim-%s.junit.xml"`, m.ID[:12]))
+	w.Write(data)
 }
 
 func (s *Server) handleDocument(w http.ResponseWriter, r *http.Request, sess session) {

@@ -135,10 +135,14 @@ func (fr *fakeRunner) run(ctx context.Context, req pipeline.Request, deps pipeli
 			if trace.Positive(t.Disposition) {
 				v = "REACHABLE"
 			}
-			d.Reach = append(d.Reach, &doc.Reach{Flow: t.Flow, E2E: &doc.E2E{Verdict: v}})
+			// The lab's counters name the rule the facts predicted.
+			d.Reach = append(d.Reach, &doc.Reach{Flow: t.Flow, E2E: &doc.E2E{Verdict: v, BlockedBy: t.DeniedBy}})
 		}
 	}
 	deps.Progress.Emit(progress.Event{Stage: "reach", Percent: 70, Message: "probed"})
+	if deps.Reached != nil {
+		deps.Reached(docs)
+	}
 	if err := os.WriteFile(req.Output, []byte("%PDF-1.4\n% fake report\n%%EOF\n"), 0o600); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/progress"
@@ -69,6 +70,8 @@ type jobEvent struct {
 	// Position is the queue position of a waiting job, sent again every
 	// time it moves up.
 	Position int `json:"queue_position,omitempty"`
+	// Tests are a batch job's judged lines, sent once the probes answered.
+	Tests []lineResult `json:"tests,omitempty"`
 }
 
 // jobMeta is job.json and the body of GET /api/jobs/{id}.
@@ -95,9 +98,10 @@ type jobMeta struct {
 	// Batch jobs come from an uploaded flows file (flows.csv in the job
 	// directory); PathFrom names the format of a path the user uploaded
 	// (path.json in the job directory) when the simulation was skipped.
-	Batch    bool   `json:"batch,omitempty"`
-	PathFrom string `json:"path_from,omitempty"`
-	Ingress  string `json:"ingress,omitempty"`
+	Batch    bool         `json:"batch,omitempty"`
+	Tests    []lineResult `json:"tests,omitempty"` // batch: one per line, PENDING until the probes answered
+	PathFrom string       `json:"path_from,omitempty"`
+	Ingress  string       `json:"ingress,omitempty"`
 }
 
 type job struct {
@@ -377,7 +381,29 @@ func (js *jobs) run(j *job) {
 
 	log := js.s.log.With().Str("job", m.ID).Str("owner", m.Owner).Logger()
 	dir := js.dir(m.ID)
-	res, err := js.execute(ctx, m, dir, progress.Func(func(e progress.Event) {
+	// A batch job's lines are judged as soon as the probes answered, so the
+	// page shows PASS/FAIL while the PDF is still being drawn.
+	reached := func(docs []*doc.Document) {
+		if !m.Batch {
+			return
+		}
+		cases, file, err := judgeBatch(dir, docs)
+		if err != nil {
+			log.Error().Err(err).Msg("judging the flows file")
+			return
+		}
+		tests := testsOf(cases, file)
+		sum := flowtest.Summarize(cases)
+		js.mu.Lock()
+		defer js.mu.Unlock()
+		if j.meta.State == StateRunning {
+			j.meta.Tests = tests
+			js.persistLocked(j)
+			js.appendEventLocked(j, jobEvent{Event: progress.Event{Stage: "reach", Percent: j.meta.Progress,
+				Message: "tests: " + sum.String()}, Tests: tests})
+		}
+	}
+	res, err := js.execute(ctx, m, dir, reached, progress.Func(func(e progress.Event) {
 		e.Message, e.Step = scrubPaths(e.Message), scrubPaths(e.Step)
 		js.mu.Lock()
 		defer js.mu.Unlock()
@@ -395,6 +421,11 @@ func (js *jobs) run(j *job) {
 			j.meta.Result = summarize(res.Docs, cfg.Facts)
 			if werr := writeDocs(filepath.Join(dir, documentFile), res.Docs); werr != nil && err == nil {
 				err = werr
+			}
+			if m.Batch && err == nil {
+				if werr := js.finishBatch(j, dir, res); werr != nil {
+					err = werr
+				}
 			}
 		}
 	}
@@ -421,7 +452,7 @@ func (js *jobs) run(j *job) {
 
 // execute builds the flows again (they were validated at submission) and
 // calls the pipeline; a panic in it fails the job, not the server.
-func (js *jobs) execute(ctx context.Context, m jobMeta, dir string, sink progress.Sink, log zerolog.Logger) (res *pipeline.Result, err error) {
+func (js *jobs) execute(ctx context.Context, m jobMeta, dir string, reached func([]*doc.Document), sink progress.Sink, log zerolog.Logger) (res *pipeline.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error().Interface("panic", p).Msg("pipeline panicked")
@@ -436,7 +467,30 @@ func (js *jobs) execute(ctx context.Context, m jobMeta, dir string, sink progres
 	req := pipeline.Request{Facts: cfg.Facts, Groups: groups, Given: given, Output: filepath.Join(dir, reportFile),
 		Paper: cfg.Paper, Now: cfg.Now(), ProbeTimeout: cfg.ProbeTimeout, Scope: cfg.Scope, Registry: cfg.Registry,
 		Label: labLabel(m.ID)}
-	return cfg.Runner(ctx, req, pipeline.Deps{Pool: cfg.Pool, Progress: sink, Log: log})
+	return cfg.Runner(ctx, req, pipeline.Deps{Pool: cfg.Pool, Progress: sink, Log: log, Reached: reached})
+}
+
+// finishBatch judges the lines of a finished batch job and writes its
+// JUnit XML.
+func (js *jobs) finishBatch(j *job, dir string, res *pipeline.Result) error {
+	cases, file, err := judgeBatch(dir, res.Docs)
+	if err != nil {
+		return err
+	}
+	j.meta.Tests = testsOf(cases, file)
+	sum := flowtest.Summarize(cases)
+	r := j.meta.Result
+	r.Passed, r.Failed, r.Unknown, r.NoExpect = sum.Passed, sum.Failed, sum.Unknown, sum.NoExpect
+	r.Summary += "; " + sum.String()
+	started := j.meta.Created
+	if j.meta.Started != nil {
+		started = *j.meta.Started
+	}
+	var ref *doc.FactsRef
+	if len(res.Docs) > 0 {
+		ref = res.Docs[0].Facts
+	}
+	return writeJUnit(dir, j.meta.ID, cases, ref, res.LabID, started, js.s.cfg.Now())
 }
 
 // jobFlows builds a job's flows again from its metadata and the files
@@ -448,11 +502,11 @@ func jobFlows(m jobMeta, dir string) ([][]*doc.Flow, [][]*doc.Trace, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		flows, err := readFlows(data)
+		file, err := readFlows(data)
 		if err != nil {
 			return nil, nil, err
 		}
-		return groupByLine(flows), nil, nil
+		return groupsOf(file), nil, nil
 	}
 	flows, err := trace.FlowsFromSpec(m.Src, m.Dst, m.Services, m.SPort)
 	if err != nil {

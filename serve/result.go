@@ -50,20 +50,21 @@ type lineResult struct {
 	Spec   string `json:"spec"`
 	Expect string `json:"expect,omitempty"` // allow | deny
 	Got    string `json:"got"`              // allow | deny | unknown
-	Result string `json:"result"`           // PASS | FAIL | UNKNOWN | INFO (no expectation)
-	Detail string `json:"detail,omitempty"` // the blocking router and rule
+	Result string `json:"result"`           // PENDING | PASS | FAIL | UNKNOWN | INFO (no expectation)
+	Detail string `json:"detail,omitempty"` // why it did not pass: router, rule, FILE:LINE
 }
 
 type jobResult struct {
 	Reachable bool         `json:"reachable"`
-	Total     int          `json:"total"`           // flows
-	Reached   int          `json:"reached"`         // flows reachable end to end
-	Summary   string       `json:"summary"`         // "1 of 2 reachable"
-	Flows     []flowResult `json:"flows"`           // one per flow (a range gives one per port)
-	Lines     []lineResult `json:"lines,omitempty"` // batch jobs
-	Passed    int          `json:"passed,omitempty"`
-	Failed    int          `json:"failed,omitempty"`
-	Unknown   int          `json:"unknown,omitempty"`
+	Total     int          `json:"total"`   // flows
+	Reached   int          `json:"reached"` // flows reachable end to end
+	Summary   string       `json:"summary"` // "1 of 2 reachable"
+	Flows     []flowResult `json:"flows"`   // one per flow (a range gives one per port)
+	// Batch jobs: lines by status (the lines themselves are jobMeta.Tests).
+	Passed   int `json:"passed,omitempty"`
+	Failed   int `json:"failed,omitempty"`
+	Unknown  int `json:"unknown,omitempty"`
+	NoExpect int `json:"no_expect,omitempty"`
 }
 
 func portOf(f *doc.Flow) string {
@@ -190,81 +191,5 @@ func summarize(docs []*doc.Document, f *facts.Facts) *jobResult {
 		}
 	}
 	r.Summary = fmt.Sprintf("%d of %d reachable", r.Reached, r.Total)
-	if len(docs) > 0 && len(docs[0].Flows) > 0 && docs[0].Flows[0].Line > 0 {
-		r.Lines = lineResults(r, docs)
-		for _, l := range r.Lines {
-			switch l.Result {
-			case "PASS":
-				r.Passed++
-			case "FAIL":
-				r.Failed++
-			case "UNKNOWN":
-				r.Unknown++
-			}
-		}
-		r.Summary += fmt.Sprintf("; %d passed, %d failed, %d unknown", r.Passed, r.Failed, r.Unknown)
-	}
 	return r
-}
-
-// lineResults judges each flows-file line: got allow when every flow is
-// reachable, deny when every flow is not, unknown when a probe gave no
-// answer; PASS when that is what the line expects.
-func lineResults(r *jobResult, docs []*doc.Document) []lineResult {
-	var out []lineResult
-	i := 0
-	for _, d := range docs {
-		if len(d.Flows) == 0 {
-			continue
-		}
-		fl := d.Flows[0]
-		var svcs []string
-		l := lineResult{Line: fl.Line, Src: fl.Src, Dst: fl.Dst, Expect: fl.Expect}
-		reached, blocked, unknown := 0, 0, 0
-		for range d.Flows {
-			fr := r.Flows[i]
-			i++
-			if len(svcs) == 0 || svcs[len(svcs)-1] != fr.Service {
-				svcs = append(svcs, fr.Service)
-			}
-			v := fr.Verdict
-			switch {
-			case v == doc.Reachable:
-				reached++
-			case v == doc.Unreachable:
-				blocked++
-				if l.Detail == "" && fr.Router != "" {
-					l.Detail = fmt.Sprintf("%s %s: %s", fr.Port, fr.Router, fr.Rule)
-					if fr.Pos != "" {
-						l.Detail += " (" + fr.Pos + ")"
-					}
-				}
-			default:
-				unknown++
-			}
-		}
-		l.Spec = strings.Join(svcs, ",")
-		switch {
-		case unknown > 0:
-			l.Got = "unknown"
-		case blocked == 0:
-			l.Got = "allow"
-		case reached == 0:
-			l.Got = "deny"
-		default:
-			l.Got = "mixed"
-		}
-		switch {
-		case l.Expect == "":
-			l.Result = "INFO"
-		case l.Got == "unknown":
-			l.Result = "UNKNOWN"
-		case l.Got == l.Expect:
-			l.Result = "PASS"
-		default:
-			l.Result = "FAIL"
-		}
-		out = append(out, l)
-	}
-	return out
 }

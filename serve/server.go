@@ -351,6 +351,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/jobs/{id}/events", s.authed(s.handleEvents))
 	mux.HandleFunc("GET /api/jobs/{id}/report.pdf", s.authed(s.handlePDF))
 	mux.HandleFunc("GET /api/jobs/{id}/document.json", s.authed(s.handleDocument))
+	mux.HandleFunc("GET /api/jobs/{id}/junit.xml", s.authed(s.handleJUnit))
 	mux.HandleFunc("GET /api/admin/overview", s.admin(s.handleAdminOverview))
 	mux.HandleFunc("GET /api/admin/users", s.admin(s.handleAdminUsers))
 	mux.HandleFunc("POST /api/admin/users", s.admin(s.handleAdminAddUser))

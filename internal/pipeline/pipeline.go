@@ -59,6 +59,10 @@ type Deps struct {
 	Pool     *pool.Pool
 	Progress progress.Sink
 	Log      zerolog.Logger
+	// Reached, when set, receives the documents once every probe has
+	// answered, before the reports are drawn (serve shows test results
+	// while the PDF is still being written). It must not keep or change them.
+	Reached func(docs []*doc.Document)
 }
 
 // Result is what a job produced.
@@ -177,6 +181,9 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 		d.Lab = cloneLab(lab)
 	}
 	st.Report("reach", 1, "", "probes done")
+	if deps.Reached != nil {
+		deps.Reached(res.Docs)
+	}
 
 	if req.Output == "" {
 		return res, nil

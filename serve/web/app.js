@@ -69,16 +69,17 @@ const tsim = {
         tsim.el('td', {}, f.service || f.port), tsim.el('td', {}, f.port),
         tsim.el('td', { class: 'verdict' }, verdict), decided, tsim.el('td', { class: 'path' }, tsim.pathText(f.path)), both);
     }));
-    if (r.lines && r.lines.length) tsim.renderLines(j, $);
   },
-  renderLines(j, $) {
-    $('lines').replaceChildren(...j.result.lines.map((l) => tsim.el('tr', { class: 'line-' + l.result },
+  // renderTests fills the flows-file table: one row per line, PENDING
+  // until the probes answered, then PASS/FAIL/UNKNOWN (INFO: no expect).
+  renderTests(tests, j, $) {
+    $('lines').replaceChildren(...tests.map((l) => tsim.el('tr', { class: 'line-' + l.result, 'data-line': String(l.line) },
       tsim.el('td', {}, l.line), tsim.el('td', {}, l.src + ' → ' + l.dst), tsim.el('td', {}, l.spec),
-      tsim.el('td', {}, l.expect || '–'), tsim.el('td', {}, l.got), tsim.el('td', { class: 'result' }, l.result),
+      tsim.el('td', {}, l.expect || '–'), tsim.el('td', {}, l.got || ''), tsim.el('td', { class: 'result' }, l.result),
       tsim.el('td', {}, l.detail || ''))));
     $('lines-view').hidden = false;
-    if (j.state === 'done') {
-      $('junit').href = '/api/jobs/' + j.id + '/junit.xml';
+    if (j && j.state === 'done' && j.links && j.links.junit) {
+      $('junit').href = j.links.junit;
       $('junit-link').hidden = false;
     }
   },

@@ -37,6 +37,7 @@
   const render = (j) => {
     $('route').textContent = j.src + ' → ' + j.dst;
     $('services').textContent = tsim.services(j) + ' (' + j.flows + ' flow' + (j.flows === 1 ? '' : 's') + ')';
+    if (j.batch) $('route').textContent = 'from the uploaded flows file';
     setState(j.state, j.queue_position);
     if (j.path_from) {
       $('path-from').textContent = 'given by the user (' + j.path_from + '): the simulation was skipped and the lab tested exactly this path';
@@ -45,6 +46,7 @@
     $('created').textContent = tsim.time(j.created);
     $('cancel').hidden = !(j.state === 'queued' || j.state === 'running');
     setBar(j.progress, j.message || j.stage);
+    if (j.batch && j.tests) tsim.renderTests(j.tests, j, $);
   };
   const finish = (j) => {
     finished = true;
@@ -107,6 +109,7 @@
     last = e.id;
     logLine(e);
     if (e.state) setState(e.state, e.queue_position);
+    if (e.tests) tsim.renderTests(e.tests, null, $);
     if (!e.state || e.state === 'running') setBar(e.percent, e.message || e.stage);
   });
   es.addEventListener('end', (ev) => finish(JSON.parse(ev.data)));

@@ -9,8 +9,8 @@
   const verdict = (j) => {
     if (!j.result) return '';
     const r = j.result;
-    const text = r.lines && r.lines.length ? r.passed + ' passed, ' + r.failed + ' failed' + (r.unknown ? ', ' + r.unknown + ' unknown' : '') : r.summary;
-    const good = r.lines && r.lines.length ? r.failed === 0 && r.unknown === 0 : r.reachable;
+    const text = j.batch ? (r.passed || 0) + ' passed, ' + (r.failed || 0) + ' failed' + (r.unknown ? ', ' + r.unknown + ' unknown' : '') : r.summary;
+    const good = j.batch ? !r.failed && !r.unknown : r.reachable;
     return tsim.el('span', { class: good ? 'verdict-good' : 'verdict-bad' }, text);
   };
   const load = async () => {
