@@ -33,7 +33,8 @@ test: deps
 	$(MAKE) --no-print-directory check-generated
 	# -p 1: namespace-heavy packages probe real sockets; run them one at a time so a
 	# loaded 2-core CI machine does not turn slow probes into false verdicts.
-	go test -p 1 -count=1 -timeout 30m ./...
+	# TSIM_SOAK=1: serve's 100-job soak (flat RSS, goroutines, fds) runs too.
+	TSIM_SOAK=1 go test -p 1 -count=1 -timeout 30m ./...
 	# PAM login through pam_unix with a throw-away user (cgo build tag).
 	CGO_ENABLED=1 go test -count=1 -tags pam -run TestPAMLogin ./serve/
 
