@@ -24,11 +24,15 @@ func (a *app) serveCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "serve",
 		Usage:     "web front: log in, submit tests, watch progress, read the PDF (root, like run)",
-		UsageText: "tsim serve --listen ADDR --data DIR --users FILE [--tls-cert F --tls-key F] [--workers N]",
+		UsageText: "tsim serve --listen ADDR --data DIR --users FILE [--tls-cert F --tls-key F] [--workers N] [--host NAME]",
 		Description: "Serves the pages and the JSON API under /api/ (docs/api.md). Jobs run the same pipeline\n" +
 			"as `tsim run`, each in its own lab; results stay under DATA/jobs/<id>/ for --retention.\n" +
 			"Access and audit logs are JSON lines in DATA/access.log and DATA/audit.log.\n" +
-			"SIGINT/SIGTERM cancel running jobs (their labs are removed) and stop the server.",
+			"SIGINT/SIGTERM cancel running jobs (their labs are removed) and stop the server; at start\n" +
+			"the labs a crashed server left (owner gone) are removed first.\n" +
+			"The pages show per service the router and rule in the way (FILE:LINE), take an uploaded\n" +
+			"trace (the predecessor's trace JSON or a tsim document) or a flows file (PASS/FAIL per\n" +
+			"line, JUnit XML), and answer only to localhost, the listen address and --host names.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to listen on"},
 			&ucli.StringFlag{Name: "data", Usage: "directory for jobs and logs (created 0700)", Required: true, TakesFile: true},
