@@ -11,16 +11,13 @@ import (
 	"testing"
 
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
-const corpusDir = "../../shared/corpus/original-tsim/raw_facts"
-
-// needRoot skips when not root, saying how to run the namespace tests.
+// needRoot requires root for the namespace tests.
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("namespace tests need root: run `sudo go test ./hosts/`")
-	}
+	testenv.NeedRoot(t, "sudo go test ./hosts/")
 }
 
 // testOpts gives each test its own registry directory and checks, when
@@ -59,10 +56,7 @@ func testOpts(t *testing.T) Options {
 
 func loadCorpus(t testing.TB) *facts.Facts {
 	t.Helper()
-	if _, err := os.Stat(corpusDir); err != nil {
-		t.Fatalf("corpus missing: %v", err)
-	}
-	f, err := facts.Load(context.Background(), corpusDir)
+	f, err := facts.Load(context.Background(), testenv.Corpus(t, "raw_facts"))
 	if err != nil {
 		t.Fatalf("load corpus: %v", err)
 	}

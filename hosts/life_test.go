@@ -171,13 +171,18 @@ func TestInterruptedUpCleansUp(t *testing.T) {
 	}
 }
 
-// TestHelperProcess is not a test: the lifecycle tests run the test binary
-// again with TSIM_HOSTS_HELPER set to act as a separate `hosts up` process.
-func TestHelperProcess(t *testing.T) {
-	mode := os.Getenv("TSIM_HOSTS_HELPER")
-	if mode == "" {
-		t.Skip("helper process for other tests")
+// TestMain lets the lifecycle tests run the test binary again with
+// TSIM_HOSTS_HELPER set, to act as a separate `hosts up` process.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("TSIM_HOSTS_HELPER"); mode != "" {
+		helperProcess(mode)
 	}
+	os.Exit(m.Run())
+}
+
+// helperProcess builds a tiny lab and reports it on stdout; "up-and-wait"
+// then waits to be killed.
+func helperProcess(mode string) {
 	opts := Options{RegistryDir: os.Getenv("TSIM_HOSTS_REGISTRY")}
 	lab, err := Up(context.Background(), tinyFacts(), tinyDoc(), opts)
 	if mode == "up-and-wait" && err == nil {
@@ -189,7 +194,7 @@ func TestHelperProcess(t *testing.T) {
 }
 
 func helper(t *testing.T, mode, registry string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TSIM_HOSTS_HELPER="+mode, "TSIM_HOSTS_REGISTRY="+registry)
 	return cmd
 }
@@ -280,7 +285,7 @@ func TestNotRootIsEnvError(t *testing.T) {
 	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
-	cmd := exec.Command(bin, "-test.run=^TestHelperProcess$")
+	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = []string{"TSIM_HOSTS_HELPER=up", "TSIM_HOSTS_REGISTRY=" + filepath.Join(dir, "labs"), "PATH=" + os.Getenv("PATH")}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.Output()

@@ -21,6 +21,7 @@ import (
 	"github.com/pdfcpu/pdfcpu/pkg/api"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -45,12 +46,7 @@ func loadFixture(t testing.TB, name string) *doc.Document {
 // test must run (.ci/run installs poppler-utils).
 func needTool(t *testing.T, tool string) {
 	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing: install poppler-utils", tool)
-		}
-		t.Skipf("%s not installed (apt-get install poppler-utils) — skipping the rendering check", tool)
-	}
+	testenv.NeedTools(t, tool)
 }
 
 // renderPages rasterises every page with pdftoppm and returns the images.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 // TestCorpusPaths probes several paths of the predecessor's corpus, whose
@@ -14,7 +15,7 @@ import (
 // it does not, live agrees with the prediction.
 func TestCorpusPaths(t *testing.T) {
 	needRoot(t)
-	f := loadFacts(t, corpusDir)
+	f := loadFacts(t, testenv.Corpus(t, "raw_facts"))
 	flows := []*doc.Flow{
 		flow("ssh-to-gw", "10.1.1.50", "10.1.1.1", "tcp", 22),       // INPUT of hq-gw
 		flow("dc-https", "10.3.10.50", "10.3.21.100", "tcp", 443),   // dropped on dc-srv

@@ -14,17 +14,14 @@ import (
 	"github.com/tsim-dev/tsim/hosts"
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/testenv"
 	"github.com/tsim-dev/tsim/trace"
 )
 
-const corpusDir = "../../shared/corpus/original-tsim/raw_facts"
-
-// needRoot skips when not root, saying how to run the namespace tests.
+// needRoot requires root: reach tests send packets through namespaces.
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("reach tests send packets through namespaces and need root: run `sudo go test ./reach/`")
-	}
+	testenv.NeedRoot(t, "sudo go test ./reach/")
 }
 
 func loadFacts(t testing.TB, path string) *facts.Facts {

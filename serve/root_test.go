@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -9,14 +8,13 @@ import (
 	"time"
 
 	"github.com/tsim-dev/tsim/hosts"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
-// requireRoot skips namespace tests for non-root users; as root they run.
+// requireRoot: jobs build labs in network namespaces.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: jobs build labs in network namespaces (run the tests as root)")
-	}
+	testenv.NeedRoot(t, "sudo go test ./serve/")
 }
 
 // realEnv is a server on 127.0.0.1 running the real pipeline with its own

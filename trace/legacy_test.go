@@ -8,18 +8,13 @@ import (
 	"testing"
 
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
-const corpus = "../../shared/corpus/original-tsim"
-
-// loadCorpus loads one facts set of the predecessor's corpus; CI clones the
-// repository with shared/ beside it, so a missing corpus is a failure.
+// loadCorpus loads one facts set of the predecessor's corpus (testdata/).
 func loadCorpus(t testing.TB, sub string) *facts.Facts {
 	t.Helper()
-	p := corpus + "/" + sub
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("corpus missing (shared/ must sit beside the repository): %v", err)
-	}
+	p := testenv.Corpus(t, sub)
 	f, err := facts.Load(context.Background(), p)
 	if err != nil {
 		t.Fatalf("load %s: %v", p, err)
@@ -41,7 +36,7 @@ type vectorFile struct {
 }
 
 func TestVectors(t *testing.T) {
-	data, err := os.ReadFile(corpus + "/trace-vectors.json")
+	data, err := os.ReadFile(testenv.Corpus(t, "trace-vectors.json"))
 	if err != nil {
 		t.Fatalf("trace vectors missing: %v", err)
 	}

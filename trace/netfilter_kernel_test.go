@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 // The kernel agreement test builds client -- router -- server in three
@@ -43,7 +44,7 @@ func kernelTools(t *testing.T) (restore, save, ipset string) {
 	save = find("iptables-save", "iptables-nft-save", "iptables-legacy-save")
 	ipset = find("ipset")
 	if restore == "" || save == "" || ipset == "" {
-		t.Skip("iptables-restore, iptables-save and ipset are needed (Debian: apt-get install iptables ipset)")
+		testenv.Unavailable(t, "iptables-restore, iptables-save and ipset are needed (Debian: apt-get install iptables ipset)")
 	}
 	return
 }
@@ -70,9 +71,7 @@ func (l *kLab) must(ns string, args ...string) {
 }
 
 func newKLab(t *testing.T) *kLab {
-	if os.Geteuid() != 0 {
-		t.Skip("not root: run `sudo go test ./trace -run Kernel` to compare the evaluator with the kernel")
-	}
+	testenv.NeedRoot(t, "sudo go test ./trace -run Kernel")
 	restore, save, ipset := kernelTools(t)
 	suffix := strconv.Itoa(os.Getpid())
 	l := &kLab{t: t, c: "tsimnf-c" + suffix, r: "tsimnf-r" + suffix, s: "tsimnf-s" + suffix, restore: restore, save: save, ipset: ipset}
@@ -254,7 +253,8 @@ func TestNetfilterAgreesWithKernel(t *testing.T) {
 	}
 	// The predecessor's corpus firewall (hq-gw, ~170 rules in three tables)
 	// with probes its rules name.
-	if corpus := corpusSaveSection(t, "hq-gw"); corpus != "" {
+	{
+		corpus := corpusSaveSection(t, "hq-gw")
 		for _, c := range []kCase{
 			{name: "corpus icmp", proto: "icmp"}, {name: "corpus ssh"}, {name: "corpus tcp 10000", dport: 10000},
 			{name: "corpus udp traceroute", proto: "udp", dport: 33440}, {name: "corpus udp 53", proto: "udp", dport: 53},
@@ -368,16 +368,15 @@ func TestNetfilterAgreesWithKernel(t *testing.T) {
 }
 
 // corpusSaveSection returns the iptables_save output of a corpus router's
-// raw facts ("" when the corpus is not there).
+// raw facts.
 func corpusSaveSection(t *testing.T, router string) string {
-	data, err := os.ReadFile("../../shared/corpus/original-tsim/raw_facts/" + router + "_facts.txt")
+	data, err := os.ReadFile(testenv.Corpus(t, "raw_facts", router+"_facts.txt"))
 	if err != nil {
-		t.Logf("corpus not available: %v", err)
-		return ""
+		t.Fatal(err)
 	}
 	_, rest, ok := strings.Cut(string(data), "=== TSIM_SECTION_START:iptables_save ===")
 	if !ok {
-		return ""
+		t.Fatalf("%s: no iptables_save section", router)
 	}
 	_, rest, _ = strings.Cut(rest, "\n---\n")
 	body, _, _ := strings.Cut(rest, "\nEXIT_CODE:")

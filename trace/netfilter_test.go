@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 // nfRouter builds a router from iptables-save text and ipset save text,
@@ -544,9 +545,9 @@ func TestTraverseCorpus(t *testing.T) {
 
 func corpusRouter(t testing.TB, name string) *facts.Router {
 	t.Helper()
-	f, err := facts.Load(t.Context(), "../../shared/corpus/original-tsim/raw_facts")
+	f, err := facts.Load(t.Context(), testenv.Corpus(t, "raw_facts"))
 	if err != nil {
-		t.Skipf("corpus not loadable: %v", err)
+		t.Fatalf("corpus not loadable: %v", err)
 	}
 	r := f.Router(name)
 	if r == nil {

@@ -10,16 +10,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 // shell runs script in the named shell with the built tsim first on PATH
 // and returns stdout; any stderr output fails the test.
 func shell(t *testing.T, sh string, script string) string {
 	t.Helper()
-	path, err := exec.LookPath(sh)
-	if err != nil {
-		t.Skipf("%s not installed (scripts/install-deps.sh installs it)", sh)
-	}
+	testenv.NeedTools(t, sh)
+	path, _ := exec.LookPath(sh)
 	cmd := exec.Command(path, "-c", script)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(tsimBin)+":"+os.Getenv("PATH"), "HOME="+t.TempDir())
 	var out, errb bytes.Buffer

@@ -35,6 +35,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 type docBlock struct {
@@ -183,10 +185,8 @@ func TestDocsExamples(t *testing.T) {
 		}
 		t.Errorf("%s has sh examples the docs test does not run: mark them up and add the page to docsRun (cmd/tsim/docs_test.go)", name)
 	}
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("bash not installed")
-	}
+	testenv.NeedTools(t, "bash")
+	bash, _ := exec.LookPath("bash")
 	// Examples see the tsim under test, as "tsim" and (for the README's
 	// quick start) as ./tsim.
 	bin := filepath.Dir(tsimBin)
@@ -206,18 +206,18 @@ func TestDocsExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, b := range blocks {
+			if b.skip != "" {
+				// Not a test: the page says why it cannot run here.
+				t.Logf("%s:%d not run: %s", name, b.line, b.skip)
+				continue
+			}
 			t.Run(fmt.Sprintf("%s:%d", name, b.line), func(t *testing.T) {
-				if b.skip != "" {
-					t.Skipf("marked skip: %s", b.skip)
-				}
-				if b.root && os.Geteuid() != 0 {
-					t.Skip("example needs root: run `sudo make test`")
+				if b.root {
+					testenv.NeedRoot(t, "sudo make test")
 				}
 				for _, tool := range []string{"jq", "curl", "openssl", "systemd-analyze", "ansible-playbook", "setpriv"} {
 					if regexp.MustCompile(`\b` + tool + `\b`).MatchString(b.code) {
-						if _, err := exec.LookPath(tool); err != nil {
-							t.Skipf("example uses %s, which is not installed", tool)
-						}
+						testenv.NeedTools(t, tool)
 					}
 				}
 				script := "set -e -o pipefail\n"

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 var tsimBin string
@@ -38,9 +40,7 @@ func TestMain(m *testing.M) {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces: run `sudo make test`")
-	}
+	testenv.NeedRoot(t, "sudo make test")
 }
 
 type result struct {

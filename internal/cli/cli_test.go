@@ -13,17 +13,13 @@ import (
 	"testing"
 
 	ucli "github.com/urfave/cli/v3"
-)
 
-const corpus = "../../../shared/corpus/original-tsim"
+	"github.com/tsim-dev/tsim/internal/testenv"
+)
 
 func corpusPath(t *testing.T, sub string) string {
 	t.Helper()
-	p := filepath.Join(corpus, sub)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("corpus missing at %s (the repo expects ../shared beside it): %v", p, err)
-	}
-	return p
+	return testenv.Corpus(t, sub)
 }
 
 // run runs tsim in-process and returns stdout, stderr and the exit code.

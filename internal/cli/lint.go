@@ -6,11 +6,10 @@ import (
 )
 
 // lint runs every check `facts check` reports: the facts package's own
-// (load problems, gateways, devices, duplicate addresses, ipset types the
-// kernel lacks) plus the iptables matches and targets the simulator does
+// (load problems, gateways, devices, duplicate addresses) plus the iptables matches and targets the simulator does
 // not understand (facts cannot import trace, so they meet here).
 func (a *app) lint(f *facts.Facts) []facts.Finding {
-	out := facts.Lint(f, facts.LintOptions{IpsetTypes: facts.KernelIpsetTypes()})
+	out := facts.Lint(f)
 	for _, r := range f.Routers {
 		out = append(out, trace.CompileFirewall(r).Unknowns()...)
 	}

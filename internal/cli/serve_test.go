@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 func TestUsersCommands(t *testing.T) {
@@ -72,9 +74,7 @@ func TestUsersCommands(t *testing.T) {
 // TestServeCommand runs `tsim serve` in-process on 127.0.0.1:0, logs in
 // over HTTP and stops it the way SIGTERM does (context cancelled).
 func TestServeCommand(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("tsim serve needs root (labs); run the tests as root")
-	}
+	testenv.NeedRoot(t, "sudo go test ./internal/cli/")
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.json")
 	if _, errs, code := run(t, "serve password\n", "users", "add", "ann", "--password-stdin", "--users", users); code != 0 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tsim-dev/tsim/internal/cli"
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.json from the current tsim")
@@ -314,9 +315,7 @@ func TestSchemaCoversTypes(t *testing.T) {
 // TestRunDocumentValidates checks the documents of the other stages: a
 // whole run (lab, reach, report) and merge, which need root.
 func TestRunDocumentValidates(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (tsim run builds a lab of network namespaces): run `sudo make test`")
-	}
+	testenv.NeedRoot(t, "sudo make test")
 	sch, _ := compileSchema(t)
 	dir := t.TempDir()
 	pdf := filepath.Join(dir, "r.pdf")

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 // TestEmbedded checks the embedded set is the whole example: nine routers,
@@ -69,14 +71,8 @@ var (
 // embedded ones: the kernel accepts every line of the example, and the
 // embedded files are what the script produces.
 func TestRegenerate(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to build namespaces: run `sudo go test ./internal/example`")
-	}
-	for _, tool := range []string{"bash", "ip", "iptables-restore", "ipset"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.NeedRoot(t, "sudo go test ./internal/example")
+	testenv.NeedTools(t, "bash", "ip", "iptables-restore", "ipset")
 	out := t.TempDir()
 	cmd := exec.Command("bash", "../../scripts/example/build.sh", "--out", out)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1767225600")
@@ -119,27 +115,21 @@ func TestRegenerate(t *testing.T) {
 
 // TestVerifyFlows runs build.sh --verify: real probes for every flow of
 // docs/example-network.md, checked against the documented path, result and
-// deciding rules. It takes a minute or more, so it runs only when
-// TSIM_VERIFY_EXAMPLE=1 (and as root).
+// deciding rules (for F23, those of the ECMP branch the kernel took). It
+// takes about a minute; `go test -short` leaves it out, `make test` runs it.
 func TestVerifyFlows(t *testing.T) {
-	if os.Getenv("TSIM_VERIFY_EXAMPLE") != "1" {
-		t.Skip("set TSIM_VERIFY_EXAMPLE=1 (as root) to probe every documented flow (about 80 s)")
+	if testing.Short() && !testenv.Strict() {
+		t.Skip("probes every documented flow (about a minute): not in -short")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	for _, tool := range []string{"bash", "ip", "iptables-restore", "ipset", "socat", "ping", "conntrack", "python3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
+	testenv.NeedRoot(t, "sudo go test ./internal/example -run VerifyFlows")
+	testenv.NeedTools(t, "bash", "ip", "iptables-restore", "ipset", "socat", "ping", "conntrack", "python3")
 	cmd := exec.Command("bash", "../../scripts/example/build.sh", "--out", t.TempDir(), "--verify")
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("build.sh --verify: %v\n%s", err, b)
 	}
-	if n := strings.Count(string(b), "\nPASS "); n < 38 {
-		t.Errorf("%d flows passed, want at least 38:\n%s", n, b)
+	if n := strings.Count(string(b), "\nPASS "); n != 40 {
+		t.Errorf("%d flows passed, want all 40:\n%s", n, b)
 	}
 }
 

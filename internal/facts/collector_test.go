@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 // collWrite writes the embedded collector to a temp file.
@@ -106,10 +108,8 @@ func collSplit(t *testing.T, out string) (header []string, secs []collSection, t
 // namespace (it only reads) and checks the framing, the fixed timestamps and
 // the router name.
 func TestCollectorRuns(t *testing.T) {
-	dash, err := exec.LookPath("dash")
-	if err != nil {
-		t.Skip("dash not installed")
-	}
+	testenv.NeedTools(t, "dash")
+	dash, _ := exec.LookPath("dash")
 	cmd := exec.Command(dash, collWrite(t))
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1767225600", "TSIM_ROUTER=unit-router")
 	var stderr bytes.Buffer
@@ -149,18 +149,14 @@ func TestCollectorRuns(t *testing.T) {
 // TestCollectorMissingCommands runs the collector with an empty command
 // path: every section must still appear, with EXIT_CODE 127.
 func TestCollectorMissingCommands(t *testing.T) {
-	dash, err := exec.LookPath("dash")
-	if err != nil {
-		t.Skip("dash not installed")
-	}
+	testenv.NeedTools(t, "dash")
+	dash, _ := exec.LookPath("dash")
 	// Only the tools the framing itself needs; ip, iptables-save, ipset,
 	// sysctl, uname, hostname are absent.
 	bin := t.TempDir()
 	for _, tool := range []string{"date", "mktemp", "rm", "sed", "cat", "awk", "sort", "tr", "id", "printenv"} {
-		p, err := exec.LookPath(tool)
-		if err != nil {
-			t.Skipf("%s not installed", tool)
-		}
+		testenv.NeedTools(t, tool)
+		p, _ := exec.LookPath(tool)
 		if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
 			t.Fatal(err)
 		}
@@ -203,12 +199,8 @@ func collHas(list []string, s string) bool {
 // checks that the table gets its routing_table_<id> section with the name in
 // the title, and that a rule naming a table that does not exist gives none.
 func TestCollectorTables(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace: run `sudo go test ./internal/facts -run Collector`")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip not installed")
-	}
+	testenv.NeedRoot(t, "sudo go test ./internal/facts -run Collector")
+	testenv.NeedTools(t, "ip")
 	ns := "tsimcoll" + strconv.Itoa(os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v %s", err, out)
@@ -265,10 +257,8 @@ func TestCollectorTables(t *testing.T) {
 // `tsim facts script | ssh router sudo sh` does: no command inside may eat
 // the rest of the script.
 func TestCollectorFromStdin(t *testing.T) {
-	dash, err := exec.LookPath("dash")
-	if err != nil {
-		t.Skip("dash not installed")
-	}
+	testenv.NeedTools(t, "dash")
+	dash, _ := exec.LookPath("dash")
 	cmd := exec.Command(dash)
 	cmd.Stdin = strings.NewReader(CollectorScript())
 	cmd.Env = append(os.Environ(), "TSIM_ROUTER=piped")

@@ -7,21 +7,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
-// corpusDir is the shared corpus beside the repository (CI clones the repo
-// next to shared/ as well).
-const corpusDir = "../../../shared/corpus/original-tsim"
-
+// corpus is a path inside the predecessor's corpus in testdata/.
 func corpus(t testing.TB, sub string) string {
 	t.Helper()
-	p := filepath.Join(corpusDir, sub)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("corpus missing: %v (the tests expect shared/corpus/original-tsim beside the repository)", err)
-	}
-	return p
+	return testenv.Corpus(t, sub)
 }
 
 // lines turns text into body lines numbered from first.

@@ -279,10 +279,10 @@ func corpusIptablesSections(t testing.TB) map[string]struct {
 	first int
 	text  string
 } {
-	dir := filepath.Join("..", "..", "..", "shared", "corpus", "original-tsim", "raw_facts")
+	dir := corpus(t, "raw_facts")
 	files, _ := filepath.Glob(filepath.Join(dir, "*_facts.txt"))
 	if len(files) == 0 {
-		t.Skipf("corpus not found at %s", dir)
+		t.Fatalf("no raw facts in %s", dir)
 	}
 	out := map[string]struct {
 		first int

@@ -1,31 +1,24 @@
 package facts
 
 import (
-	"bufio"
-	"compress/gzip"
 	"fmt"
 	"net/netip"
-	"os"
 	"sort"
 	"strings"
 )
 
-// LintOptions tunes Lint.
-type LintOptions struct {
-	// IpsetTypes says whether the running kernel can create an ipset type;
-	// nil skips that check (e.g. when linting facts for another machine).
-	IpsetTypes func(typ string) (ok bool, known bool)
-}
-
 // Lint checks facts like a compiler: problems noticed while loading plus
 // semantic ones (route gateways not on a connected subnet of their device,
-// routes on devices the router lacks, one address on two routers, ipset
-// types the running kernel cannot create). Findings are sorted by file and line.
-func Lint(f *Facts, opts LintOptions) []Finding {
+// routes on devices the router lacks, one address on two routers). Findings
+// are sorted by file and line. What the machine running tsim can build (an
+// ipset type its kernel lacks, say) is not a property of the facts: labs
+// report it per router at `hosts up`, so the same facts lint the same
+// everywhere.
+func Lint(f *Facts) []Finding {
 	out := append([]Finding(nil), f.Findings...)
 	owners := map[netip.Addr][]string{}
 	for _, r := range f.Routers {
-		out = append(out, lintRouter(r, opts)...)
+		out = append(out, lintRouter(r)...)
 		for _, i := range r.Interfaces {
 			for _, a := range i.Addrs {
 				ad := a.Prefix.Addr()
@@ -58,7 +51,7 @@ func sameRouter(a, b string) bool {
 	return strings.SplitN(a, " ", 2)[0] == strings.SplitN(b, " ", 2)[0]
 }
 
-func lintRouter(r *Router, opts LintOptions) []Finding {
+func lintRouter(r *Router) []Finding {
 	var out []Finding
 	connected := map[string][]netip.Prefix{}
 	for _, i := range r.Interfaces {
@@ -99,14 +92,6 @@ func lintRouter(r *Router, opts LintOptions) []Finding {
 			}
 		}
 	}
-	if opts.IpsetTypes != nil {
-		for _, s := range r.Ipsets {
-			if ok, known := opts.IpsetTypes(s.Type); known && !ok {
-				out = append(out, Finding{Pos: s.Pos, Severity: SevWarning, Router: r.Name,
-					Message: fmt.Sprintf("ipset %s: type %s cannot be created by the running kernel (labs will skip it; rules using it become refused)", s.Name, s.Type)})
-			}
-		}
-	}
 	return out
 }
 
@@ -115,37 +100,4 @@ func tableLabel(t *Table) string {
 		return fmt.Sprintf("%s(%d)", t.Name, t.ID)
 	}
 	return fmt.Sprint(t.ID)
-}
-
-// KernelIpsetTypes reads the running kernel's configuration
-// (/proc/config.gz) once and answers whether an ipset type can be created.
-// When the configuration is unreadable every answer is "unknown".
-func KernelIpsetTypes() func(typ string) (ok bool, known bool) {
-	cfg := map[string]string{}
-	if fh, err := os.Open("/proc/config.gz"); err == nil {
-		defer fh.Close()
-		if zr, err := gzip.NewReader(fh); err == nil {
-			sc := bufio.NewScanner(zr)
-			for sc.Scan() {
-				line := sc.Text()
-				if strings.HasPrefix(line, "CONFIG_IP_SET_") {
-					k, v, _ := strings.Cut(line, "=")
-					cfg[k] = v
-				} else if strings.HasPrefix(line, "# CONFIG_IP_SET_") && strings.HasSuffix(line, " is not set") {
-					cfg[strings.Fields(line)[1]] = "n"
-				}
-			}
-		}
-	}
-	return func(typ string) (bool, bool) {
-		if len(cfg) == 0 {
-			return false, false
-		}
-		key := "CONFIG_IP_SET_" + strings.ToUpper(strings.NewReplacer(":", "_", ",", "").Replace(typ))
-		v, ok := cfg[key]
-		if !ok {
-			return false, false
-		}
-		return v == "y" || v == "m", true
-	}
 }

@@ -8,18 +8,16 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 // liveNS creates a network namespace of its own (no link to the host) and
 // removes it when the test ends.
 func liveNS(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) not installed")
-	}
+	testenv.NeedRoot(t, "sudo go test ./internal/facts/")
+	testenv.NeedTools(t, "ip")
 	ns := fmt.Sprintf("tsimfacts%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)

@@ -12,6 +12,11 @@
 #     router:table:CHAIN#index:TARGET (index 1-based as
 #     `iptables -L --line-numbers`; #0 is the chain policy).
 # Any flow whose result or expected rules differ makes build.sh fail.
+#
+# No check depends on this machine's speed or on the multipath hash seed: a
+# probe that times out where an answer is expected is sent again with a long
+# wait before it counts, and a flow across an ECMP route has one expectation
+# per branch (the `via` field), checked against the branch the kernel took.
 
 declare -A HOSTNS # host name -> namespace
 UDP_ECHO='import socket, sys
@@ -155,19 +160,21 @@ moved() {
 	done
 }
 
-# probe SRCHOST SRC DST PROTO DPORT SPORT prints ok|refused|timeout|unreach(...)|ttl-exceeded.
+# probe SRCHOST SRC DST PROTO DPORT SPORT [WAIT] prints
+# ok|refused|timeout|unreach(...)|ttl-exceeded; WAIT (seconds, default 1) is
+# how long an answer is waited for.
 probe() {
-	local h=$1 src=$2 dst=$3 proto=$4 dport=$5 sport=$6 out bind=$2
+	local h=$1 src=$2 dst=$3 proto=$4 dport=$5 sport=$6 w=${7:-1} out bind=$2
 	[ "$sport" = - ] || bind="$src:$sport"
 	case $proto in
 	tcp)
-		out=$(ip netns exec "${HOSTNS[$h]}" timeout 5 socat -T 1 - "TCP:$dst:$dport,bind=$bind,connect-timeout=1" </dev/null 2>&1) || true
+		out=$(ip netns exec "${HOSTNS[$h]}" timeout $((w + 4)) socat -T "$w" - "TCP:$dst:$dport,bind=$bind,connect-timeout=$w" </dev/null 2>&1) || true
 		;;
 	udp)
-		out=$(echo probe | ip netns exec "${HOSTNS[$h]}" timeout 5 socat -T 1 - "UDP:$dst:$dport,bind=$bind" 2>&1) || true
+		out=$(echo probe | ip netns exec "${HOSTNS[$h]}" timeout $((w + 4)) socat -T "$w" - "UDP:$dst:$dport,bind=$bind" 2>&1) || true
 		;;
 	icmp)
-		out=$(ip netns exec "${HOSTNS[$h]}" ping -n -c 1 -W 1 -I "$src" "$dst" 2>&1) && out=ok
+		out=$(ip netns exec "${HOSTNS[$h]}" ping -n -c 1 -W "$w" -I "$src" "$dst" 2>&1) && out=ok
 		;;
 	esac
 	case $out in
@@ -185,7 +192,10 @@ probe() {
 # The flows. Fields:
 #  id | source host | src | dst | routing dst (after DNAT, else -) | proto |
 #  dport | sport | first router:iif | mark | tos | expected result |
-#  expected rules (must all have moved)
+#  expected rules (must all have moved) | via
+# `via`, when set, makes the line one branch of an ECMP route: it applies
+# when the kernel's path crosses that router. Lines with the same id are the
+# branches; exactly one of them must apply.
 FLOWS=$(
 	cat <<-'EOF'
 	F01|hqu|10.1.10.5|10.1.50.10|-|tcp|443|-|hq-core:eth1|-|-|ok|hq-core:filter:FORWARD#6 hq-gw:filter:HQ_EGRESS#3 hq-dmz:filter:FORWARD#4
@@ -211,7 +221,8 @@ FLOWS=$(
 	F21|bru|10.2.10.5|10.1.30.10|-|tcp|22|-|br-core:eth1|-|-|unreach(host)|br-core:filter:FORWARD#4 br-gw:filter:FORWARD#5
 	F22|dmz|10.1.50.10|10.1.30.10|-|udp|514|-|hq-dmz:eth1|-|-|ok|hq-dmz:filter:DMZ_OUT#4 hq-gw:filter:EDGE_IN#1 hq-core:filter:FORWARD#10
 	F38|dmz|10.1.50.22|10.1.30.10|-|tcp|22|-|hq-dmz:eth1|-|-|ok|hq-dmz:filter:DMZ_OUT#6 hq-gw:filter:EDGE_IN#3 hq-core:filter:FORWARD#12
-	F23|hqu|10.1.10.5|10.3.100.10|-|icmp|-|-|hq-core:eth1|-|-|ok|hq-core:filter:FORWARD#3 hq-gw:filter:FORWARD#3 dc-gw:filter:FORWARD#3
+	F23|hqu|10.1.10.5|10.3.100.10|-|icmp|-|-|hq-core:eth1|-|-|ok|hq-core:filter:FORWARD#3 hq-gw:filter:FORWARD#3 dc-gw:filter:FORWARD#3 dc-core:filter:FORWARD#3|dc-core
+	F23|hqu|10.1.10.5|10.3.100.10|-|icmp|-|-|hq-core:eth1|-|-|timeout|hq-core:filter:FORWARD#3 hq-gw:filter:FORWARD#3 dc-gw:filter:FORWARD#3 dc-srv:filter:FORWARD#3 dc-core:filter:FORWARD#2|dc-srv
 	F24|hqu|10.1.10.5|10.2.250.5|-|icmp|-|-|hq-core:eth1|-|-|timeout|hq-core:filter:FORWARD#3 hq-gw:filter:FORWARD#3
 	F25|brg|10.2.99.5|10.1.20.10|-|tcp|443|-|br-gw:eth1|-|-|timeout|
 	F26|brg|10.2.99.5|192.0.2.80|-|tcp|443|-|br-gw:eth1|-|-|ok|br-gw:filter:GUEST#2 hq-gw:filter:SITES_IN#3 inet-gw:filter:OUTBOUND#2 inet-gw:nat:POSTROUTING#1
@@ -232,6 +243,14 @@ FLOWS=$(
 )
 
 verify_flows() {
+	# VERIFY_SEED pins every router's multipath hash seed (default: the
+	# kernel's own, different on every run).
+	if [ -n "${VERIFY_SEED:-}" ]; then
+		local r
+		for r in "${ROUTERS[@]}"; do
+			ip netns exec "${NS[$r]}" sysctl -q -w net.ipv4.fib_multipath_hash_seed="$VERIFY_SEED" >/dev/null
+		done
+	fi
 	host hqu hqusers 10.1.10.1 10.1.10.5/24
 	host hqs hqsrv 10.1.20.1 10.1.20.10/24 10.1.20.11/24
 	host hqm hqmgmt 10.1.30.1 10.1.30.10/24
@@ -254,29 +273,46 @@ verify_flows() {
 	listen ext1 tcp 25 22 443
 	listen ext2 tcp 25
 
-	local fails=0 id h src dst rdst proto dport sport start mark tos want rules
+	local fails=0 id h src dst rdst proto dport sport start mark tos want rules via
 	local got path mv r
-	while IFS='|' read -r id h src dst rdst proto dport sport start mark tos want rules; do
+	declare -A applied=() branched=()
+	while IFS='|' read -r id h src dst rdst proto dport sport start mark tos want rules via; do
 		[ -n "$id" ] || continue
 		if [ -n "${VERIFY_FLOWS:-}" ] && [[ " $VERIFY_FLOWS " != *" $id "* ]]; then continue; fi
 		[ "$rdst" = - ] && rdst=$dst
 		path=$(kpath "${start%%:*}" "${start#*:}" "$src" "$rdst" "$proto" "$dport" "$sport" "$mark" "$tos")
+		if [ -n "$via" ]; then
+			branched[$id]=1
+			[[ " $path" == *" $via("* ]] || continue
+		fi
+		applied[$id]=$((${applied[$id]:-0} + 1))
 		zero_all
 		got=$(probe "$h" "$src" "$dst" "$proto" "$dport" "$sport")
+		# No answer where one is expected: ask again, waiting long, so that a
+		# busy machine does not turn a slow answer into a failure.
+		if [ "$got" = timeout ] && [ "$want" != timeout ]; then
+			got=$(probe "$h" "$src" "$dst" "$proto" "$dport" "$sport" 5)
+		fi
 		mv=$(moved)
 		local bad=""
 		[ "$got" = "$want" ] || bad="result $got, want $want"
 		for r in $rules; do
 			grep -q "^$r:" <<<"$mv" || bad+=" no counter moved for $r"
 		done
-		printf '%s %s %s -> %s %s/%s sport %s: %s\n  path: %s\n  moved: %s\n' \
+		printf '%s %s %s -> %s %s/%s sport %s: %s%s\n  path: %s\n  moved: %s\n' \
 			"$([ -z "$bad" ] && echo PASS || echo FAIL)" "$id" "$src" "$dst" "$proto" "$dport" "$sport" "$got" \
-			"$path" "$(tr '\n' ' ' <<<"$mv")"
+			"${via:+ (ECMP branch via $via)}" "$path" "$(tr '\n' ' ' <<<"$mv")"
 		if [ -n "$bad" ]; then
 			echo "  FAIL: $bad"
 			fails=$((fails + 1))
 		fi
 	done <<<"$FLOWS"
+	for id in "${!branched[@]}"; do
+		if [ "${applied[$id]:-0}" != 1 ]; then
+			echo "FAIL $id: ${applied[$id]:-0} of its ECMP branch lines matched the kernel's path"
+			fails=$((fails + 1))
+		fi
+	done
 	[ "$fails" = 0 ] || die "$fails flows did not behave as documented"
 	echo "build.sh: every flow behaved as documented" >&2
 }
