@@ -529,9 +529,20 @@ func jobFlows(m jobMeta, dir string) ([][]*doc.Flow, [][]*doc.Trace, error) {
 	return [][]*doc.Flow{flows}, nil, nil
 }
 
+// writeDocs keeps the documents users download; the report paths in them
+// are the file names only (where the server keeps files is not theirs).
 func writeDocs(path string, docs []*doc.Document) error {
 	var buf bytes.Buffer
 	for _, d := range docs {
+		if d.Report != nil {
+			d.Report.PDF = filepath.Base(d.Report.PDF)
+		}
+		if d.Merged != nil {
+			d.Merged.PDF = filepath.Base(d.Merged.PDF)
+		}
+		for _, e := range d.Errors {
+			e.Message = scrubPaths(e.Message)
+		}
 		if err := doc.Write(&buf, d); err != nil {
 			return err
 		}
