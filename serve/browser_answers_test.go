@@ -115,6 +115,23 @@ func TestBrowserAnswers(t *testing.T) {
 	if !strings.Contains(pos, "queue position 2") {
 		t.Fatalf("queue position shown: %q", pos)
 	}
+	// Meanwhile the admin page (another browser): the running job with a
+	// progress bar, the queue oldest first.
+	adminCtx, cancelAdmin := context.WithTimeout(browser(t), 2*time.Minute)
+	if err := browserLogin(adminCtx, base, "root"); err != nil {
+		t.Fatalf("admin login: %v", err)
+	}
+	if err := chromedp.Do(adminCtx, chromedp.Navigate(base+"/admin.html"), chromedp.WaitVisible(css("#running .minibar")),
+		chromedp.WaitVisible(css("#queued tr"))); err != nil {
+		t.Fatalf("admin page: %v", err)
+	}
+	queue, _ := eval[[]string](adminCtx, `[...document.querySelectorAll('#queued tr')].map(tr => tr.children[0].textContent + ' ' + tr.children[2].textContent)`)
+	bars, _ := eval[int](adminCtx, `document.querySelectorAll('#running tr .minibar').length`)
+	if fmt.Sprint(queue) != "[1 bob 2 alice]" || bars != 1 {
+		t.Errorf("admin queue %v, %d bars", queue, bars)
+	}
+	cancelAdmin()
+
 	// Live: the job ahead leaves the queue, the same page (no reload)
 	// shows the new position.
 	if _, err := eval[bool](ctx, `window.__samePage = true`); err != nil {
