@@ -122,3 +122,32 @@ func TestBatchUploadRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchCancelledLinesNotRun: a batch job cancelled before its probes
+// answered says so per line instead of staying PENDING.
+func TestBatchCancelledLinesNotRun(t *testing.T) {
+	fr := &fakeRunner{gate: make(chan struct{})}
+	defer close(fr.gate)
+	e := newEnv(t, func(c *Config) { c.Runner = fr.run })
+	c := e.client()
+	c.login("alice")
+	r := c.do("POST", "/api/jobs", map[string]string{"flows_csv": readTestdata(t, "flows.csv")})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	c.wait(id, 10*time.Second, StateRunning)
+	var m jobView
+	json.Unmarshal(c.do("GET", "/api/jobs/"+id, nil).body, &m)
+	if len(m.Tests) != 4 || m.Tests[0].Result != "PENDING" {
+		t.Fatalf("running batch job: %+v", m.Tests)
+	}
+	c.do("DELETE", "/api/jobs/"+id, nil)
+	c.wait(id, 10*time.Second, StateCancelled)
+	json.Unmarshal(c.do("GET", "/api/jobs/"+id, nil).body, &m)
+	for _, l := range m.Tests {
+		if l.Result != "NOT RUN" {
+			t.Errorf("line %d of a cancelled job: %s", l.Line, l.Result)
+		}
+	}
+}

@@ -167,6 +167,7 @@ func (js *jobs) load() error {
 			j.events = readEvents(filepath.Join(root, e.Name(), eventsFile))
 			now := js.s.cfg.Now()
 			j.meta.State, j.meta.Error, j.meta.Finished = StateFailed, "the server stopped before the job finished", &now
+			notRun(&j.meta)
 			js.addEventLocked(j, progress.Event{Time: now, Stage: StateFailed, Message: j.meta.Error}, StateFailed)
 			js.persistLocked(j)
 			j.events = nil
@@ -345,8 +346,19 @@ func (js *jobs) shutdown() {
 	js.cond.Broadcast()
 }
 
+// notRun marks the lines of a batch job that ended before its probes
+// answered.
+func notRun(m *jobMeta) {
+	for i := range m.Tests {
+		if m.Tests[i].Result == "PENDING" {
+			m.Tests[i].Result = "NOT RUN"
+		}
+	}
+}
+
 func (js *jobs) finishLocked(j *job, state, msg string, now time.Time) {
 	j.meta.State, j.meta.Error, j.meta.Finished = state, msg, &now
+	notRun(&j.meta)
 	if state == StateDone {
 		j.meta.Progress = 100
 	}

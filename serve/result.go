@@ -50,7 +50,7 @@ type lineResult struct {
 	Spec   string `json:"spec"`
 	Expect string `json:"expect,omitempty"` // allow | deny
 	Got    string `json:"got"`              // allow | deny | unknown
-	Result string `json:"result"`           // PENDING | PASS | FAIL | UNKNOWN | INFO (no expectation)
+	Result string `json:"result"`           // PENDING | PASS | FAIL | UNKNOWN | INFO (no expectation) | NOT RUN
 	Detail string `json:"detail,omitempty"` // why it did not pass: router, rule, FILE:LINE
 }
 

@@ -73,7 +73,7 @@ const tsim = {
   // renderTests fills the flows-file table: one row per line, PENDING
   // until the probes answered, then PASS/FAIL/UNKNOWN (INFO: no expect).
   renderTests(tests, j, $) {
-    $('lines').replaceChildren(...tests.map((l) => tsim.el('tr', { class: 'line-' + l.result, 'data-line': String(l.line) },
+    $('lines').replaceChildren(...tests.map((l) => tsim.el('tr', { class: 'line-' + l.result.replace(' ', '-'), 'data-line': String(l.line) },
       tsim.el('td', {}, l.line), tsim.el('td', {}, l.src + ' → ' + l.dst), tsim.el('td', {}, l.spec),
       tsim.el('td', {}, l.expect || '–'), tsim.el('td', {}, l.got || ''), tsim.el('td', { class: 'result' }, l.result),
       tsim.el('td', {}, l.detail || ''))));
