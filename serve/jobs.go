@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -347,13 +348,16 @@ func (js *jobs) shutdown() {
 }
 
 // notRun marks the lines of a batch job that ended before its probes
-// answered.
+// answered. It makes a new slice: copies of the metadata handed out
+// earlier share the old one.
 func notRun(m *jobMeta) {
-	for i := range m.Tests {
-		if m.Tests[i].Result == "PENDING" {
-			m.Tests[i].Result = "NOT RUN"
+	tests := slices.Clone(m.Tests)
+	for i := range tests {
+		if tests[i].Result == "PENDING" {
+			tests[i].Result = "NOT RUN"
 		}
 	}
+	m.Tests = tests
 }
 
 func (js *jobs) finishLocked(j *job, state, msg string, now time.Time) {
