@@ -1,9 +1,13 @@
 // Package serve owns `tsim serve`: an authenticated web front (embedded
 // pages and a JSON API under /api/) over the run pipeline. It owns the
-// sessions, login rate limits, the job queue with its workers, per-job
-// results under DATA/jobs/<id>/, retention, and the access and audit logs.
+// sessions, login rate limits and the bound on password hashing, the event
+// streams and their caps, the Host allowlist, the job queue with its
+// workers, per-job results under DATA/jobs/<id>/ (per service the deciding
+// router and rule with FILE:LINE), uploaded paths (the predecessor's trace
+// JSON or a tsim document) and flows files (judged by internal/flowtest),
+// retention, stale labs at start-up, and the access and audit logs.
 // Nothing from a request reaches a shell: jobs call internal/pipeline
-// in-process with flows built by trace.FlowsFromSpec.
+// in-process with flows built by trace.FlowsFromSpec or flowtest.Read.
 package serve
 
 import (
