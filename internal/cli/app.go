@@ -39,6 +39,9 @@ type app struct {
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
 	root := a.rootFor(args)
+	if a.completeValue(ctx, root, args) {
+		return tsimerr.ExitOK
+	}
 	err := unknownCommand(root, args)
 	if err == nil {
 		err = root.Run(ctx, args)
@@ -113,22 +116,30 @@ func pruneTo(root *ucli.Command, args []string) {
 // the root's own flags, or "" when a word is not one of those flags (so it
 // cannot tell which argument is a flag's value).
 func invokedCommand(root *ucli.Command, args []string) string {
+	if i := invokedAt(root, args); i > 0 {
+		return args[i]
+	}
+	return ""
+}
+
+// invokedAt is the index in args of the word invokedCommand returns, or -1.
+func invokedAt(root *ucli.Command, args []string) int {
 	for i := 1; i < len(args); i++ {
 		w := args[i]
 		if !strings.HasPrefix(w, "-") {
-			return w
+			return i
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
 		k := slices.IndexFunc(root.Flags, func(f ucli.Flag) bool { return slices.Contains(f.Names(), name) })
 		if k < 0 { // also "-" and "--", which name no flag
-			return ""
+			return -1
 		}
 		flag := root.Flags[k]
 		if _, isBool := flag.(*ucli.BoolFlag); !isBool && !hasValue {
 			i++ // the flag's value
 		}
 	}
-	return ""
+	return -1
 }
 
 // wordsOf is the set of args.
@@ -148,8 +159,9 @@ func (a *app) command() *ucli.Command {
 			"table, iptables-save, ipset save) twice: by simulating the Linux forwarding path\n" +
 			"(trace) and by rebuilding the routers as network namespaces and sending real packets\n" +
 			"(hosts up, reach). Every stage reads one JSON document on stdin and writes one on stdout.\n\n" +
-			"Exit codes: 0 positive answer, 1 negative answer (denied, unreachable, lint errors),\n" +
-			"2 usage or input error, 3 environment error (not root, missing tool), 130 interrupted.",
+			"Exit codes: 0 positive answer, 1 negative answer (denied, unreachable, lint errors, a failed\n" +
+			"expectation), 2 usage or input error, 3 environment error (no CAP_NET_ADMIN/CAP_SYS_ADMIN,\n" +
+			"missing tool) or any unclassified error, 130 interrupted.",
 		Version:                    versionString(),
 		EnableShellCompletion:      true,
 		ShellCompletionCommandName: "completions",
@@ -160,6 +172,7 @@ func (a *app) command() *ucli.Command {
 				"(tsim ... --generate-shell-completion) what fits at the cursor."
 			for _, s := range c.Commands {
 				s.Hidden = s.Name == "pwsh" // not tested here; still there for who needs it
+				s.Action = patchedCompletion(s.Name, s.Action)
 			}
 			addHelpExamples(c, "tsim completions", nil)
 			a.reportUnknownCommands(c, "tsim completions")
@@ -254,7 +267,7 @@ func isTerminal(w any) bool {
 // noArgs rejects stray positional arguments.
 func noArgs(cmd *ucli.Command) error {
 	if cmd.Args().Len() > 0 {
-		return tsimerr.Inputf("%s: unexpected argument %q", cmd.FullName(), cmd.Args().First())
+		return tsimerr.Inputf("%s: unexpected argument %q", strings.TrimPrefix(commandPath(cmd), cmd.Root().Name+" "), cmd.Args().First())
 	}
 	return nil
 }

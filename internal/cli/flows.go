@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
@@ -31,6 +34,16 @@ func flowFlags() []ucli.Flag {
 
 // flowsFromFlags builds one flow per service of -s/-d/-p.
 func flowsFromFlags(cmd *ucli.Command) ([]*doc.Flow, error) {
+	for _, fl := range []string{"src", "dst"} {
+		if cmd.String(fl) == "" {
+			alt := ""
+			if slices.ContainsFunc(cmd.Flags, func(f ucli.Flag) bool { return slices.Contains(f.Names(), "flows") }) {
+				alt = " (or --flows FILE)"
+			}
+			return nil, tsimerr.Inputf("%s: missing required flag --%s%s (see %s --help)",
+				strings.TrimPrefix(commandPath(cmd), "tsim "), fl, alt, commandPath(cmd))
+		}
+	}
 	src, err := parseIPv4("src", cmd.String("src"))
 	if err != nil {
 		return nil, err
@@ -57,7 +70,25 @@ func flowsFile(cmd *ucli.Command) (*flowtest.File, error) {
 		return nil, tsimerr.Inputf("--flows: %w", err)
 	}
 	defer fh.Close()
-	return flowtest.Read(fh, path)
+	f, err := flowtest.Read(fh, path)
+	if err != nil {
+		return nil, err
+	}
+	if sh := cmd.String("shard"); sh != "" {
+		i, n, err := flowtest.ParseShard(sh)
+		if err != nil {
+			return nil, err
+		}
+		if f = f.Shard(i, n); len(f.Lines) == 0 {
+			return nil, tsimerr.Inputf("--shard %s: %s has fewer than %d lines of flows", sh, path, i)
+		}
+	}
+	return f, nil
+}
+
+// shardFlag is --shard I/N of the test runners.
+func shardFlag() ucli.Flag {
+	return &ucli.StringFlag{Name: "shard", Usage: "with --flows: run only shard I of N (every Nth line, starting at the Ith), to split a file between N machines or CI jobs"}
 }
 
 // junitFlag is --junit FILE of the test runners (trace --flows, run --flows).
@@ -73,6 +104,7 @@ type testRun struct {
 	props      [][2]string
 	csv        *flowtest.CSVWriter // the csv view's writer, when format is csv
 	trailer    string              // appended to the summary line (the report)
+	facts      *facts.Facts        // for the note on errors while loading
 }
 
 // finishTests ends a test runner's output: the table, the summary line
@@ -89,6 +121,12 @@ func (a *app) finishTests(cmd *ucli.Command, w *bufio.Writer, format string, run
 		if err := run.csv.Flush(); err != nil {
 			return err
 		}
+	}
+	if run.facts != nil {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		a.factsNote(run.facts, format == "text" || format == "table")
 	}
 	sum := flowtest.Summarize(run.cases)
 	line := sum.String() + run.trailer
@@ -117,6 +155,9 @@ func (a *app) finishTests(cmd *ucli.Command, w *bufio.Writer, format string, run
 			Time: time.Since(run.start), Properties: run.props, Cases: run.cases})
 		if err != nil {
 			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return tsimerr.Envf("--junit: %w", err)
 		}
 		if err := fsx.WriteFileAtomic(path, buf.Bytes(), 0o644); err != nil {
 			return tsimerr.Envf("--junit: %w", err)

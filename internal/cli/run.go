@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -35,13 +36,14 @@ func (a *app) runCommand() *ucli.Command {
 		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
 			junitFlag(),
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the merged PDF report (\"\" to skip the report)", TakesFile: true},
+			shardFlag(),
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the PDF report of every document (\"\" to skip the report)", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "a4 or letter"},
 			&ucli.StringFlag{Name: "scope", Value: "all", Usage: "lab scope: all routers, or only those on the traced paths"},
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after this long (exit 3), e.g. 30s"},
 			&ucli.DurationFlag{Name: "probe-timeout", Usage: "per-probe timeout (default: reach's)"},
 			isolateAllFlag(),
-			&ucli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal), bar, json (NDJSON on stderr) or none"},
+			&ucli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal, not with TERM=dumb), bar, json (NDJSON on stderr) or none"},
 		),
 		Action: a.run,
 	}
@@ -55,7 +57,8 @@ func (a *app) progressSink(cmd *ucli.Command) (progress.Sink, error) {
 	}
 	switch mode {
 	case "auto":
-		if isTerminal(a.io.Err) {
+		// The bar redraws its line with escape codes a dumb terminal lacks.
+		if isTerminal(a.io.Err) && os.Getenv("TERM") != "dumb" {
 			return progress.NewBar(a.io.Err), nil
 		}
 		return progress.Nop{}, nil
@@ -100,8 +103,10 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 			groups = append(groups, l.Flows)
 		}
 	} else {
-		if cmd.String("junit") != "" {
-			return tsimerr.Inputf("--junit needs --flows FILE")
+		for _, fl := range []string{"junit", "shard"} {
+			if cmd.IsSet(fl) {
+				return tsimerr.Inputf("--%s needs --flows FILE", fl)
+			}
 		}
 		flows, err := flowsFromFlags(cmd)
 		if err != nil {
@@ -165,11 +170,29 @@ func (a *app) runBatchOutput(cmd *ucli.Command, file *flowtest.File, f *facts.Fa
 		fmt.Fprintln(w, caseLine(c, color))
 	}
 	run := testRun{name: "tsim run --flows " + file.Name, file: file.Name, cases: cases, start: start,
-		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}, {"lab", res.LabID}}}
+		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}, {"lab", res.LabID}}, facts: f}
 	if res.Merged != nil {
 		run.trailer = fmt.Sprintf("; report %s (%d pages)", res.Merged.PDF, res.Merged.Pages)
 	}
 	return a.finishTests(cmd, w, format, run)
+}
+
+// refusedText lists what the kernel refused to apply in a lab, one line
+// each: the live answers of those routers may differ from the facts.
+func refusedText(l *doc.Lab) string {
+	if l == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range l.Routers {
+		for _, x := range r.Refused {
+			fmt.Fprintf(&b, "  refused on %s: %s %s: %s\n", r.Name, x.What, x.Line, x.Error)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "\nthe lab differs from the facts where the kernel refused:\n" + b.String()
 }
 
 // renderRun is the terminal view of a finished run: the trace, then the
@@ -187,6 +210,8 @@ func renderRun(d *doc.Document) string {
 		if r.E2E != nil && r.E2E.BlockedBy != nil {
 			bb := r.E2E.BlockedBy
 			fmt.Fprintf(&b, " — blocked by %s %s %s #%d: %s", bb.Router, bb.Table, bb.Chain, bb.Index, bb.Rule)
+		} else if r.E2E != nil && r.E2E.Reason != "" {
+			fmt.Fprintf(&b, " — %s", r.E2E.Reason)
 		}
 		b.WriteString("\n")
 		for _, rr := range r.Routers {
@@ -198,9 +223,14 @@ func renderRun(d *doc.Document) string {
 			if rr.Rule != nil {
 				rule = fmt.Sprintf("  %s %s #%d", rr.Rule.Table, rr.Rule.Chain, rr.Rule.Index)
 			}
-			fmt.Fprintf(&b, "    %-16s %-8s%s%s\n", rr.Router, rr.Verdict, rule, agree)
+			why := ""
+			if rr.Reason != "" && (rr.Verdict != doc.Allowed || !rr.Agrees) {
+				why = "  (" + rr.Reason + ")"
+			}
+			fmt.Fprintf(&b, "    %-16s %-8s%s%s%s\n", rr.Router, rr.Verdict, rule, agree, why)
 		}
 	}
+	b.WriteString(refusedText(d.Lab))
 	if d.Report != nil {
 		fmt.Fprintf(&b, "\nreport: %s (%d pages)\n", d.Report.PDF, d.Report.Pages)
 	}

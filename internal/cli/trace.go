@@ -13,6 +13,7 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
@@ -33,13 +34,14 @@ func (a *app) traceCommand() *ucli.Command {
 			"(src,dst,spec,expect and optionally ingress, sport, name; quoted fields, empty cells, CRLF)\n" +
 			"or NDJSON. expect is allow|permit|accept|pass or deny|block|drop|reject, or empty. Every\n" +
 			"line prints PASS, FAIL or UNKNOWN (an UNKNOWN never passes) and the run ends with\n" +
-			"`N passed, N failed, N unknown`; exit 0 only when every expectation holds. JSON (into a\n" +
-			"pipe, or --format json) is one document per line on stdout, the summary on stderr.",
+			"`N passed, N failed, N unknown`; exit 0 only when every expectation holds. --json (or\n" +
+			"--format json) prints one document per line instead, the summary on stderr.",
 		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where a source outside the network enters"},
-			&ucli.StringFlag{Name: "format", Usage: "json, text, table, csv or legacy-json (the predecessor's output and exit codes); default: text on a terminal, else json"},
+			&ucli.StringFlag{Name: "format", Usage: "json, text, table, csv or legacy-json (the predecessor's output and exit codes); default: text on a terminal, else json (--flows: text unless --json)"},
 			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
 			junitFlag(),
+			shardFlag(),
 		),
 		Action: a.trace,
 	}
@@ -49,9 +51,6 @@ func (a *app) traceCommand() *ucli.Command {
 var traceFormats = []string{"json", "text", "table", "csv", "legacy-json"}
 
 func parseIPv4(flag, s string) (netip.Addr, error) {
-	if s == "" {
-		return netip.Addr{}, tsimerr.Inputf("--%s is required", flag)
-	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, tsimerr.Inputf("--%s %q is not an IP address", flag, s)
@@ -69,13 +68,22 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	format := cmd.String("format")
 	switch format {
 	case "":
+		// A test run (--flows) prints its lines for a person or a CI log
+		// unless --json asks for the documents, as run --flows does.
 		format = "json"
-		if a.textOut(cmd) {
+		if a.textOut(cmd) || (cmd.String("flows") != "" && !cmd.Bool("json")) {
 			format = "text"
 		}
 	case "json", "text", "table", "csv", "legacy-json":
 	default:
 		return tsimerr.Inputf("--format %q: want %s", format, strings.Join(traceFormats, ", "))
+	}
+	if cmd.String("flows") == "" {
+		for _, fl := range []string{"junit", "shard"} {
+			if cmd.IsSet(fl) {
+				return tsimerr.Inputf("--%s needs --flows FILE", fl)
+			}
+		}
 	}
 	if cmd.String("flows") != "" {
 		if format == "legacy-json" {
@@ -84,6 +92,17 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return a.traceBatch(ctx, cmd, format)
 	}
 	if format == "legacy-json" {
+		// The predecessor's path is routing only: no ports, no firewall.
+		// Answering for -p would silently answer another question.
+		for _, fl := range []string{"services", "sport", "ingress"} {
+			if cmd.IsSet(fl) {
+				name := "--" + fl
+				if fl == "services" {
+					name = "-p " + cmd.String("services")
+				}
+				return tsimerr.Inputf("--format legacy-json is the predecessor's routing-only path for the src/dst pair: it cannot answer for %s; drop it, or use --format json, text, table or csv", name)
+			}
+		}
 		return a.traceLegacy(ctx, cmd)
 	}
 	flows, err := flowsFromFlags(cmd)
@@ -117,6 +136,7 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	if err != nil {
 		return err
 	}
+	a.factsNote(f, format == "text" || format == "table")
 	if trace.ExitCode(d.Trace) != 0 {
 		return tsimerr.ErrNegative
 	}
@@ -186,8 +206,59 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 	}
 	return a.finishTests(cmd, w, format, testRun{
 		name: "tsim trace --flows " + file.Name, file: file.Name, cases: cases, start: start,
-		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}}, csv: csvw,
+		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}}, csv: csvw, facts: f,
 	})
+}
+
+// factsNote ends a text view with the number of errors `tsim facts check`
+// finds in the facts (facts.Lint: the firewall's unknown matches are only warnings), and the command
+// that lists them: an answer may depend on a line the kernel would refuse.
+func (a *app) factsNote(f *facts.Facts, text bool) {
+	if !text {
+		return
+	}
+	errs := 0
+	for _, fd := range facts.Lint(f) {
+		if fd.Severity == facts.SevError {
+			errs++
+		}
+	}
+	if errs == 0 {
+		return
+	}
+	src := ""
+	if f.Source != "builtin:example" {
+		src = " --facts " + f.Source
+	}
+	fmt.Fprintf(a.io.Out, "\nnote: the facts have %d lint %s (answers that depend on those lines may be wrong): run `tsim facts check%s`\n",
+		errs, plural(errs, "error", "errors"), src)
+}
+
+// refusedRoutes lists, after the hop view, the routes a router's table
+// holds but the kernel would refuse (and the simulation therefore
+// ignored), as the document's route steps record them: one line per
+// router and table.
+func refusedRoutes(d *doc.Document) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, t := range d.Trace {
+		for _, h := range t.Hops {
+			for _, st := range h.Steps {
+				if st.Kind != doc.StepRoute || !strings.Contains(st.Detail, "the kernel refuses") {
+					continue
+				}
+				line := fmt.Sprintf("  %s table %s: %s", h.Node, st.Table, strings.TrimSpace(st.Detail))
+				if !seen[line] {
+					seen[line] = true
+					b.WriteString(line + "\n")
+				}
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "\nroutes the kernel would refuse (ignored by the simulation):\n" + b.String()
 }
 
 // flowsOf returns the flows of a case, in order.
@@ -228,6 +299,7 @@ func (a *app) writeDoc(cmd *ucli.Command, d *doc.Document, text bool) error {
 	var buf bytes.Buffer
 	if text {
 		trace.RenderText(&buf, d, a.color(cmd))
+		buf.WriteString(refusedRoutes(d))
 	} else if err := doc.Write(&buf, d); err != nil {
 		return err
 	}

@@ -58,9 +58,14 @@ func usageError(cmd *ucli.Command, err error) error {
 	case reRequired.MatchString(msg):
 		var names []string
 		for _, m := range reQuoted.FindAllStringSubmatch(msg, -1) {
-			names = append(names, dashed(m[1]))
+			for _, n := range strings.Split(m[1], ",") {
+				names = append(names, dashed(strings.TrimSpace(n)))
+			}
 		}
 		msg = "missing required flag " + strings.Join(names, ", ")
+		if len(names) > 1 {
+			msg = "missing required flags " + strings.Join(names, ", ")
+		}
 	case reInvalid.MatchString(msg):
 		m := reInvalid.FindStringSubmatch(msg)
 		why := m[3]
@@ -155,11 +160,10 @@ func editDistance(a, b string) int {
 // provided but not defined: -s"): the first word that should name a
 // command of root, or of a command group, and names none.
 func unknownCommand(root *ucli.Command, args []string) error {
-	name := invokedCommand(root, args)
-	if name == "" {
+	i := invokedAt(root, args)
+	if i < 0 {
 		return nil
 	}
-	i := slices.Index(args, name)
 	cur, path := root, root.Name
 	for cur != nil && len(cur.Commands) > 0 && i < len(args) {
 		w := args[i]

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/testenv"
 	"github.com/tsim-dev/tsim/trace"
 )
 
@@ -191,12 +192,7 @@ func validateJUnit(t *testing.T, b []byte) {
 
 func xmllint(t *testing.T, b []byte) error {
 	t.Helper()
-	if _, err := exec.LookPath("xmllint"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("xmllint missing: scripts/install-deps.sh installs libxml2-utils")
-		}
-		t.Skip("xmllint missing: apt-get install libxml2-utils (make deps)")
-	}
+	testenv.NeedTools(t, "xmllint") // Debian package libxml2-utils
 	p := filepath.Join(t.TempDir(), "junit.xml")
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)

@@ -361,3 +361,27 @@ func jsonLine(line string) (*Line, error) {
 	}
 	return l, nil
 }
+
+// ParseShard parses --shard I/N (1 <= I <= N).
+func ParseShard(s string) (i, n int, err error) {
+	a, b, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 1 || i > n {
+		return 0, 0, tsimerr.Inputf("--shard %q: want I/N with 1 <= I <= N, e.g. 2/4", s)
+	}
+	return i, n, nil
+}
+
+// Shard keeps the lines of shard i of n: the file's 1st, (n+1)th, …
+// line for shard 1, its 2nd, (n+2)th, … for shard 2, so n machines that
+// run shards 1..n run every line once. Flow ids and line numbers stay.
+func (f *File) Shard(i, n int) *File {
+	out := &File{Name: f.Name}
+	for k, l := range f.Lines {
+		if k%n == i-1 {
+			out.Lines = append(out.Lines, l)
+		}
+	}
+	return out
+}

@@ -136,3 +136,34 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+func TestShard(t *testing.T) {
+	in := "src,dst\n1.1.1.1,2.2.2.1\n1.1.1.1,2.2.2.2\n1.1.1.1,2.2.2.3\n1.1.1.1,2.2.2.4\n1.1.1.1,2.2.2.5\n"
+	f, err := Read(strings.NewReader(in), "f.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]int{}
+	for i := 1; i <= 3; i++ {
+		var lines []string
+		for _, l := range f.Shard(i, 3).Lines {
+			seen[l.N]++
+			lines = append(lines, strconv.Itoa(l.N))
+		}
+		want := map[int]string{1: "2 5", 2: "3 6", 3: "4"}[i]
+		if got := strings.Join(lines, " "); got != want {
+			t.Errorf("shard %d/3: lines %s, want %s", i, got, want)
+		}
+	}
+	if len(seen) != 5 {
+		t.Errorf("the shards together run %d lines, want 5: %v", len(seen), seen)
+	}
+	for _, bad := range []string{"0/3", "4/3", "1/0", "x", "1/", "/2", "-1/2"} {
+		if _, _, err := ParseShard(bad); tsimerr.ExitCode(err) != tsimerr.ExitInput {
+			t.Errorf("ParseShard(%q): %v", bad, err)
+		}
+	}
+	if i, n, err := ParseShard("2/4"); i != 2 || n != 4 || err != nil {
+		t.Errorf("ParseShard(2/4) = %d %d %v", i, n, err)
+	}
+}

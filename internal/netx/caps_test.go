@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 func TestCaps(t *testing.T) {
@@ -40,9 +42,6 @@ func TestCaps(t *testing.T) {
 // lacks CAP_NET_ADMIN (dropped from its bounding set with setpriv): the
 // uid alone must not pass it.
 func TestCheckCapabilitiesNotUID(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop a capability from a root process: run `sudo make test`")
-	}
 	if os.Getenv("TSIM_CAPS_CHILD") == "1" {
 		if err := Check(); err != nil {
 			os.Stdout.WriteString(err.Error())
@@ -50,10 +49,9 @@ func TestCheckCapabilitiesNotUID(t *testing.T) {
 		}
 		os.Exit(0)
 	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv (util-linux) missing")
-	}
+	testenv.NeedRoot(t, "sudo go test ./internal/netx/")
+	testenv.NeedTools(t, "setpriv") // util-linux
+	setpriv, _ := exec.LookPath("setpriv")
 	if err := Check(); err != nil {
 		t.Fatalf("root with every capability: %v", err)
 	}
