@@ -70,6 +70,9 @@ type Options struct {
 	// whose facts pin none (0: DefaultHashSeed). Recorded in
 	// .lab.routers[].
 	HashSeed uint32
+	// Label is recorded with the lab and shown by List (e.g. the serve job
+	// a lab belongs to), so a lab left by a crash can be matched.
+	Label string
 	// Log receives progress and warnings (zero value: silent).
 	Log zerolog.Logger
 
@@ -98,6 +101,7 @@ type LabInfo struct {
 	Stale    bool      `json:"stale"`
 	Facts    string    `json:"facts,omitempty"`
 	Digest   string    `json:"facts_digest,omitempty"`
+	Label    string    `json:"label,omitempty"`
 }
 
 func newID() string {
@@ -141,7 +145,7 @@ func Up(ctx context.Context, f *facts.Facts, d *doc.Document, opts Options) (lab
 		owner = os.Getpid()
 	}
 	start, _ := netx.ProcStart(owner)
-	reg, err := newRegistry(opts.dir(), Record{OwnerPID: owner, OwnerStart: start, CreatorPID: os.Getpid(),
+	reg, err := newRegistry(opts.dir(), Record{OwnerPID: owner, OwnerStart: start, CreatorPID: os.Getpid(), Label: opts.Label,
 		Created: time.Now().UTC(), Facts: f.Source, Digest: f.Digest, Routers: []string{}, Hosts: []string{}}, newID)
 	if err != nil {
 		return nil, tsimerr.Env(err)
@@ -817,7 +821,7 @@ func List(opts Options) ([]LabInfo, error) {
 	out := []LabInfo{}
 	for _, r := range recs {
 		out = append(out, LabInfo{ID: r.ID, OwnerPID: r.OwnerPID, Created: r.Created, Routers: r.Routers, Hosts: r.Hosts,
-			Fabric: r.Fabric, Complete: r.Complete, Stale: stale(&r), Facts: r.Facts, Digest: r.Digest})
+			Fabric: r.Fabric, Complete: r.Complete, Stale: stale(&r), Facts: r.Facts, Digest: r.Digest, Label: r.Label})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return out, nil

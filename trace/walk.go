@@ -416,6 +416,8 @@ func (w *walker) applyNAT(r *rtr, h *doc.Hop, res ChainResult, np, before *Packe
 		w.p.src, w.p.sport = np.Src, np.SPort
 	default:
 		st.From, st.To = n.From, n.To
+		// NETMAP: the packet goes on (and is routed) with the mapped address.
+		w.p.src, w.p.dst = np.Src, np.Dst
 	}
 	st.Detail = n.Kind + " " + st.From + " -> " + st.To
 	h.Steps = append(h.Steps, st)

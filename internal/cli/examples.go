@@ -40,6 +40,7 @@ func commandExamples() map[string][]example {
 		"tsim facts check": {
 			{"Lint a facts directory; exit 1 when any error-level finding exists", "tsim --facts /srv/facts facts check"},
 			{"Only the errors", "tsim --facts /srv/facts facts check | grep ': error: '"},
+			{"Also the filter rules no traced flow of the whole network reaches", "tsim --facts /srv/facts facts check --unreachable-rules"},
 		},
 		"tsim facts parse": {
 			{"Normalize a directory of raw or JSON facts into one file that loads faster", "tsim --facts /srv/facts facts parse -o facts.json && tsim --facts facts.json facts show"},
@@ -57,6 +58,14 @@ func commandExamples() map[string][]example {
 			{"One row per flow (src, dst, service, disposition, deciding router and rule, FILE:LINE) for a spreadsheet", "tsim trace -s " + src + " -d " + dst + " -p https,3306/tcp --format csv > flows-result.csv"},
 			{"Firewall unit tests without root: PASS/FAIL/UNKNOWN per line of a CSV with an expect column, JUnit XML for CI", "tsim trace --flows flows.csv --junit junit.xml"},
 			{"The same tests, one document per line for jq (the summary on stderr)", "tsim trace --flows flows.csv --json > traces.ndjson"},
+		},
+		"tsim sweep": {
+			{"Every TCP port from the HQ users to the database subnet, grouped by deciding rule", "tsim sweep -s 10.1.10.0/24 -d 10.3.20.0/24 -p 1-65535/tcp"},
+			{"The whole 10/8 on every TCP port as CSV", "tsim sweep -s 10.0.0.0/8 -d 10.0.0.0/8 -p tcp --format csv > space.csv"},
+		},
+		"tsim diff": {
+			{"What a proposed change does to the flows of the firewall unit tests; exit 1 if anything changed", "tsim diff --facts after/ --reference before/ --flows flows.csv -o change.pdf"},
+			{"Every flow between two sites on any TCP port whose answer changed", "tsim diff --facts after.json --reference before.json -s 10.1.0.0/16 -d 10.3.0.0/16 -p 1-65535/tcp"},
 		},
 		"tsim run": {
 			{"One question, lab to PDF; exit 1 when anything is blocked", "sudo tsim run -s " + src + " -d " + dst + " -p https,3306/tcp -o report.pdf"},

@@ -17,6 +17,7 @@ import (
 	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
+	"github.com/tsim-dev/tsim/sweep"
 	"github.com/tsim-dev/tsim/trace"
 )
 
@@ -57,6 +58,9 @@ var traceFormats = []string{"json", "text", "table", "csv", "legacy-json"}
 
 func parseIPv4(flag, s string) (netip.Addr, error) {
 	ip, err := netip.ParseAddr(s)
+	if err != nil && sweep.IsRange(s) {
+		return netip.Addr{}, tsimerr.Inputf("--%s %s is a range of addresses; this command takes one address: `tsim sweep -s SRC -d DST -p SPEC` answers for ranges", flag, s)
+	}
 	if err != nil {
 		return netip.Addr{}, tsimerr.Inputf("--%s %q is not an IP address", flag, s)
 	}
