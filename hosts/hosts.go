@@ -669,22 +669,28 @@ func teardown(rec *Record) error {
 		if it.Kind != itemLink || it.Netns == "" || !strings.HasPrefix(it.Netns, prefix) || !netx.Exists(it.Netns) {
 			continue
 		}
-		if h, err := netlink.NewHandleAt(mustNS(it.Netns)); err == nil {
-			if l, err := h.LinkByName(it.Name); err == nil {
-				h.LinkDel(l)
-			}
-			h.Close()
-		}
+		delLinkIn(it.Netns, it.Name)
 	}
 	return errors.Join(errs...)
 }
 
-func mustNS(name string) netns.NsHandle {
-	h, err := netns.GetFromPath(netx.Path(name))
+// delLinkIn deletes link name inside the named namespace, if both are still
+// there. A namespace that cannot be opened is skipped: a handle made from
+// netns.None() would act on the caller's own namespace, the host's.
+func delLinkIn(nsName, name string) {
+	ns, err := netns.GetFromPath(netx.Path(nsName))
 	if err != nil {
-		return netns.None()
+		return
 	}
-	return h
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	if l, err := h.LinkByName(name); err == nil {
+		h.LinkDel(l)
+	}
 }
 
 // killAll SIGKILLs pids and waits briefly for them to go.
