@@ -170,6 +170,9 @@ func (r *runner) owners() map[netip.Addr]owner {
 		return r.owned
 	}
 	m := map[netip.Addr]owner{}
+	for a, h := range r.hosts {
+		m[a] = owner{host: r.hostNS[h.Netns]}
+	}
 	for a, ns := range r.hostAddrs {
 		m[a] = owner{host: ns}
 	}
