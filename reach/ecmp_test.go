@@ -115,6 +115,14 @@ func TestExampleECMPEverySeed(t *testing.T) {
 					t.Errorf("%s: live %s, predicted %s", v.Router, v.Verdict, v.Predicted)
 				}
 			}
+			// The per-router view tests both branches' routers alone.
+			var tested []string
+			for _, v := range d.Reach[0].Routers {
+				tested = append(tested, v.Router)
+			}
+			if got := strings.Join(tested, " "); got != "hq-core hq-gw dc-gw dc-core dc-srv" {
+				t.Errorf("per-router view tests %q, want every branch's routers", got)
+			}
 			if e.Agrees == nil || !*e.Agrees || e.PathDiffers || len(d.Reach[0].Disagreements) > 0 {
 				t.Errorf("live and the branch's prediction disagree: agrees %v, path_differs %v, %q", e.Agrees, e.PathDiffers, d.Reach[0].Disagreements)
 			}

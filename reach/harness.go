@@ -68,8 +68,9 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 	by := map[string][]*harnessItem{}
 	for i, fp := range plans {
 		res := results[i]
-		res.Routers = make([]*doc.RouterReach, len(fp.hops))
-		for j, hp := range fp.hops {
+		hh := fp.harnessHops()
+		res.Routers = make([]*doc.RouterReach, len(hh))
+		for j, hp := range hh {
 			it := &harnessItem{fp: fp, hp: hp, slot: &res.Routers[j], n: j}
 			if fp.problem != "" {
 				*it.slot = &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: fp.problem}
@@ -101,7 +102,7 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 		return r.harness(ctx, r.routers[name], by[name])
 	})
 	for i, fp := range plans {
-		for j, hp := range fp.hops {
+		for j, hp := range fp.harnessHops() {
 			v := results[i].Routers[j]
 			if v == nil {
 				v = &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: "not probed"}
