@@ -201,10 +201,3 @@ func (st *ipStats) field(sec, name string) *uint64 {
 	}
 	return nil
 }
-
-// discarded reports a packet that entered and was neither forwarded nor
-// delivered locally.
-func discarded(before, after ipStats) bool {
-	d := after.sub(before)
-	return d.InReceives > 0 && d.forwarded() == 0 && d.InDelivers == 0
-}
