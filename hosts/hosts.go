@@ -66,6 +66,10 @@ type Options struct {
 	// standing should pass its parent (the shell or script owning the
 	// pipeline).
 	OwnerPID int
+	// HashSeed pins net.ipv4.fib_multipath_hash_seed on every router
+	// whose facts pin none (0: DefaultHashSeed). Recorded in
+	// .lab.routers[].
+	HashSeed uint32
 	// Label is recorded with the lab and shown by List (e.g. the serve job
 	// a lab belongs to), so a lab left by a crash can be matched.
 	Label string
@@ -403,12 +407,13 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 				return tsimerr.Envf("netlink in %s: %w", p.fabric, err)
 			}
 			defer fs.Close()
-			rb := &routerBuild{rp: rp, idx: i, ns: rns[i].h, rh: rns[i].nl, fs: fs, bridges: bridges, log: b.opts.Log}
+			rb := &routerBuild{rp: rp, idx: i, ns: rns[i].h, rh: rns[i].nl, fs: fs, bridges: bridges, log: b.opts.Log,
+				seed: HashSeed(rp.r, *b.opts)}
 			builds[i] = rb
 			if err := rb.configure(gctx); err != nil {
 				return err
 			}
-			lab.Routers[i] = &doc.LabRouter{Name: rp.r.Name, Netns: rp.ns, Refused: rb.refused}
+			lab.Routers[i] = &doc.LabRouter{Name: rp.r.Name, Netns: rp.ns, Refused: rb.refused, HashSeed: rb.seeded}
 			if lab.Routers[i].Refused == nil {
 				lab.Routers[i].Refused = []*doc.Refusal{}
 			}

@@ -86,6 +86,20 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		regular[k] = h
 		order = append(order, h)
 	}
+	// outside reports an address the interface w does not reach on a
+	// connected subnet: a host there could only be an on-link /32.
+	outside := func(ip netip.Addr, w where) bool {
+		_, ifp := p.ifaceOf(w.router, w.iface)
+		if ifp == nil {
+			return false
+		}
+		for _, a := range ifp.ifc.Addrs {
+			if a.Prefix.Addr().Is4() && !a.Peer.IsValid() && a.Prefix.Bits() < 32 && a.Prefix.Masked().Contains(ip) {
+				return false
+			}
+		}
+		return true
+	}
 	addInternet := func(dst, src netip.Addr, w where, in string) {
 		rp, ifp := p.ifaceOf(w.router, w.iface)
 		if rp == nil || ifp == nil || ifp.seg == nil {
@@ -117,12 +131,23 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		t := traces[fl.ID]
 		first, last := routerHops(t)
 		if err1 == nil && src.Is4() && !owned[src] {
+			var at where
 			switch {
 			case first != nil && first.In != "":
-				addRegular(src, where{first.Node, first.In})
+				at = where{first.Node, first.In}
 			case fl.Ingress != "":
 				r, i, _ := strings.Cut(fl.Ingress, ":")
-				addRegular(src, where{r, i})
+				at = where{r, i}
+			}
+			switch {
+			case at.router != "" && outside(src, at):
+				// A source beyond the network (the Internet, entering
+				// with --ingress): the stand-in for what lies behind that
+				// interface owns it, and the gateway the router sends
+				// replies to, so the reply comes back.
+				addInternet(src, netip.Addr{}, at, "")
+			case at.router != "":
+				addRegular(src, at)
 			default:
 				if w, ok := locate(p, src); ok {
 					addRegular(src, w)
@@ -131,18 +156,24 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 				}
 			}
 		}
-		if err2 == nil && dst.Is4() && !owned[dst] {
-			end, replyFirst := requestEnd(t), replyRouter(t)
+		end, replyFirst := requestEnd(t), replyRouter(t)
+		if err2 == nil && dst.Is4() && end == doc.HopHost && last != nil && last.Out != "" {
+			// The destination answers through the router its reply enters
+			// first (its gateway), which ECMP may make another than the one
+			// the request came from. A DNAT on the way (port forward,
+			// hairpin): the server behind it owns the translated address
+			// and listens there.
+			at := where{last.Node, last.Out}
+			if replyFirst != nil && replyFirst.In != "" {
+				at = where{replyFirst.Node, replyFirst.In}
+			}
+			if fin := natDst(t, dst); !owned[fin] {
+				addRegular(fin, at)
+			}
+		} else if err2 == nil && dst.Is4() && !owned[dst] {
 			switch {
 			case end == doc.HopInternet && last != nil && last.Out != "":
 				addInternet(dst, src, where{last.Node, last.Out}, last.In)
-			case end == doc.HopHost && replyFirst != nil && replyFirst.In != "":
-				// The destination answers through the router its reply
-				// enters first (its gateway), which ECMP may make another
-				// than the one the request came from.
-				addRegular(dst, where{replyFirst.Node, replyFirst.In})
-			case end == doc.HopHost && last != nil && last.Out != "":
-				addRegular(dst, where{last.Node, last.Out})
 			default:
 				if w, ok := locate(p, dst); ok {
 					addRegular(dst, w)
@@ -156,6 +187,24 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		h.fabric = fmt.Sprintf("h%03d", i)
 	}
 	return order, warnings
+}
+
+// natDst is the destination a trace's DNAT steps translate dst to (dst
+// when none does).
+func natDst(t *doc.Trace, dst netip.Addr) netip.Addr {
+	for _, h := range t.Hops {
+		for _, st := range h.Steps {
+			if st.Kind != doc.StepNAT || !strings.EqualFold(st.Action, "DNAT") {
+				continue
+			}
+			if ap, err := netip.ParseAddrPort(st.To); err == nil {
+				dst = ap.Addr()
+			} else if a, err := netip.ParseAddr(st.To); err == nil {
+				dst = a
+			}
+		}
+	}
+	return dst
 }
 
 // routerHops returns the first and last router hops of a trace.

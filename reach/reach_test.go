@@ -298,8 +298,11 @@ func TestParseSnmp(t *testing.T) {
 	if _, err := parseSnmp("Tcp: x\nTcp: 1\n"); err == nil {
 		t.Error("no error without Ip: lines")
 	}
-	if !discarded(ipStats{InReceives: 1}, ipStats{InReceives: 2}) || discarded(ipStats{}, ipStats{InReceives: 1, ForwDatagrams: 1}) {
-		t.Error("discarded")
+	if c, _ := routingCause(ipStats{InReceives: 2}.sub(ipStats{InReceives: 1})); c != causeBlackhole {
+		t.Errorf("received and went nowhere: cause %q", c)
+	}
+	if c, _ := routingCause(ipStats{InReceives: 1, ForwDatagrams: 1}.sub(ipStats{})); c != "" {
+		t.Errorf("forwarded: cause %q", c)
 	}
 }
 

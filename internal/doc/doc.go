@@ -215,6 +215,10 @@ type LabRouter struct {
 	Name    string     `json:"name"`
 	Netns   string     `json:"netns"`
 	Refused []*Refusal `json:"refused"`
+	// HashSeed is the net.ipv4.fib_multipath_hash_seed the lab pinned on
+	// this router (0: the kernel has no such sysctl, the seed is random),
+	// so that ECMP picks the same nexthop on every run.
+	HashSeed uint32 `json:"hash_seed,omitempty"`
 }
 
 // Refusal is something the kernel refused to apply.
@@ -261,6 +265,25 @@ type E2E struct {
 	// Routers is what each router on the path did to the end-to-end probe
 	// (from its counter deltas), in path order up to where it stopped.
 	Routers []*RouterReach `json:"routers,omitempty"`
+	// Cause is what stopped an UNREACHABLE connection at BlockedBy.Router:
+	// filter (an iptables rule or policy: BlockedBy names it) or a routing
+	// cause (blackhole, unreachable, prohibit, no_route, rp_filter,
+	// forwarding, loop, no_neighbour). BlockedBy.Direction says whether
+	// the request or the reply died.
+	Cause string `json:"cause,omitempty"`
+	// Path and ReplyPath are the routers the probe's packets really
+	// crossed, request and reply, as "router(in>out)": found from every
+	// lab router's counters, in the order the kernel's routes link them.
+	// PredictedPath and PredictedReplyPath are trace's.
+	Path               []string `json:"path,omitempty"`
+	ReplyPath          []string `json:"reply_path,omitempty"`
+	PredictedPath      []string `json:"predicted_path,omitempty"`
+	PredictedReplyPath []string `json:"predicted_reply_path,omitempty"`
+	// PathDiffers: the packets took another path than predicted (the
+	// request's or the reply's routers differ, or routers off both paths
+	// saw the probe: AlsoSeen).
+	PathDiffers bool     `json:"path_differs,omitempty"`
+	AlsoSeen    []string `json:"also_seen,omitempty"`
 }
 
 // RouterReach is one router's verdict for a flow.
