@@ -49,7 +49,7 @@ func pathNodes(s *service) []dnode {
 				n.role = "source"
 			} else if i == len(s.hops)-1 {
 				n.role = "destination"
-				n.reached = e2eGood(s.e2e)
+				n.reached = s.requestArrived()
 			}
 		}
 		ns = append(ns, n)
@@ -70,7 +70,7 @@ func pathNodes(s *service) []dnode {
 		last = s.hops[len(s.hops)-1].kind
 	}
 	if last != doc.HopHost && last != doc.HopInternet {
-		ns = append(ns, dnode{name: "Destination host", ip: s.dst, role: "destination", kind: doc.HopHost, reached: e2eGood(s.e2e), cut: blocked || !e2eGood(s.e2e)})
+		ns = append(ns, dnode{name: "Destination host", ip: s.dst, role: "destination", kind: doc.HopHost, reached: s.requestArrived(), cut: blocked || !s.requestArrived()})
 	}
 	return ns
 }
