@@ -85,6 +85,9 @@ func TestRunReportConnection(t *testing.T) {
 		if !strings.Contains(svc, sq("Emulation: "+e.Verdict)) || !strings.Contains(svc, sq("(the reply is dropped by dc-core filter FORWARD #2)")) {
 			t.Error("service page does not give the live denial's direction")
 		}
+		if !strings.Contains(svc, sq("emulation: BLOCKED · filter FORWARD #2")) {
+			t.Error("the reply table lacks the live verdict of dc-core's rule")
+		}
 	case e.Verdict == doc.Reachable:
 		if strings.Contains(sum, sq("emulation: the reply is dropped")) {
 			t.Error("summary says the live reply was dropped, but the connection succeeded")

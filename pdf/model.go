@@ -52,6 +52,7 @@ type hop struct {
 	ctDetail  string
 	dir       string // doc.Reply for a router only on the reply path
 	ruleDir   string // the direction whose packet the deciding rule dropped
+	liveRule  string // reply hops: the rule whose counter moved for the reply, "filter FORWARD #2"
 }
 
 // disagreement is one place where simulation and emulation differ.
@@ -264,6 +265,18 @@ func buildService(f *doc.Flow, t *doc.Trace, r *doc.Reach) *service {
 				continue // another direction or branch: the reply's own evidence follows
 			}
 			apply(h, rr)
+		}
+		// The reply table's hops: what the end-to-end probe's reply met.
+		for _, h := range s.replyHops {
+			if er := e2eBy[h.name+" "+h.in+" "+h.out]; er != nil && h.kind == doc.HopRouter {
+				h.live, h.agrees = er.Verdict, er.Agrees
+				if h.live == "" {
+					h.live = unknown
+				}
+				if er.Rule != nil {
+					h.liveRule = strings.TrimSpace(er.Rule.Table + " " + ruleName(er.Rule.Chain, er.Rule.Index))
+				}
+			}
 		}
 		for _, h := range s.routers {
 			if h.dir == doc.Reply && h.live == "" {

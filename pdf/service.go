@@ -320,6 +320,18 @@ func hopRule(h *hop) []part {
 	if h.ruleText != "" {
 		ps = append(ps, p(h.ruleText, fMonoS, colText))
 	}
+	if h.live != "" {
+		l := "emulation: " + h.live
+		if h.liveRule != "" {
+			l += " · " + h.liveRule
+		}
+		col := colMuted
+		if !h.agrees && h.live != unknown {
+			l += " (DISAGREE)"
+			col = colDisagree
+		}
+		ps = append(ps, p(l, fSmall, col))
+	}
 	return ps
 }
 
