@@ -162,3 +162,52 @@ func TestReportLivePathDiffers(t *testing.T) {
 		}
 	}
 }
+
+// TestReplyDropOnRequestPath: a router the request passes and whose rule
+// drops the reply is BLOCKED with the reply named, but the request's links
+// after it stay solid and the destination counts as reached.
+func TestReplyDropOnRequestPath(t *testing.T) {
+	acc := func(i int) *doc.Step {
+		return &doc.Step{Kind: doc.StepFilter, Table: "filter", Chain: "FORWARD", Index: i, Action: "ACCEPT", Text: "-A FORWARD -j ACCEPT"}
+	}
+	drop := &doc.Step{Kind: doc.StepFilter, Table: "filter", Chain: "FORWARD", Index: 2, Action: "DROP", Text: "-A FORWARD -m conntrack --ctstate INVALID -j DROP"}
+	d := doc.New()
+	d.Flows = []*doc.Flow{{ID: "f1", Src: "10.0.1.5", Dst: "10.0.2.5", Proto: "icmp"}}
+	d.Trace = []*doc.Trace{{Flow: "f1", Disposition: doc.Denied, Direction: doc.Reply,
+		Hops: []*doc.Hop{
+			{Node: "10.0.1.5", Kind: doc.HopHost, IP: "10.0.1.5"},
+			{Node: "r1", Kind: doc.HopRouter, In: "eth0", Out: "eth1", Steps: []*doc.Step{acc(3)}},
+			{Node: "r2", Kind: doc.HopRouter, In: "eth0", Out: "eth1", Steps: []*doc.Step{acc(3)}},
+			{Node: "10.0.2.5", Kind: doc.HopHost, IP: "10.0.2.5"},
+		},
+		ReplyHops: []*doc.Hop{
+			{Node: "10.0.2.5", Kind: doc.HopHost, IP: "10.0.2.5"},
+			{Node: "r2", Kind: doc.HopRouter, In: "eth1", Out: "eth0", Steps: []*doc.Step{{Kind: doc.StepConntrack, Action: "ESTABLISHED"}, acc(1)}},
+			{Node: "r1", Kind: doc.HopRouter, In: "eth1", Out: "eth0", Steps: []*doc.Step{{Kind: doc.StepConntrack, Action: "INVALID"}, drop}},
+		},
+		DeniedBy: &doc.RuleRef{Router: "r1", Table: "filter", Chain: "FORWARD", Index: 2, Rule: drop.Text, Direction: doc.Reply},
+	}}
+	dot, err := Diagram(d, "f1", "dot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`BLOCKED (simulation) · FORWARD #2 (reply)`, `n3 [label="10.0.2.5\n10.0.2.5"`} {
+		if !strings.Contains(dot, w) {
+			t.Errorf("diagram lacks %s\n%s", w, dot)
+		}
+	}
+	if strings.Contains(dot, "dashed") || strings.Contains(dot, "not reached") {
+		t.Errorf("the request's path is cut although only the reply was dropped\n%s", dot)
+	}
+	path, pages := report(t, d, Options{})
+	validate(t, path)
+	text := squash(pageText(t, path, 1, pages))
+	for _, w := range []string{"the reply is dropped by r1 filter FORWARD #2", "ct INVALID", "ct ESTABLISHED", "Conntrack"} {
+		if !strings.Contains(text, squash(w)) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+	if strings.Contains(text, squash("reply path only")) {
+		t.Error("r1 and r2 are on the request path too, yet marked reply path only")
+	}
+}
