@@ -244,6 +244,9 @@ func buildService(f *doc.Flow, t *doc.Trace, r *doc.Reach) *service {
 			}
 			if rr.Rule != nil {
 				h.rule, h.ruleTable, h.ruleText, h.ruleDir = ruleName(rr.Rule.Chain, rr.Rule.Index), rr.Rule.Table, rr.Rule.Text, ""
+				if h.dir == doc.Reply {
+					h.ruleDir = doc.Reply // the end-to-end probe's reply met this rule
+				}
 			} else {
 				h.ruleSim = h.rule != ""
 			}

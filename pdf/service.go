@@ -197,7 +197,7 @@ func (r *renderer) evidence(n int, s *service, h *hop) {
 			where += " (predicted by the simulation; the emulation found no deciding rule)"
 		}
 		rp := []part{p(where, fSmallB, colText)}
-		if h.ruleDir != "" && h.predicted == doc.Blocked {
+		if h.ruleDir != "" && (h.verdict == doc.Blocked || h.predicted == doc.Blocked) {
 			rp = append(rp, p(fmt.Sprintf("the %s is dropped by %s %s", h.ruleDir, h.name, strings.TrimSpace(h.ruleTable+" "+h.rule)), fSmall, colDisagree))
 		}
 		if h.ruleText != "" {
@@ -380,7 +380,7 @@ func (r *renderer) replyTable(s *service) {
 	r.y = r.c.lines(margin, r.y, r.c.wrap(intro, r.contentW(), fSmall), fSmall)
 	r.textColor(colText)
 	r.y += 1
-	cols := []column{{"#", 7}, {"Router", 28}, {"in → out", 24}, {"Route", 46}, {"Deciding rule", 50}, {"Conntrack", 25}}
+	cols := []column{{"#", 6}, {"Router", 26}, {"in → out", 22}, {"Route", 44}, {"Deciding rule", 60}, {"Conntrack", 22}}
 	var rows [][][]part
 	n := 0
 	for _, h := range s.replyHops {
