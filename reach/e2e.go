@@ -140,7 +140,10 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	}
 	// The reply's way back, when the request arrived.
 	var rep []*walkStep
-	if delivered && last != nil {
+	// A broadcast answered by the router (an echo with
+	// icmp_echo_ignore_broadcasts=0) comes from one of its own addresses:
+	// no reply walk.
+	if delivered && last != nil && last.end != causeBroadcast {
 		rs, rd := last.dstOut, last.srcOut
 		if !rs.IsValid() {
 			rs, rd = fp.finalDst.Addr(), fp.src
