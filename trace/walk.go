@@ -194,6 +194,16 @@ func (w *walker) start(flow *doc.Flow) {
 	}
 	src := p.src.String()
 	w.hop(src, doc.HopHost, src, "")
+	if seg.Contains(p.dst) && seg.Bits() < 31 && p.dst == addrFromU32(u32(seg.Addr())|^uint32(0)>>seg.Bits()) {
+		// The subnet's broadcast: a link-layer broadcast every router
+		// on the subnet receives by its local table's broadcast route.
+		for _, c := range cands {
+			if cn, ok := c.r.connectedOn(c.ifc, p.src); ok && cn.pfx == seg {
+				w.receive(c.r, c.ifc, c.r.addrOn(c.ifc, p.src))
+				return
+			}
+		}
+	}
 	if seg.Contains(p.dst) {
 		// Same subnet: the host talks to the destination directly.
 		if os := e.owners[p.dst]; len(os) > 0 {
@@ -637,6 +647,13 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 		}
 	}
 	back := flowKey{src: w.p.dst, dst: w.p.src, iif: "lo", tos: w.p.tos, proto: w.p.proto, sport: w.p.dport, dport: w.p.sport}
+	if d.route != nil && d.route.r.Type == facts.RouteBroadcast {
+		// ip_route_input_slow validates a broadcast with no local
+		// address (brd_input: fib_validate_source(…, daddr 0, …)): the
+		// route back is looked up from 0.0.0.0, so rules selecting
+		// the source do not match it.
+		back.src = netip.IPv4Unspecified()
+	}
 	if oif != "" {
 		back.iif = oif
 	}
