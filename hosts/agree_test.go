@@ -170,7 +170,8 @@ func agreementFlows(f *facts.Facts) []*doc.Flow {
 	}
 	// To every subnet's broadcast address, from a host elsewhere: the
 	// routers on that subnet have it in their local table (type
-	// broadcast) and must not forward it.
+	// broadcast) and must not forward it. And back, from the broadcast
+	// address as a source.
 	var subs []netip.Prefix
 	for p := range subnets {
 		subs = append(subs, p)
@@ -184,6 +185,9 @@ func agreementFlows(f *facts.Facts) []*doc.Flow {
 				src = hosts[(k+1)%len(hosts)]
 			}
 			add(src, lastAddr(p), bsvc[k%len(bsvc)])
+			// And from it: a source that is a router's broadcast
+			// address fails source validation where it is checked.
+			add(lastAddr(p), src, bsvc[(k+1)%len(bsvc)])
 		}
 	}
 	return flows

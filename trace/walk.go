@@ -677,6 +677,11 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 			text = rd.rule.Text
 		}
 		return drop(table, text, pos, "there is no usable route back to "+w.p.src.String())
+	case rd.res == resLocal && rd.route != nil && rd.route.r.Type == facts.RouteBroadcast:
+		// Only a local route may be accepted (accept_local); a
+		// broadcast source never is.
+		return drop(table, text, pos, "the source "+w.p.src.String()+" is a broadcast address of "+r.f.Name+
+			" (broadcast "+w.p.src.String()+" dev "+rd.route.r.Dev+", local table)")
 	case rd.res == resLocal:
 		if acceptLocal {
 			return true
