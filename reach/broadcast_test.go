@@ -81,3 +81,31 @@ func TestBroadcastAgrees(t *testing.T) {
 		})
 	}
 }
+
+// TestBroadcastEchoAnswered: with icmp_echo_ignore_broadcasts=0 in a
+// router's facts the lab's router answers an echo to its subnet
+// broadcast, from its own address, and trace says so (DELIVERED).
+func TestBroadcastEchoAnswered(t *testing.T) {
+	needRoot(t)
+	f := loadFacts(t, "")
+	r := f.Router("hq-core")
+	if r.Sysctls == nil {
+		r.Sysctls = map[string]string{}
+	}
+	r.Sysctls["net.ipv4.icmp_echo_ignore_broadcasts"] = "0"
+	fl := flow("B3", "10.1.10.9", "10.1.1.255", "icmp", 0)
+	lab := labDoc(t, f, []*doc.Flow{fl})
+	if tr := lab.Trace[0]; tr.Disposition != doc.Delivered || len(tr.ReplyHops) == 0 || tr.ReplyHops[0].Node != "hq-core" {
+		t.Fatalf("trace %s (%s), want DELIVERED with hq-core answering", tr.Disposition, tr.Reason)
+	}
+	for _, reuse := range []bool{false, true} {
+		d := *lab
+		if err := Run(context.Background(), f, &d, Options{Log: testLog(t), Timeout: testTimeout, ReuseEndToEnd: reuse}); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		e := d.Reach[0].E2E
+		if e.Verdict != doc.Reachable || e.Agrees == nil || !*e.Agrees || len(d.Reach[0].Disagreements) != 0 {
+			t.Errorf("reuse=%v: live %s (%s), predicted %s, disagreements %q\n%s", reuse, e.Verdict, e.Reason, e.Predicted, d.Reach[0].Disagreements, summary(d.Reach))
+		}
+	}
+}
