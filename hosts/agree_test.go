@@ -168,6 +168,28 @@ func agreementFlows(f *facts.Facts) []*doc.Flow {
 			add(h, routerAddrs[k%len(routerAddrs)], svc{"tcp", 22, 0})
 		}
 	}
+	// To every subnet's broadcast address, from a host elsewhere: the
+	// routers on that subnet have it in their local table (type
+	// broadcast) and must not forward it. And back, from the broadcast
+	// address as a source.
+	var subs []netip.Prefix
+	for p := range subnets {
+		subs = append(subs, p)
+	}
+	sort.Slice(subs, func(i, j int) bool { return subs[i].Addr().Less(subs[j].Addr()) })
+	bsvc := []svc{{"tcp", 443, 0}, {"icmp", 0, 0}, {"udp", 161, 0}}
+	for k, p := range subs {
+		if len(hosts) > 1 {
+			src := hosts[k%len(hosts)]
+			if p.Contains(src) {
+				src = hosts[(k+1)%len(hosts)]
+			}
+			add(src, lastAddr(p), bsvc[k%len(bsvc)])
+			// And from it: a source that is a router's broadcast
+			// address fails source validation where it is checked.
+			add(lastAddr(p), src, bsvc[(k+1)%len(bsvc)])
+		}
+	}
 	return flows
 }
 
@@ -206,6 +228,8 @@ type agreement struct {
 	// hops compared; kernelBranches the branches the kernel's hash takes.
 	replies, multipath                      int
 	ecmpFlows, ecmpBranches, kernelBranches int
+	// broadcasts counts hops trace received by a broadcast route.
+	broadcasts int
 }
 
 func (a *agreement) kernel(ns, query string) kernelRoute {
@@ -307,6 +331,16 @@ func (a *agreement) checkLeg(fl *doc.Flow, dir string, hops []*doc.Hop, disp str
 			want = "no route"
 			if k.err == "" && k.Type != "unreachable" {
 				why = "trace finds no route"
+			}
+		case rs.Action == facts.RouteBroadcast:
+			// A broadcast address of this router: received, never
+			// forwarded.
+			want = "broadcast"
+			a.mu.Lock()
+			a.broadcasts++
+			a.mu.Unlock()
+			if k.Type != "broadcast" {
+				why = "trace receives it as a broadcast (local table)"
 			}
 		case rs.Action == facts.RouteLocal || h.Out == "" && last && disp == doc.Delivered:
 			want = "local"
@@ -411,8 +445,11 @@ func runAgreement(t *testing.T, f *facts.Facts) *doc.Lab {
 		})
 	}
 	g.Wait()
-	t.Logf("kernel agreement: %d flows (%d replies; %d flows with %d ECMP branches, the kernel's named for %d), %d router hops compared (%d on multipath routes), %d disagreements; dispositions %v",
-		a.flows, a.replies, a.ecmpFlows, a.ecmpBranches, a.kernelBranches, a.checked, a.multipath, len(a.bad), disp)
+	t.Logf("kernel agreement: %d flows (%d replies; %d flows with %d ECMP branches, the kernel's named for %d), %d router hops compared (%d on multipath routes, %d received as broadcasts), %d disagreements; dispositions %v",
+		a.flows, a.replies, a.ecmpFlows, a.ecmpBranches, a.kernelBranches, a.checked, a.multipath, a.broadcasts, len(a.bad), disp)
+	if a.broadcasts == 0 {
+		t.Errorf("no flow to a subnet broadcast reached a router holding it: nothing compared")
+	}
 	if a.ecmpFlows > 0 && a.kernelBranches != a.ecmpFlows {
 		t.Errorf("the seed is pinned, but trace named the kernel's branch for only %d of %d ECMP flows", a.kernelBranches, a.ecmpFlows)
 	}

@@ -62,6 +62,13 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 			warnings = append(warnings, fmt.Sprintf("no lab segment for %s at %s %s; no host made", ip, w.router, w.iface))
 			return
 		}
+		if why := reserved(ip, ifp.ifc); why != "" {
+			// The router's kernel takes the subnet broadcast as its own
+			// (a broadcast route of its local table) and never forwards
+			// it; a host there would answer what no real host can.
+			warnings = append(warnings, fmt.Sprintf("%s is %s on %s %s; no host made", ip, why, w.router, w.iface))
+			return
+		}
 		k := ip.String() + "|" + ifp.seg.bridge
 		if regular[k] != nil {
 			return
@@ -278,6 +285,34 @@ func locate(p *plan, ip netip.Addr) (where, bool) {
 		return cs[i].w.router < cs[j].w.router
 	})
 	return cs[0].w, true
+}
+
+// reserved says why no host may own ip on interface ifc: it is the
+// network or the broadcast address of one of ifc's IPv4 subnets with a
+// prefix shorter than /31 ("" when it may).
+func reserved(ip netip.Addr, ifc *facts.Interface) string {
+	if !ip.Is4() {
+		return ""
+	}
+	for _, a := range ifc.Addrs {
+		p := a.Prefix.Masked()
+		if a.Peer.IsValid() {
+			p = a.Peer.Masked()
+		}
+		if !p.Addr().Is4() || p.Bits() >= 31 || !p.Contains(ip) {
+			continue
+		}
+		b := p.Addr().As4()
+		n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		n |= ^uint32(0) >> p.Bits()
+		switch ip {
+		case p.Addr():
+			return "the network address of " + p.String()
+		case netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}):
+			return "the broadcast address of " + p.String()
+		}
+	}
+	return ""
 }
 
 func firstV4(ifc *facts.Interface) netip.Addr {

@@ -142,7 +142,7 @@ func (b *routerBuild) links(ctx context.Context) error {
 }
 
 // sysctls: ip_forward=1 always (it is a router); rp_filter and the other
-// net.ipv4.conf.* values as collected. When rp_filter was not collected it
+// net.ipv4.conf.* values, and icmp_echo_ignore_broadcasts, as collected. When rp_filter was not collected it
 // is written 0 explicitly: the trace engine assumes no reverse-path filter
 // unless the facts say otherwise, and a fresh namespace may otherwise
 // inherit the host's values (net.core.devconf_inherit_init_net).
@@ -162,6 +162,13 @@ func (b *routerBuild) sysctls(perIface bool) {
 			}
 		}
 		b.multipath()
+		// Whether the router answers an echo sent to a broadcast
+		// address (a new namespace starts at the kernel default 1).
+		if v, ok := r.Sysctls["net.ipv4.icmp_echo_ignore_broadcasts"]; ok {
+			if err := netx.SetSysctl("net.ipv4.icmp_echo_ignore_broadcasts", v); err != nil {
+				b.refuse("sysctl", r.File, err)
+			}
+		}
 	}
 	for k, v := range r.Sysctls {
 		rest, ok := strings.CutPrefix(k, "net.ipv4.conf.")

@@ -161,6 +161,11 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 		repQ := walkQuery{proto: proto, sport: fp.finalDst.Port(), dport: uint16(fp.flow.SPort), mark: func(string) uint32 { return 0 }}
 		if last.end == "delivered" {
 			rep = r.walk(last.router, "", rs, rd, repQ, repNAT)
+		} else if last.end == causeBroadcast {
+			// A broadcast the router answered (an echo with
+			// icmp_echo_ignore_broadcasts=0) comes from an address
+			// of its own that its kernel picks: routed without one.
+			rep = r.walk(last.router, "", netip.Addr{}, rd, repQ, repNAT)
 		} else if o, ok := r.firstHop(dst.ns, rs, rd); ok && o.router != "" {
 			rep = r.walk(o.router, o.iface, rs, rd, repQ, repNAT)
 		}

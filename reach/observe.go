@@ -37,7 +37,8 @@ type walkStep struct {
 	kind            string
 	// end: how the packet leaves this router ("" = to the next step):
 	// delivered (to the router itself), host (to a lab host), or a
-	// routing answer that ends the walk (unreachable, blackhole …).
+	// routing answer that ends the walk (unreachable, blackhole,
+	// broadcast …).
 	end string
 	// host is the lab host the packet is handed to (end == "host").
 	host nsRef
@@ -253,6 +254,12 @@ func (r *runner) walk(start, in string, src, dst netip.Addr, q walkQuery, nat fu
 		switch ans.typ {
 		case unix.RTN_LOCAL:
 			st.kind, st.end = hopInput, "delivered"
+			st.srcOut, st.dstOut = s2, d2
+			return steps
+		case unix.RTN_BROADCAST:
+			// A broadcast address of this router (its local table):
+			// received through INPUT, never forwarded.
+			st.kind, st.end = hopInput, causeBroadcast
 			st.srcOut, st.dstOut = s2, d2
 			return steps
 		case unix.RTN_BLACKHOLE:

@@ -32,6 +32,10 @@ type hopPlan struct {
 	hasNext bool
 	pred    trace.RouterVerdict
 	hasPred bool
+	// broadcast: the destination is a broadcast address of this router
+	// (trace's route step is a broadcast route of the local table): the
+	// packet ends here, received, not forwarded.
+	broadcast bool
 	// mark is the firewall mark this router's mangle rules give the
 	// packet before routing (trace's mangle steps; 0: none).
 	mark uint32
@@ -255,6 +259,10 @@ func branchHops(fl *doc.Flow, src, dst netip.Addr, hops []*doc.Hop, disposition 
 			hp.kind = hopOutput
 		case h.Out == "" && i == len(hops)-1 && disposition == doc.Delivered:
 			hp.kind = hopInput
+		case h.Out == "" && i == len(hops)-1 && broadcastHop(h):
+			// Received by a broadcast route of the local table: INPUT,
+			// never forwarded, whatever the stack then does.
+			hp.kind, hp.broadcast = hopInput, true
 		}
 		hp.nextIP = routeVia(h)
 		hp.hasNext = i+1 < len(hops)
@@ -318,4 +326,15 @@ func routeVia(h *doc.Hop) netip.Addr {
 		}
 	}
 	return gw
+}
+
+// broadcastHop: trace routed the packet by a broadcast route of the
+// router's local table.
+func broadcastHop(h *doc.Hop) bool {
+	for _, st := range h.Steps {
+		if st.Kind == doc.StepRoute && st.Action == facts.RouteBroadcast {
+			return true
+		}
+	}
+	return false
 }

@@ -478,7 +478,7 @@ func (r *runner) routerView(w *watched, hp *hopPlan, out probeOutcome, reached b
 		ev.neigh = w.r.neighFailed(hp.nextIP, hp.dstOut.Addr(), hp.out)
 	}
 	rr, _ := judgeRouter(hp.router, hp.in, hp.out, routerInput{ev: ev, later: reached, answered: out.ok,
-		refusal: r.refusal(w.r, hp.kind, ev.dec, hp.refused), errText: errText(out.err)})
+		refusal: r.refusal(w.r, hp.kind, ev.dec, hp.refused), errText: errText(out.err), stop: hp.broadcast})
 	if len(w.r.bad) > 0 && rr.Rule != nil {
 		rr.Reason = joinReason(rr.Reason, "rule texts may be off: "+w.r.bad[0])
 	}

@@ -16,6 +16,10 @@ type ipStats struct {
 	// InNoRoutes (IpExt): no route for a received packet (unreachable
 	// route or no matching route).
 	InNoRoutes uint64
+	// InBcastPkts (IpExt): received by a broadcast route of the local
+	// table (a subnet broadcast address): delivered locally, never
+	// forwarded.
+	InBcastPkts uint64
 	// OutDestUnreachs, OutTimeExcds (Icmp): ICMP errors this namespace
 	// sent (unreachable/prohibit routes, forwarding disabled, TTL expired).
 	OutDestUnreachs, OutTimeExcds uint64
@@ -56,7 +60,7 @@ func (a ipStats) sub(b ipStats) ipStats {
 		InReceives: d(a.InReceives, b.InReceives), InHdrErrors: d(a.InHdrErrors, b.InHdrErrors),
 		InAddrErrors: d(a.InAddrErrors, b.InAddrErrors), ForwDatagrams: d(a.ForwDatagrams, b.ForwDatagrams),
 		InDiscards: d(a.InDiscards, b.InDiscards), InDelivers: d(a.InDelivers, b.InDelivers),
-		OutRequests: d(a.OutRequests, b.OutRequests), InNoRoutes: d(a.InNoRoutes, b.InNoRoutes),
+		OutRequests: d(a.OutRequests, b.OutRequests), InNoRoutes: d(a.InNoRoutes, b.InNoRoutes), InBcastPkts: d(a.InBcastPkts, b.InBcastPkts),
 		OutDestUnreachs: d(a.OutDestUnreachs, b.OutDestUnreachs), OutTimeExcds: d(a.OutTimeExcds, b.OutTimeExcds),
 		InEchos: d(a.InEchos, b.InEchos), RPFilter: d(a.RPFilter, b.RPFilter),
 		OutTransmits: d(a.OutTransmits, b.OutTransmits), HasOutTransmits: a.HasOutTransmits && b.HasOutTransmits,
@@ -190,6 +194,8 @@ func (st *ipStats) field(sec, name string) *uint64 {
 		return &st.OutTransmits
 	case "IpExt.InNoRoutes":
 		return &st.InNoRoutes
+	case "IpExt.InBcastPkts":
+		return &st.InBcastPkts
 	case "Icmp.OutDestUnreachs":
 		return &st.OutDestUnreachs
 	case "Icmp.OutTimeExcds":

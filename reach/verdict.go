@@ -22,6 +22,11 @@ const (
 	causeForwarding  = "forwarding"
 	causeLoop        = "loop"
 	causeNoNeighbour = "no_neighbour"
+	// causeBroadcast: the destination is a broadcast address of the
+	// router (a broadcast route of its local table): received, delivered
+	// to the router's stack, never forwarded, and not answered (TCP and
+	// ignored ICMP echoes; a UDP datagram no socket wanted).
+	causeBroadcast = "broadcast"
 )
 
 // evidence is what one router showed during one probe: the counters that
@@ -93,6 +98,10 @@ func routingCause(ip ipStats) (cause, text string) {
 		return causeForwarding, "not forwarded: forwarding is disabled on the incoming interface (or the destination is not routable)"
 	case ip.OutDestUnreachs > 0:
 		return causeUnreachable, "the router answered ICMP unreachable (an unreachable or prohibit route)"
+	case ip.InBcastPkts > 0 && ip.forwarded() == 0:
+		// Before the blackhole case: a broadcast delivered to a stack
+		// that drops it (TCP, an ignored echo) also went nowhere.
+		return causeBroadcast, "received as a broadcast (the destination is a broadcast address of the router's local table): delivered to the router, not forwarded, not answered"
 	case ip.InReceives > 0 && ip.forwarded() == 0 && ip.InDelivers == 0:
 		return causeBlackhole, "the packet entered the router and was discarded without an answer (a blackhole route or policy rule)"
 	}
@@ -120,7 +129,8 @@ type routerInput struct {
 // routingStop: statistics that name a routing drop other than "received
 // and went nowhere".
 func routingStop(ip ipStats) bool {
-	return ip.RPFilter > 0 || ip.OutTimeExcds > 0 || ip.InHdrErrors > 0 || ip.InNoRoutes > 0 || ip.InAddrErrors > 0 || ip.OutDestUnreachs > 0
+	return ip.RPFilter > 0 || ip.OutTimeExcds > 0 || ip.InHdrErrors > 0 || ip.InNoRoutes > 0 || ip.InAddrErrors > 0 || ip.OutDestUnreachs > 0 ||
+		ip.InBcastPkts > 0 && ip.forwarded() == 0
 }
 
 // judgeRouter is one router's verdict from its own evidence: ALLOWED only
@@ -305,13 +315,14 @@ func predictedCause(t *doc.Trace) string {
 }
 
 // causeClass groups causes by what decided: a firewall rule, a route
-// (blackhole, unreachable, prohibit, no route, a next hop nobody owns —
+// (blackhole, unreachable, prohibit, no route, a next hop nobody owns, a
+// broadcast route of the local table (trace's NULL_ROUTED) —
 // the kernel's statistics cannot always tell these apart, trace's
 // NULL_ROUTED and NO_ROUTE name them), rp_filter, forwarding disabled, a
 // loop.
 func causeClass(c string) string {
 	switch c {
-	case causeBlackhole, causeUnreachable, causeNoRoute, causeNoNeighbour:
+	case causeBlackhole, causeUnreachable, causeNoRoute, causeNoNeighbour, causeBroadcast:
 		return "route"
 	}
 	return c

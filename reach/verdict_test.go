@@ -56,6 +56,15 @@ func TestJudgeRouter(t *testing.T) {
 			verdict: doc.Blocked, cause: causeLoop},
 		{name: "the same statistics mid-path, with no walk ending here: passed on", in: routerInput{ev: &evidence{ip: ipStats{InReceives: 32, ForwDatagrams: 31, InHdrErrors: 1, OutTimeExcds: 1}}},
 			verdict: doc.Allowed},
+		{name: "a broadcast of the router: received, delivered to its stack, not forwarded, not answered",
+			in:      routerInput{ev: &evidence{ip: ipStats{InReceives: 1, InDelivers: 1, InBcastPkts: 1}}, stop: true},
+			verdict: doc.Blocked, cause: causeBroadcast, reason: "received as a broadcast"},
+		{name: "a broadcast that went nowhere is no blackhole", in: routerInput{ev: &evidence{ip: ipStats{InReceives: 1, InBcastPkts: 1}}},
+			verdict: doc.Blocked, cause: causeBroadcast},
+		{name: "a broadcast dropped by an INPUT rule is the rule's", in: routerInput{ev: &evidence{dec: decision{block: drop, moved: []*moved{drop}}, ip: ipStats{InReceives: 1, InBcastPkts: 1}}, stop: true},
+			verdict: doc.Blocked, rule: "FORWARD 2", cause: causeFilter},
+		{name: "a broadcast echo answered (icmp_echo_ignore_broadcasts=0)", in: routerInput{ev: &evidence{ip: ipStats{InReceives: 1, InDelivers: 1, InBcastPkts: 1, OutRequests: 1}}, stop: true, answered: true},
+			verdict: doc.Allowed},
 		{name: "no neighbour", in: routerInput{ev: &evidence{ip: ipStats{InReceives: 1}, neigh: "passed on, but no neighbour on eth0 answers ARP for 10.0.0.9"}},
 			verdict: doc.Blocked, cause: causeNoNeighbour},
 		{name: "a refused line makes it UNKNOWN", in: routerInput{ev: &evidence{dec: decision{accept: accept, moved: []*moved{accept}}, ip: ipStats{InReceives: 1, ForwDatagrams: 1}}, refusal: "a route this packet consults is refused"},
@@ -179,6 +188,10 @@ func TestCompareE2E(t *testing.T) {
 			&doc.Trace{Disposition: doc.NullRouted, Hops: []*doc.Hop{routerHop("a"), routerHop("b")}}, false},
 		{"route drop both, same router", &doc.E2E{Verdict: doc.Unreachable, Cause: causeUnreachable, BlockedBy: &doc.RuleRef{Router: "b"}},
 			&doc.Trace{Disposition: doc.NullRouted, Hops: []*doc.Hop{routerHop("a"), routerHop("b")}}, true},
+		{"a broadcast live, NULL_ROUTED predicted at the same router", &doc.E2E{Verdict: doc.Unreachable, Cause: causeBroadcast, BlockedBy: &doc.RuleRef{Router: "b"}},
+			&doc.Trace{Disposition: doc.NullRouted, Hops: []*doc.Hop{routerHop("a"), routerHop("b")}}, true},
+		{"a broadcast live, a firewall drop predicted", &doc.E2E{Verdict: doc.Unreachable, Cause: causeBroadcast, BlockedBy: &doc.RuleRef{Router: "b"}},
+			deniedAt("b", 2, doc.Request), false},
 		{"route drop both, other router", &doc.E2E{Verdict: doc.Unreachable, Cause: causeBlackhole, BlockedBy: &doc.RuleRef{Router: "a"}},
 			&doc.Trace{Disposition: doc.NullRouted, Hops: []*doc.Hop{routerHop("a"), routerHop("b")}}, false},
 		{"unknown live never agrees with a verdict", &doc.E2E{Verdict: doc.Unknown}, deniedAt("b", 2, doc.Request), false},
@@ -276,11 +289,11 @@ func TestRealignNamesTheKernelsRule(t *testing.T) {
 func TestParseMIB(t *testing.T) {
 	var st ipStats
 	s := "Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams\nIp: 1 64 9 1 2 3\n" +
-		"Icmp: InMsgs OutDestUnreachs OutTimeExcds\nIcmp: 0 4 5\nIpExt: InNoRoutes InTruncatedPkts\nIpExt: 6 0\nTcpExt: SyncookiesSent IPReversePathFilter\nTcpExt: 0 7\n"
+		"Icmp: InMsgs OutDestUnreachs OutTimeExcds\nIcmp: 0 4 5\nIpExt: InNoRoutes InTruncatedPkts InBcastPkts\nIpExt: 6 0 8\nTcpExt: SyncookiesSent IPReversePathFilter\nTcpExt: 0 7\n"
 	if !parseMIB(s, &st) {
 		t.Fatal("no Ip: section")
 	}
-	want := ipStats{InReceives: 9, InHdrErrors: 1, InAddrErrors: 2, ForwDatagrams: 3, OutDestUnreachs: 4, OutTimeExcds: 5, InNoRoutes: 6, RPFilter: 7}
+	want := ipStats{InReceives: 9, InHdrErrors: 1, InAddrErrors: 2, ForwDatagrams: 3, OutDestUnreachs: 4, OutTimeExcds: 5, InNoRoutes: 6, InBcastPkts: 8, RPFilter: 7}
 	if st != want {
 		t.Errorf("got %+v, want %+v", st, want)
 	}

@@ -34,7 +34,7 @@ func TestResultNamesRouterAndRule(t *testing.T) {
 
 	// A guest to the Internet: ssh is rejected by br-gw's GUEST chain,
 	// https leaves the network.
-	res := jobResultOf(t, c, c.submit("10.2.99.5", "198.51.100.7", "ssh,https"))
+	res := jobResultOf(t, c, c.submit("10.2.99.5", "198.51.100.5", "ssh,https"))
 	if len(res.Flows) != 2 || res.Summary != "1 of 2 reachable" || res.Reachable {
 		t.Fatalf("result %+v", res)
 	}

@@ -153,7 +153,7 @@ func (w *walker) connection(t *doc.Trace) {
 
 // branch walks one ECMP branch: the request, then the reply.
 func (w *walker) branch(force []int) *doc.Branch {
-	w.force, w.points, w.ct = force, w.points[:0], w.ct[:0]
+	w.force, w.points, w.ct, w.bcSrc = force, w.points[:0], w.ct[:0], netip.Addr{}
 	w.dir, w.p, w.seen = doc.Request, w.p0, w.seen[:0]
 	w.hops, w.disp, w.reason, w.denied = make([]*doc.Hop, 0, 8), "", "", nil
 	w.start(w.flow)
@@ -176,7 +176,13 @@ func (w *walker) branch(force []int) *doc.Branch {
 		// if every translation was undone: a reply that bypassed the
 		// router that translated the request comes from elsewhere.
 		q := w.p0
-		if got, want := w.tuple(), (tuple{q.dst, q.src, q.dport, q.sport}); got != want {
+		want := tuple{q.dst, q.src, q.dport, q.sport}
+		if w.bcSrc.IsValid() {
+			// An echo to a broadcast address is answered from the
+			// router's own address; ping matches it by identifier.
+			want.src = w.bcSrc
+		}
+		if got := w.tuple(); got != want {
 			disp = doc.NoRoute
 			reason = fmt.Sprintf("the reply reaches %s from %s, not from %s where the request was sent: a translation of the request was not undone on the reply's path, so the source's stack does not match it to its connection",
 				natHostPort(got.dst, got.dport, q.proto), natHostPort(got.src, got.sport, q.proto), natHostPort(want.src, want.sport, q.proto))
@@ -243,6 +249,9 @@ func (w *walker) reply(req []*doc.Hop) {
 		// Delivered to the router itself (an interface address or a
 		// local route): the router answers.
 		if r := w.e.byName[last.Node]; r != nil {
+			if w.bcSrc.IsValid() {
+				w.p.src = w.bcSrc
+			}
 			w.originate(r, "")
 			return
 		}

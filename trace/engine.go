@@ -299,7 +299,9 @@ func (r *rtr) prepare() *prep {
 				rt.gw = gw.String()
 			}
 			switch {
-			case rt.r.Type == facts.RouteLocal || rt.r.Type == facts.RouteBroadcast || rt.r.Type == facts.RouteAnycast:
+			case rt.r.Type == facts.RouteBroadcast:
+				rt.use = "a broadcast address of " + r.f.Name + ": received as a broadcast (local delivery), never forwarded"
+			case rt.r.Type == facts.RouteLocal || rt.r.Type == facts.RouteAnycast:
 				rt.use = "local delivery"
 			case gw.IsValid():
 				rt.use = "via " + rt.gw + " dev " + dev
@@ -324,8 +326,8 @@ func (r *rtr) prepare() *prep {
 
 // addKernelRoutes adds the routes the kernel creates by itself when an
 // address is configured and that facts may lack: local routes for every
-// address (table local) and the prefix route of every connected subnet
-// (table main).
+// address and broadcast routes for every subnet broadcast (table local),
+// and the prefix route of every connected subnet (table main).
 func (r *rtr) addKernelRoutes(p *prep) {
 	local := p.tables[facts.TableLocal]
 	if local == nil || len(local.routes) == 0 {
@@ -345,6 +347,33 @@ func (r *rtr) addKernelRoutes(p *prep) {
 			local.routes = append(local.routes, &route{r: &facts.Route{Type: facts.RouteLocal,
 				Dst: netip.PrefixFrom(a.addr, 32), Dev: a.ifc, Scope: "host", Proto: "kernel", Src: a.addr,
 				Text: "local " + s + " dev " + a.ifc + " proto kernel scope host src " + s}})
+		}
+		// The subnet broadcast of every primary address with a prefix
+		// shorter than /31 (fib_add_ifaddr): the kernel adds it whatever
+		// brd says, and brd is the subnet broadcast unless set by hand.
+		seen := map[netip.Addr]bool{}
+		for _, i := range r.f.Interfaces {
+			for _, a := range i.Addrs {
+				if !a.Prefix.Addr().Is4() || a.Secondary {
+					continue
+				}
+				p := a.Prefix.Masked()
+				if a.Peer.IsValid() {
+					p = a.Peer.Masked()
+				}
+				if p.Bits() >= 31 || p.Addr().IsUnspecified() {
+					continue
+				}
+				bc := addrFromU32(u32(p.Addr()) | ^uint32(0)>>p.Bits())
+				if seen[bc] {
+					continue
+				}
+				seen[bc] = true
+				src := a.Prefix.Addr().String()
+				local.routes = append(local.routes, &route{r: &facts.Route{Type: facts.RouteBroadcast,
+					Dst: netip.PrefixFrom(bc, 32), Dev: i.Name, Scope: "link", Proto: "kernel", Src: a.Prefix.Addr(),
+					Text: "broadcast " + bc.String() + " dev " + i.Name + " proto kernel scope link src " + src}})
+			}
 		}
 	}
 	main := p.tables[facts.TableMain]

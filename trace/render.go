@@ -266,6 +266,11 @@ func hopSummary(p painter, h *doc.Hop) string {
 			}
 		case doc.StepLocal:
 			route = "local delivery"
+			if s.Text != "" {
+				// A broadcast route of the local table: what the
+				// protocol did with the packet (drop, deliver, unknown).
+				route = "local: " + shortRoute(s.Text) + " (" + s.Action + ", not forwarded)"
+			}
 		case doc.StepConntrack:
 			st := s.Action
 			if st == "INVALID" {

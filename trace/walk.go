@@ -113,6 +113,9 @@ type walker struct {
 	// path (direction request); ackPoint is its next ECMP point.
 	ack      bool
 	ackPoint int
+	// bcSrc: the request was an ICMP echo to a broadcast address that
+	// the router answers from this address of its own (invalid otherwise).
+	bcSrc netip.Addr
 }
 
 // loopKey is what makes a packet "the same packet again" on a router.
@@ -191,6 +194,16 @@ func (w *walker) start(flow *doc.Flow) {
 	}
 	src := p.src.String()
 	w.hop(src, doc.HopHost, src, "")
+	if seg.Contains(p.dst) && seg.Bits() < 31 && p.dst == addrFromU32(u32(seg.Addr())|^uint32(0)>>seg.Bits()) {
+		// The subnet's broadcast: a link-layer broadcast every router
+		// on the subnet receives by its local table's broadcast route.
+		for _, c := range cands {
+			if cn, ok := c.r.connectedOn(c.ifc, p.src); ok && cn.pfx == seg {
+				w.receive(c.r, c.ifc, c.r.addrOn(c.ifc, p.src))
+				return
+			}
+		}
+	}
 	if seg.Contains(p.dst) {
 		// Same subnet: the host talks to the destination directly.
 		if os := e.owners[p.dst]; len(os) > 0 {
@@ -504,7 +517,7 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	}
 	if d.res == resLocal {
 		np.InIf = in
-		w.input(r, h, np, ct, orig)
+		w.input(r, h, np, ct, orig, d.route)
 		return
 	}
 	if w.p.ttl <= 1 {
@@ -585,7 +598,7 @@ func (w *walker) originate(r *rtr, ifc string) {
 			}
 		}
 		np.InIf = "lo"
-		w.input(r, h, np, ct, orig)
+		w.input(r, h, np, ct, orig, d.route)
 		return
 	}
 	h.Out = dev
@@ -634,6 +647,13 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 		}
 	}
 	back := flowKey{src: w.p.dst, dst: w.p.src, iif: "lo", tos: w.p.tos, proto: w.p.proto, sport: w.p.dport, dport: w.p.sport}
+	if d.route != nil && d.route.r.Type == facts.RouteBroadcast {
+		// ip_route_input_slow validates a broadcast with no local
+		// address (brd_input: fib_validate_source(…, daddr 0, …)): the
+		// route back is looked up from 0.0.0.0, so rules selecting
+		// the source do not match it.
+		back.src = netip.IPv4Unspecified()
+	}
 	if oif != "" {
 		back.iif = oif
 	}
@@ -657,6 +677,11 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 			text = rd.rule.Text
 		}
 		return drop(table, text, pos, "there is no usable route back to "+w.p.src.String())
+	case rd.res == resLocal && rd.route != nil && rd.route.r.Type == facts.RouteBroadcast:
+		// Only a local route may be accepted (accept_local); a
+		// broadcast source never is.
+		return drop(table, text, pos, "the source "+w.p.src.String()+" is a broadcast address of "+r.f.Name+
+			" (broadcast "+w.p.src.String()+" dev "+rd.route.r.Dev+", local table)")
 	case rd.res == resLocal:
 		if acceptLocal {
 			return true
@@ -674,8 +699,9 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 	return drop(table, text, pos, "the route back to "+w.p.src.String()+" leaves by "+dev+", not "+in)
 }
 
-// input runs the INPUT chains of a packet delivered locally.
-func (w *walker) input(r *rtr, h *doc.Hop, np *Packet, ct *ctEntry, orig tuple) {
+// input runs the INPUT chains of a packet delivered locally by route rt
+// (a local, broadcast or anycast route of the local table).
+func (w *walker) input(r *rtr, h *doc.Hop, np *Packet, ct *ctEntry, orig tuple, rt *route) {
 	np.OutIf, np.Gateway = "", netip.Addr{}
 	for _, c := range [][2]string{{"mangle", "INPUT"}, {"filter", "INPUT"}, {"nat", "INPUT"}} {
 		if !w.chain(r, h, c[0], c[1], np) {
@@ -684,6 +710,10 @@ func (w *walker) input(r *rtr, h *doc.Hop, np *Packet, ct *ctEntry, orig tuple) 
 	}
 	w.unDNAT(h, ct, np)
 	w.commit(r, orig, np)
+	if rt != nil && rt.r.Type == facts.RouteBroadcast {
+		w.broadcast(r, h, rt)
+		return
+	}
 	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepLocal, Action: "deliver", Detail: w.p.dst.String() + " is an address of " + r.f.Name})
 	w.finish(doc.Delivered, "")
 }
@@ -810,4 +840,71 @@ func segmentPeer(r *rtr, dev string, o *rtr, oifc string, target netip.Addr) (st
 		return oifc, target, true
 	}
 	return "", netip.Addr{}, false
+}
+
+// sysEchoIgnoreBcast is the switch that makes the kernel ignore ICMP echo
+// requests sent to a broadcast address (kernel default 1).
+const sysEchoIgnoreBcast = "net.ipv4.icmp_echo_ignore_broadcasts"
+
+// broadcast decides a packet that router r received by a broadcast route
+// rt of its local table and that passed INPUT: the kernel never forwards
+// it, and its protocols treat it as a broadcast. TCP discards it without
+// an answer (tcp_v4_rcv takes only unicast segments; a SYN to a broadcast
+// address is never answered, not even with a reset); ICMP echo is ignored
+// unless icmp_echo_ignore_broadcasts is 0, and then answered from the
+// router's own address (fib_compute_spec_dst); UDP goes only to a socket
+// bound to the port, which the facts do not list, and a broadcast never
+// draws a port unreachable.
+func (w *walker) broadcast(r *rtr, h *doc.Hop, rt *route) {
+	dst := w.p.dst.String()
+	what := fmt.Sprintf("%s is a broadcast address of %s (broadcast %s dev %s, local table)", dst, r.f.Name, dst, rt.r.Dev)
+	st := &doc.Step{Kind: doc.StepLocal, Table: "local", Text: rt.r.Text, Pos: rt.pos}
+	h.Steps = append(h.Steps, st)
+	switch w.p.proto {
+	case 6:
+		st.Action = "drop"
+		st.Detail = what + ": received as a broadcast, not forwarded; TCP discards a segment sent to a broadcast address without an answer"
+		w.finish(doc.NullRouted, r.f.Name+": "+st.Detail)
+	case 1:
+		if _, ok := r.f.Sysctls[sysEchoIgnoreBcast]; !ok {
+			w.notes = appendNew(w.notes, r.f.Name+": the facts lack "+sysEchoIgnoreBcast+"; the kernel default 1 is assumed")
+		}
+		if r.sysctlInt(sysEchoIgnoreBcast, 1) != 0 || w.dir != doc.Request {
+			st.Action = "drop"
+			st.Detail = what + ": received as a broadcast, not forwarded; an ICMP echo request to a broadcast address is ignored (" + sysEchoIgnoreBcast + "=1)"
+			w.finish(doc.NullRouted, r.f.Name+": "+st.Detail)
+			return
+		}
+		src := w.bcastReplySrc(r, h.In)
+		w.bcSrc = src
+		st.Action = "deliver"
+		st.Detail = what + ": received as a broadcast, not forwarded; " + sysEchoIgnoreBcast + "=0, so " + r.f.Name + " answers the echo from its address " + src.String()
+		w.finish(doc.Delivered, "")
+	default:
+		st.Action = "unknown"
+		st.Detail = fmt.Sprintf("%s: received as a broadcast, not forwarded; the kernel hands a UDP datagram to a broadcast address only to a socket of %s bound to port %d (and never answers port unreachable): the facts do not list sockets",
+			what, r.f.Name, w.p.dport)
+		w.finish(doc.Unknown, r.f.Name+": "+st.Detail)
+	}
+}
+
+// bcastReplySrc is the source of r's answer to a packet received by a
+// broadcast route (fib_compute_spec_dst): the preferred source of the
+// route back to the sender, else r's address on that route's device.
+func (w *walker) bcastReplySrc(r *rtr, in string) netip.Addr {
+	scratch := arena{quiet: true}
+	d := r.decide(flowKey{src: netip.IPv4Unspecified(), dst: w.p.src, iif: "lo", proto: w.p.proto, local: true}, &scratch)
+	if d.route != nil && (d.res == resUnicast || d.res == resLocal) {
+		if d.route.r.Src.IsValid() {
+			return d.route.r.Src
+		}
+		gw, dev := r.hopOf(d.route.r)
+		if !gw.IsValid() {
+			gw = w.p.src
+		}
+		if a := r.addrOn(dev, gw); a.IsValid() {
+			return a
+		}
+	}
+	return r.addrOn(in, w.p.src)
 }

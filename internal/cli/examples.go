@@ -51,7 +51,7 @@ func commandExamples() map[string][]example {
 		},
 		"tsim trace": {
 			{"Which router and rule decides https and 3306/tcp?", "tsim trace -s " + src + " -d " + dst + " -p https,3306/tcp"},
-			{"A source on the Internet entering at inet-gw's uplink", "tsim trace -s 198.51.100.7 -d " + dst + " -p https --ingress inet-gw:eth2"},
+			{"A source on the Internet entering at inet-gw's uplink", "tsim trace -s 198.51.100.5 -d " + dst + " -p https --ingress inet-gw:eth2"},
 			{"The disposition of each flow with jq", "tsim trace -s " + src + " -d " + dst + " -p 22/tcp,3306/tcp --json | jq -r '.trace[] | \"\\(.flow) \\(.disposition)\"'"},
 			{"ECMP and an asymmetric return: every branch, the kernel's for hash seed 1", "tsim trace -s 10.1.10.5 -d 10.3.100.10 --hash-seed 1 --text"},
 			{"The predecessor's JSON for existing scripts (the request alone, one path)", "tsim trace -s " + src + " -d " + dst + " --format legacy-json"},

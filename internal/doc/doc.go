@@ -268,7 +268,7 @@ type E2E struct {
 	// Cause is what stopped an UNREACHABLE connection at BlockedBy.Router:
 	// filter (an iptables rule or policy: BlockedBy names it) or a routing
 	// cause (blackhole, unreachable, prohibit, no_route, rp_filter,
-	// forwarding, loop, no_neighbour). BlockedBy.Direction says whether
+	// forwarding, loop, no_neighbour, broadcast). BlockedBy.Direction says whether
 	// the request or the reply died.
 	Cause string `json:"cause,omitempty"`
 	// Path and ReplyPath are the routers the probe's packets really
