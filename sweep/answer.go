@@ -70,12 +70,16 @@ func AnswerOf(t *doc.Trace) Answer {
 		last = h
 		a.Path = append(a.Path, h.Node+"("+h.In+">"+h.Out+")")
 	}
-	// The reply's path, when trace reports one, is part of the answer.
-	if rh := replyHops(t); len(rh) > 0 {
+	// The reply's path, when trace reports one, is part of the answer; a
+	// connection stopped on the reply was stopped at its last router.
+	if len(t.ReplyHops) > 0 {
 		a.Path = append(a.Path, "reply:")
-		for _, h := range rh {
+		for _, h := range t.ReplyHops {
 			if h.Kind == doc.HopRouter {
 				a.Path = append(a.Path, h.Node+"("+h.In+">"+h.Out+")")
+				if t.Direction == doc.Reply {
+					last = h
+				}
 			}
 		}
 	}

@@ -246,7 +246,7 @@ func refine(ctx context.Context, b *box, models []*Model, ingress string) {
 		add(m.special)
 		scuts = append(scuts, m.source.addr...)
 		nat := false
-		for _, hops := range append([][]*doc.Hop{t.Hops}, extraHops(t)...) {
+		for _, hops := range allHops(t) {
 			for _, h := range hops {
 				for _, st := range h.Steps {
 					nat = nat || st.Kind == doc.StepNAT
@@ -265,7 +265,7 @@ func refine(ctx context.Context, b *box, models []*Model, ingress string) {
 			}
 		}
 		seen := map[string]bool{}
-		for _, hops := range append([][]*doc.Hop{t.Hops}, extraHops(t)...) {
+		for _, hops := range allHops(t) {
 			for _, h := range hops {
 				if h.Kind == doc.HopRouter && !seen[h.Node] {
 					seen[h.Node] = true
