@@ -208,16 +208,3 @@ func firstV4(ifc *facts.Interface) netip.Addr {
 	}
 	return netip.Addr{}
 }
-
-// pathRouters returns the routers named by router hops of the traces.
-func pathRouters(d *doc.Document) map[string]bool {
-	m := map[string]bool{}
-	for _, t := range d.Trace {
-		for _, h := range t.Hops {
-			if h.Kind == doc.HopRouter {
-				m[h.Node] = true
-			}
-		}
-	}
-	return m
-}

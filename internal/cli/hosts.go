@@ -32,7 +32,7 @@ func (a *app) hostsCommand() *ucli.Command {
 				Usage:     "build a lab for the flows of the document on stdin (or -s/-d/-p)",
 				UsageText: "tsim trace -s SRC -d DST -p SPEC | tsim hosts up [--scope all|path] [--strict]",
 				Flags: append([]ucli.Flag{
-					&ucli.StringFlag{Name: "scope", Value: "all", Usage: "all: every router of the facts; path: only routers on the traced paths"},
+					&ucli.StringFlag{Name: "scope", Value: "path", Usage: "path: only the routers the flows can touch (request, reply, every ECMP branch); all: every router of the facts"},
 					&ucli.BoolFlag{Name: "strict", Usage: "exit 3 (after removing the lab) when the kernel refused any line"},
 				}, flowFlags()...),
 				Action: a.hostsUp,
@@ -116,6 +116,9 @@ func (a *app) hostsUp(ctx context.Context, cmd *ucli.Command) error {
 		}
 	}
 	opts := a.hostsOptions()
+	if !cmd.IsSet("scope") {
+		scope = "" // path when the document has a trace, else all
+	}
 	opts.Scope, opts.Strict = scope, cmd.Bool("strict")
 	d.Lab = nil
 	if _, err := hosts.Up(ctx, f, d, opts); err != nil {

@@ -32,7 +32,7 @@ func (a *app) runCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "flows", Usage: "run every flow of FILE", TakesFile: true},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the merged PDF report (\"\" to skip the report)", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "a4 or letter"},
-			&ucli.StringFlag{Name: "scope", Value: "all", Usage: "lab scope: all routers, or only those on the traced paths"},
+			&ucli.StringFlag{Name: "scope", Value: "path", Usage: "lab scope: path (only the routers the flows can touch: request, reply, every ECMP branch) or all (every router)"},
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after this long (exit 3), e.g. 30s"},
 			&ucli.DurationFlag{Name: "probe-timeout", Usage: "per-probe timeout (default: reach's)"},
 			isolateAllFlag(),

@@ -1,0 +1,163 @@
+package hosts
+
+import (
+	"net/netip"
+
+	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+)
+
+// pathRouters returns the routers a document's flows can touch: the
+// routers of every traced hop (request, and the reply and ECMP branches
+// when the trace has them), plus what a forwarding closure over the facts
+// adds, so that a lab of these routers alone carries every packet the
+// kernel may send for the flows:
+//
+//   - request: from each router of the request path, every nexthop of
+//     every longest-prefix route to the destination in any routing table
+//     (all ECMP nexthops, every policy-routing table), followed router by
+//     router until the packet is delivered, leaves the network or is
+//     dropped by a route;
+//   - reply: the same closure from the router that delivered the request
+//     back towards the source.
+//
+// Taking every table of a router over-approximates policy routing (a
+// packet uses one table); the cost is a router too many in the lab, never
+// a missing one. Netfilter is not consulted: a router a firewall makes
+// unreachable is still included.
+func pathRouters(f *facts.Facts, d *doc.Document) map[string]bool {
+	on := map[string]bool{}
+	c := newCloser(f)
+	flows := map[string]*doc.Flow{}
+	for _, fl := range d.Flows {
+		flows[fl.ID] = fl
+	}
+	for _, t := range d.Trace {
+		fl := flows[t.Flow]
+		for _, hops := range [][]*doc.Hop{t.Hops} {
+			var first, last string
+			for _, h := range hops {
+				if h.Kind != doc.HopRouter {
+					continue
+				}
+				on[h.Node] = true
+				if first == "" {
+					first = h.Node
+				}
+				last = h.Node
+			}
+			if fl == nil || first == "" {
+				continue
+			}
+			src, err1 := netip.ParseAddr(fl.Src)
+			dst, err2 := netip.ParseAddr(fl.Dst)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			for _, h := range hops {
+				if h.Kind == doc.HopRouter {
+					c.close(h.Node, dst, on)
+				}
+			}
+			c.close(last, src, on)
+		}
+	}
+	return on
+}
+
+// closer follows routes through the facts.
+type closer struct {
+	routers map[string]*facts.Router
+	owner   map[netip.Addr]string
+	seen    map[closeKey]bool
+}
+
+type closeKey struct {
+	router string
+	to     netip.Addr
+}
+
+func newCloser(f *facts.Facts) *closer {
+	c := &closer{routers: map[string]*facts.Router{}, owner: map[netip.Addr]string{}, seen: map[closeKey]bool{}}
+	for _, r := range f.Routers {
+		c.routers[r.Name] = r
+		for _, i := range r.Interfaces {
+			for _, a := range i.Addrs {
+				if _, dup := c.owner[a.Prefix.Addr()]; !dup {
+					c.owner[a.Prefix.Addr()] = r.Name
+				}
+			}
+		}
+	}
+	return c
+}
+
+// close adds to on every router a packet to `to` can reach from router.
+func (c *closer) close(router string, to netip.Addr, on map[string]bool) {
+	work := []string{router}
+	for len(work) > 0 {
+		name := work[len(work)-1]
+		work = work[:len(work)-1]
+		k := closeKey{name, to}
+		if c.seen[k] {
+			continue
+		}
+		c.seen[k] = true
+		on[name] = true
+		r := c.routers[name]
+		if r == nil || c.owner[to] == name {
+			continue
+		}
+		for _, gw := range nexthops(r, to) {
+			if o, ok := c.owner[gw]; ok {
+				work = append(work, o)
+			}
+		}
+		if o, ok := c.owner[to]; ok && connected(r, to) {
+			work = append(work, o)
+		}
+	}
+}
+
+// nexthops returns the gateways of the longest-prefix unicast routes to a
+// in every table of r (every nexthop of a multipath route).
+func nexthops(r *facts.Router, a netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, t := range r.Tables {
+		best := -1
+		for _, rt := range t.Routes {
+			if rt.Dst.Contains(a) && rt.Dst.Bits() > best {
+				best = rt.Dst.Bits()
+			}
+		}
+		for _, rt := range t.Routes {
+			if best < 0 || rt.Dst.Bits() != best || !rt.Dst.Contains(a) {
+				continue
+			}
+			if rt.Type != "" && rt.Type != "unicast" {
+				continue
+			}
+			if rt.Gateway.IsValid() {
+				out = append(out, rt.Gateway)
+			}
+			for _, n := range rt.Nexthops {
+				if n.Gateway.IsValid() {
+					out = append(out, n.Gateway)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// connected says whether a is on a subnet of one of r's interfaces.
+func connected(r *facts.Router, a netip.Addr) bool {
+	for _, i := range r.Interfaces {
+		for _, x := range i.Addrs {
+			if facts.ConnectedPrefix(x).Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
