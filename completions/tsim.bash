@@ -12,8 +12,9 @@ __tsim_init_completion() {
 }
 
 __tsim_build_completion_request() {
-  local -a words_before_cursor=("${COMP_WORDS[@]:0:${COMP_CWORD}}")
-  local current_word="${COMP_WORDS[COMP_CWORD]}"
+  # words and cword: the caller's, with the words bash split at ':' joined
+  local -a words_before_cursor=("${words[@]:0:${cword}}")
+  local current_word="${words[cword]}"
 
   if [[ "${current_word}" == "-"* ]]; then
     printf '%s %s --generate-shell-completion' "${words_before_cursor[*]}" "${current_word}"
@@ -65,10 +66,16 @@ __tsim_bash_autocomplete() {
       local token="${line}"
       local description=""
       
-      if [[ "${line}" == *:* ]]; then
-        token="${line%%:*}"
-        description="${line#*:}"
+      # Split at the first ':' not escaped as '\:' (values such as ROUTER:IFACE).
+      local escaped="${line//\\:/$'\x01'}"
+      if [[ "${escaped}" == *:* ]]; then
+        token="${escaped%%:*}"
+        description="${escaped#*:}"
+      else
+        token="${escaped}"
       fi
+      token="${token//$'\x01'/:}"
+      description="${description//$'\x01'/:}"
 
       if [[ -z "${token}" ]]; then
         continue
@@ -80,6 +87,11 @@ __tsim_bash_autocomplete() {
     done <<< "${opts}"
 
     local matches=( $(compgen -W "${__cli_completion_tokens[*]}" -- "${cur}") )
+    # bash inserts the part after the word's last ':' (COMP_WORDBREAKS).
+    if [[ "${cur}" == *:* && "${COMP_WORDBREAKS}" == *:* ]]; then
+      local i
+      for i in "${!matches[@]}"; do matches[i]="${matches[i]#"${cur%"${cur##*:}"}"}"; done
+    fi
 
     # COMP_TYPE=63 means Bash is listing matches (usually on second TAB).
     if [[ "${COMP_TYPE:-}" == "63" && ${#matches[@]} -gt 0 ]]; then

@@ -23,7 +23,9 @@ function __tsim_perform_completion
 
     for line in $results
         if not string match -q -- "tsim*" $line
-            set -l parts (string split -m 1 ":" -- "$line")
+            # Split at the first ':' not escaped as '\:' (values such as ROUTER:IFACE).
+            set -l parts (string split -m 1 \t -- (string replace -r '(?<!\\\\):' \t -- "$line"))
+            set parts (string replace -a '\\:' ':' -- $parts)
             if test (count $parts) -eq 2
                 printf "%s\t%s\n" "$parts[1]" "$parts[2]"
             else

@@ -27,6 +27,8 @@ have sysctl || [ -x /usr/sbin/sysctl ] || need="$need procps"
 
 if [ "$runtime_only" = 0 ]; then
 	have pdftoppm || need="$need poppler-utils"
+	# JUnit XML is validated against internal/flowtest/testdata/junit.xsd.
+	have xmllint || need="$need libxml2-utils"
 	have chromium || need="$need chromium"
 	# scripts/example/build.sh --verify (TestVerifyFlows): real probes.
 	have socat || need="$need socat"

@@ -51,6 +51,18 @@ complete_line "tsim fa"
 complete_line "tsim facts ch"
 complete_line "tsim trace --sp"
 complete_line "tsim hosts "
+complete_line "tsim trace --format t"
+complete_line "tsim trace -p ht"
+# bash splits a word at ':' (COMP_WORDBREAKS): COMP_WORDS holds the pieces,
+# COMP_LINE the line as typed.
+complete_split() {
+  COMP_LINE="$1"; shift; COMP_WORDS=("$@")
+  COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMP_POINT=${#COMP_LINE}
+  __tsim_bash_autocomplete
+  echo "$COMP_LINE => ${COMPREPLY[*]}"
+}
+complete_split "tsim trace --ingress hq-g" tsim trace --ingress hq-g
+complete_split "tsim trace --ingress hq-gw:e" tsim trace --ingress hq-gw : e
 `
 	out := shell(t, "bash", script)
 	for _, want := range []string{
@@ -59,6 +71,11 @@ complete_line "tsim hosts "
 		"tsim facts ch => check\n",
 		"tsim trace --sp => --sport\n",
 		"tsim hosts  => up down ls help\n",
+		"tsim trace --format t => text table\n",
+		"tsim trace -p ht => http http-alt https https-alt\n",
+		"tsim trace --ingress hq-g => hq-gw:eth0 hq-gw:eth1 hq-gw:eth2 hq-gw:wg0\n",
+		// bash replaces only the part after the colon
+		"tsim trace --ingress hq-gw:e => eth0 eth1 eth2\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bash completion: want %q in\n%s", want, out)
@@ -74,8 +91,9 @@ func TestCompletionsZsh(t *testing.T) {
 }
 
 func TestCompletionsFish(t *testing.T) {
-	out := shell(t, "fish", `tsim completions fish | source; complete -C"tsim fa"; complete -C"tsim facts ch"; complete -C"tsim trace --sp"`)
-	for _, want := range []string{"facts\tload, check", "check\tlint the facts", "--sport\tsource port"} {
+	out := shell(t, "fish", `tsim completions fish | source; complete -C"tsim fa"; complete -C"tsim facts ch"; complete -C"tsim trace --sp"; complete -C"tsim trace --ingress hq-gw:e"; complete -C"tsim trace --format c"`)
+	for _, want := range []string{"facts\tload, check", "check\tlint the facts", "--sport\tsource port",
+		"hq-gw:eth0\t10.1.0.2/29\n", "csv\tone row per flow"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("fish completion: want %q in\n%s", want, out)
 		}

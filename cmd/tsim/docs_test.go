@@ -14,7 +14,10 @@ package main
 //     GitHub): `<!-- docs-test: skip REASON -->`, `<!-- docs-test: exit N -->`
 //     (expected exit status, default 0), `<!-- docs-test: root -->`.
 //   - Blocks with any other info string (console, json, text, ini, yaml …)
-//     are shown, not run.
+//     are shown, not run; one right after `<!-- docs-test: output -->` is
+//     the stdout of the sh block before it, and asserted: line by line,
+//     where a line `...` stands for any number of lines and `[...]` inside
+//     a line for any text.
 //   - Only the files in docsRun are run: examples are real commands (some
 //     start servers or install packages), so a page's author decides, with
 //     markers, what runs here. A page with sh blocks that is in neither
@@ -47,6 +50,8 @@ type docBlock struct {
 	exit   int
 	root   bool
 	marker string
+	want   string // the shown stdout, from an output block ("" when none)
+	wantAt int    // line of the output block's fence
 }
 
 // docsRun are the pages whose sh examples are run, relative to the repo.
@@ -85,12 +90,30 @@ func docBlocks(path string) ([]docBlock, error) {
 			info := strings.TrimSpace(strings.TrimPrefix(line, "```"))
 			if info != "sh" {
 				// Skip a block that is not run, so its content is not
-				// mistaken for fences or markers.
+				// mistaken for fences or markers; an output block is kept.
+				m := markerRE.FindStringSubmatch(strings.TrimSpace(prev))
+				isOutput := m != nil && m[1] == "output"
+				if m != nil && !isOutput {
+					return nil, fmt.Errorf("%s:%d: docs-test marker %q on a %q block that is not run", path, n-1, m[1], info)
+				}
+				if isOutput && len(blocks) == 0 {
+					return nil, fmt.Errorf("%s:%d: docs-test: output without an sh block before it", path, n-1)
+				}
+				at := n
+				var out strings.Builder
 				for sc.Scan() {
 					n++
 					if strings.HasPrefix(strings.TrimSpace(sc.Text()), "```") {
 						break
 					}
+					out.WriteString(sc.Text() + "\n")
+				}
+				if isOutput {
+					last := &blocks[len(blocks)-1]
+					if last.want != "" {
+						return nil, fmt.Errorf("%s:%d: a second output block for the sh block at line %d", path, at, last.line)
+					}
+					last.want, last.wantAt = out.String(), at
 				}
 				prev = ""
 				continue
@@ -112,6 +135,8 @@ func docBlocks(path string) ([]docBlock, error) {
 					}
 				case "root":
 					cur.root = true
+				case "output":
+					return nil, fmt.Errorf("%s:%d: docs-test: output belongs before the shown output, not before an sh block", path, n-1)
 				default:
 					return nil, fmt.Errorf("%s:%d: unknown docs-test marker %q", path, n-1, m[1])
 				}
@@ -162,6 +187,43 @@ func TestDocBlocksParser(t *testing.T) {
 	os.WriteFile(p, []byte("<!-- docs-test: sometimes -->\n```sh\nx\n```\n"), 0o644)
 	if _, err := docBlocks(p); err == nil {
 		t.Error("unknown marker accepted")
+	}
+}
+
+func TestOutputMatches(t *testing.T) {
+	tests := []struct {
+		shown, got string
+		ok         bool
+	}{
+		{"a\nb\n", "a\nb\n", true},
+		{"a\nb\n", "a\nc\n", false},
+		{"a\nb\n", "a\n", false},
+		{"a\n...\nz\n", "a\nb\nc\nz\n", true},
+		{"a\n...\nz\n", "a\nz\n", true},
+		{"a\n...\nz\n", "a\nb\n", false},
+		{"report [...] (3 pages)\n", "report out/x.pdf (3 pages)\n", true},
+		{"report [...] (3 pages)\n", "report out/x.pdf (4 pages)\n", false},
+		{"1+1 (x)\n", "1+1 (x)\n", true},
+		{"1+1 (x)\n", "11 (x)\n", false},
+	}
+	for _, tt := range tests {
+		if got := outputMatches(tt.shown, tt.got); got != tt.ok {
+			t.Errorf("outputMatches(%q, %q) = %v", tt.shown, tt.got, got)
+		}
+	}
+	md := "```sh\ntsim version\n```\n<!-- docs-test: output -->\n```text\ntsim [...]\n```\n"
+	p := filepath.Join(t.TempDir(), "x.md")
+	os.WriteFile(p, []byte(md), 0o644)
+	bl, err := docBlocks(p)
+	if err != nil || len(bl) != 1 || bl[0].want != "tsim [...]\n" || bl[0].wantAt != 5 {
+		t.Fatalf("output block: %+v %v", bl, err)
+	}
+	for _, bad := range []string{"<!-- docs-test: output -->\n```text\nx\n```\n", "<!-- docs-test: output -->\n```sh\nx\n```\n",
+		"```sh\nx\n```\n<!-- docs-test: exit 1 -->\n```text\nx\n```\n"} {
+		os.WriteFile(p, []byte(bad), 0o644)
+		if _, err := docBlocks(p); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }
 
@@ -242,6 +304,9 @@ func TestDocsExamples(t *testing.T) {
 				if r.code != b.exit {
 					t.Errorf("%s:%d: exit %d, want %d\n--- script\n%s--- stdout\n%s--- stderr\n%s", name, b.line, r.code, b.exit, b.code, r.stdout, r.stderr)
 				}
+				if b.want != "" && !outputMatches(b.want, r.stdout) {
+					t.Errorf("%s:%d: stdout is not the output shown at line %d\n--- shown\n%s--- stdout\n%s--- stderr\n%s", name, b.line, b.wantAt, b.want, r.stdout, r.stderr)
+				}
 				if d := time.Since(start); d > 10*time.Second {
 					t.Logf("slow example (%v): keep doc examples to a few seconds", d.Round(time.Millisecond))
 				}
@@ -252,6 +317,38 @@ func TestDocsExamples(t *testing.T) {
 	if ran == 0 {
 		t.Fatal("no sh examples found in README.md and docs/")
 	}
+}
+
+// outputMatches reports whether got is the output a page shows: line by
+// line, a shown line `...` matches any number of lines, and `[...]` in a
+// line matches any text.
+func outputMatches(shown, got string) bool {
+	want := strings.Split(strings.TrimRight(shown, "\n"), "\n")
+	have := strings.Split(strings.TrimRight(got, "\n"), "\n")
+	var match func(w, h []string) bool
+	match = func(w, h []string) bool {
+		if len(w) == 0 {
+			return len(h) == 0
+		}
+		if strings.TrimSpace(w[0]) == "..." {
+			for k := 0; k <= len(h); k++ {
+				if match(w[1:], h[k:]) {
+					return true
+				}
+			}
+			return false
+		}
+		return len(h) > 0 && lineMatches(w[0], h[0]) && match(w[1:], h[1:])
+	}
+	return match(want, have)
+}
+
+func lineMatches(shown, got string) bool {
+	parts := strings.Split(strings.TrimRight(shown, " "), "[...]")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile("^" + strings.Join(parts, ".*") + "$").MatchString(strings.TrimRight(got, " "))
 }
 
 // runCommand runs cmd and returns its output and exit status; failing to

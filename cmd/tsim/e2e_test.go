@@ -176,22 +176,33 @@ func TestRunFlowsFileMixedExpectations(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "flows.csv"), []byte(flows), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := tsim(t, dir, "run", "--flows", "flows.csv", "-o", "nightly.pdf", "--progress", "none", "--probe-timeout", "3s")
+	r := tsim(t, dir, "run", "--flows", "flows.csv", "-o", "nightly.pdf", "--progress", "none", "--probe-timeout", "3s", "--junit", "junit.xml")
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1 (one expectation fails)\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	want := []string{
-		`(?m)^PASS\s+10\.1\.10\.5 → 10\.3\.10\.5 https\s+got allow, want allow$`,
-		`(?m)^PASS\s+10\.1\.10\.5 → 10\.3\.20\.10 ssh\s+got deny, want deny\s+\(dc-gw filter FORWARD #0\)$`,
-		`(?m)^FAIL\s+10\.1\.20\.5 → 10\.3\.20\.10 https\s+got deny, want allow\s+\(dc-gw filter FORWARD #0\)$`,
-		`(?m)^INFO\s+10\.2\.10\.5 → 10\.3\.10\.5 https\s+got allow$`,
-		`(?m)^2 passed, 1 failed, 1 without expectation; report nightly\.pdf \(\d+ pages\)$`,
+		`(?m)^PASS\s+flows\.csv:2  10\.1\.10\.5 → 10\.3\.10\.5 https  got allow$`,
+		`(?m)^PASS\s+flows\.csv:3  10\.1\.10\.5 → 10\.3\.20\.10 ssh  got deny$`,
+		`(?m)^FAIL\s+flows\.csv:4  10\.1\.20\.5 → 10\.3\.20\.10 https  https: got deny, want allow \(UNREACHABLE\) by dc-gw filter FORWARD policy$`,
+		`(?m)^INFO\s+flows\.csv:5  10\.2\.10\.5 → 10\.3\.10\.5 https  https: got allow \(REACHABLE\)`,
+		`(?m)^2 passed, 1 failed, 0 unknown, 1 without expectation; report nightly\.pdf \(\d+ pages\)$`,
 	}
 	for _, w := range want {
 		if !regexp.MustCompile(w).MatchString(r.stdout) {
 			t.Errorf("output lacks %s:\n%s", w, r.stdout)
 		}
 	}
+	junit, err := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`tests="4" failures="1" errors="0" skipped="1"`, `<testcase name="line 4: 10.1.20.5 → 10.3.20.10 https"`,
+		`<failure message="https: got deny, want allow (UNREACHABLE) by dc-gw filter FORWARD policy" type="FAIL">`, `<property name="lab" value="`} {
+		if !strings.Contains(string(junit), w) {
+			t.Errorf("junit.xml lacks %s:\n%s", w, junit)
+		}
+	}
+	validateJUnit(t, filepath.Join(dir, "junit.xml"))
 	checkPDF(t, filepath.Join(dir, "nightly.pdf"), 9) // contents + 4 reports of summary and service page
 }
 
@@ -334,5 +345,16 @@ func TestTraceInterruptedDies(t *testing.T) {
 	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
 		t.Fatalf("trace ended with %v, want killed by SIGINT", err)
+	}
+}
+
+// validateJUnit validates a JUnit XML file against the schema the flowtest
+// package's tests use (xmllint, Debian package libxml2-utils).
+func validateJUnit(t *testing.T, path string) {
+	t.Helper()
+	testenv.NeedTools(t, "xmllint") // Debian package libxml2-utils
+	xsd := filepath.Join("..", "..", "internal", "flowtest", "testdata", "junit.xsd")
+	if out, err := exec.Command("xmllint", "--noout", "--schema", xsd, path).CombinedOutput(); err != nil {
+		t.Errorf("%s does not validate against %s: %v\n%s", path, xsd, err, out)
 	}
 }

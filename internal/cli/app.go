@@ -38,7 +38,14 @@ type app struct {
 // Main runs tsim with args and returns the exit code.
 func Main(ctx context.Context, args []string, s Stdio) int {
 	a := &app{io: s, log: zerolog.Nop()}
-	err := a.rootFor(args).Run(ctx, args)
+	root := a.rootFor(args)
+	if a.completeValue(ctx, root, args) {
+		return tsimerr.ExitOK
+	}
+	err := unknownCommand(root, args)
+	if err == nil {
+		err = root.Run(ctx, args)
+	}
 	if err == nil {
 		err = a.unknown
 	}
@@ -63,6 +70,7 @@ func (a *app) rootFor(args []string) *ucli.Command {
 	handleInterrupts(root, root.Name)
 	addHelpExamples(root, root.Name, wordsOf(args))
 	a.reportUnknownCommands(root, root.Name)
+	onUsageErrors(root)
 	return root
 }
 
@@ -76,7 +84,7 @@ func (a *app) reportUnknownCommands(c *ucli.Command, path string) {
 	c.CommandNotFound = func(_ context.Context, cmd *ucli.Command, name string) {
 		full := strings.TrimPrefix(path+" "+name, "tsim ")
 		msg := fmt.Sprintf("no command %q (see %s --help)", full, path)
-		if s := ucli.SuggestCommand(cmd.Commands, name); s != "" {
+		if s := closestCommand(cmd, name); s != "" {
 			msg += fmt.Sprintf("; did you mean %q?", s)
 		}
 		a.unknown = tsimerr.Inputf("%s", msg)
@@ -108,22 +116,30 @@ func pruneTo(root *ucli.Command, args []string) {
 // the root's own flags, or "" when a word is not one of those flags (so it
 // cannot tell which argument is a flag's value).
 func invokedCommand(root *ucli.Command, args []string) string {
+	if i := invokedAt(root, args); i > 0 {
+		return args[i]
+	}
+	return ""
+}
+
+// invokedAt is the index in args of the word invokedCommand returns, or -1.
+func invokedAt(root *ucli.Command, args []string) int {
 	for i := 1; i < len(args); i++ {
 		w := args[i]
 		if !strings.HasPrefix(w, "-") {
-			return w
+			return i
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
 		k := slices.IndexFunc(root.Flags, func(f ucli.Flag) bool { return slices.Contains(f.Names(), name) })
 		if k < 0 { // also "-" and "--", which name no flag
-			return ""
+			return -1
 		}
 		flag := root.Flags[k]
 		if _, isBool := flag.(*ucli.BoolFlag); !isBool && !hasValue {
 			i++ // the flag's value
 		}
 	}
-	return ""
+	return -1
 }
 
 // wordsOf is the set of args.
@@ -143,8 +159,9 @@ func (a *app) command() *ucli.Command {
 			"table, iptables-save, ipset save) twice: by simulating the Linux forwarding path\n" +
 			"(trace) and by rebuilding the routers as network namespaces and sending real packets\n" +
 			"(hosts up, reach). Every stage reads one JSON document on stdin and writes one on stdout.\n\n" +
-			"Exit codes: 0 positive answer, 1 negative answer (denied, unreachable, lint errors),\n" +
-			"2 usage or input error, 3 environment error (not root, missing tool), 130 interrupted.",
+			"Exit codes: 0 positive answer, 1 negative answer (denied, unreachable, lint errors, a failed\n" +
+			"expectation), 2 usage or input error, 3 environment error (no CAP_NET_ADMIN/CAP_SYS_ADMIN,\n" +
+			"missing tool) or any unclassified error, 130 interrupted.",
 		Version:                    versionString(),
 		EnableShellCompletion:      true,
 		ShellCompletionCommandName: "completions",
@@ -155,8 +172,11 @@ func (a *app) command() *ucli.Command {
 				"(tsim ... --generate-shell-completion) what fits at the cursor."
 			for _, s := range c.Commands {
 				s.Hidden = s.Name == "pwsh" // not tested here; still there for who needs it
+				s.Action = patchedCompletion(s.Name, s.Action)
 			}
 			addHelpExamples(c, "tsim completions", nil)
+			a.reportUnknownCommands(c, "tsim completions")
+			onUsageErrors(c)
 		},
 		Writer:    a.io.Out,
 		ErrWriter: a.io.Err,
@@ -167,13 +187,11 @@ func (a *app) command() *ucli.Command {
 			&ucli.BoolFlag{Name: "text", Usage: "print human-readable text on stdout even into a pipe"},
 			&ucli.StringFlag{Name: "log-level", Value: "warn", Usage: "stderr log level: debug, info, warn, error"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only errors on stderr, no progress"},
+			&ucli.StringFlag{Name: "color", Value: "auto", Usage: "colour: auto (only on a terminal, not with NO_COLOR or TERM=dumb), always or never"},
 		},
 		Before: a.before,
 		// Errors are printed once, by Main.
 		ExitErrHandler: func(context.Context, *ucli.Command, error) {},
-		OnUsageError: func(_ context.Context, _ *ucli.Command, err error, _ bool) error {
-			return tsimerr.Input(err)
-		},
 		Commands: []*ucli.Command{
 			a.factsCommand(),
 			a.traceCommand(),
@@ -201,9 +219,14 @@ func (a *app) before(ctx context.Context, cmd *ucli.Command) (context.Context, e
 	if cmd.Bool("quiet") {
 		lvl = zerolog.ErrorLevel
 	}
+	switch c := cmd.String("color"); c {
+	case "auto", "always", "never":
+	default:
+		return ctx, tsimerr.Inputf("--color %q: want auto, always or never", c)
+	}
 	var w io.Writer = a.io.Err
 	if isTerminal(a.io.Err) {
-		w = zerolog.ConsoleWriter{Out: a.io.Err, TimeFormat: "15:04:05"}
+		w = zerolog.ConsoleWriter{Out: a.io.Err, TimeFormat: "15:04:05", NoColor: !a.colorOn(cmd, a.io.Err)}
 	}
 	a.log = zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 	return ctx, nil
@@ -218,6 +241,22 @@ func (a *app) textOut(cmd *ucli.Command) bool {
 		return true
 	}
 	return isTerminal(a.io.Out)
+}
+
+// color reports whether stdout gets ANSI colours.
+func (a *app) color(cmd *ucli.Command) bool { return a.colorOn(cmd, a.io.Out) }
+
+// colorOn reports whether w gets ANSI colours: --color always or never
+// decide; auto colours a terminal unless NO_COLOR is set (no-color.org) or
+// TERM is dumb.
+func (a *app) colorOn(cmd *ucli.Command, w any) bool {
+	switch cmd.String("color") {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return isTerminal(w) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 }
 
 func isTerminal(w any) bool {

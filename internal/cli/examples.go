@@ -53,11 +53,13 @@ func commandExamples() map[string][]example {
 			{"A source on the Internet entering at inet-gw's uplink", "tsim trace -s 198.51.100.7 -d " + dst + " -p https --ingress inet-gw:eth2"},
 			{"The disposition of each flow with jq", "tsim trace -s " + src + " -d " + dst + " -p 22/tcp,3306/tcp --json | jq -r '.trace[] | \"\\(.flow) \\(.disposition)\"'"},
 			{"The predecessor's JSON for existing scripts", "tsim trace -s " + src + " -d " + dst + " --format legacy-json"},
-			{"Many flows from a CSV file (src,dst,spec[,expect]), one document per line", "tsim trace --flows flows.csv > traces.ndjson"},
+			{"One row per flow (src, dst, service, disposition, deciding router and rule, FILE:LINE) for a spreadsheet", "tsim trace -s " + src + " -d " + dst + " -p https,3306/tcp --format csv > flows-result.csv"},
+			{"Firewall unit tests without root: PASS/FAIL/UNKNOWN per line of a CSV with an expect column, JUnit XML for CI", "tsim trace --flows flows.csv --text --junit junit.xml"},
+			{"The same tests, one document per line for jq (the summary on stderr)", "tsim trace --flows flows.csv --json > traces.ndjson"},
 		},
 		"tsim run": {
 			{"One question, lab to PDF; exit 1 when anything is blocked", "sudo tsim run -s " + src + " -d " + dst + " -p https,3306/tcp -o report.pdf"},
-			{"Nightly firewall unit tests: PASS/FAIL per flow of a CSV with an expect column", "sudo tsim run --flows flows.csv -o nightly.pdf --timeout 5m --progress=none"},
+			{"Nightly firewall unit tests with real probes: PASS/FAIL/UNKNOWN per line of a CSV with an expect column", "sudo tsim run --flows flows.csv -o nightly.pdf --junit junit.xml --timeout 5m --progress=none"},
 			{"Progress as NDJSON on stderr (for a wrapper)", "sudo tsim run -s " + src + " -d " + dst + " -p ssh -o r.pdf --progress=json 2>progress.ndjson"},
 		},
 		"tsim hosts": {

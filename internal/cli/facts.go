@@ -35,8 +35,11 @@ func (a *app) factsCommand() *ucli.Command {
 			{
 				Name:      "check",
 				Usage:     "lint the facts: one PATH:LINE: error|warning: message per finding; exit 1 on any error",
-				UsageText: "tsim facts check [--facts PATH]",
-				Action:    a.factsCheck,
+				UsageText: "tsim facts check [--facts PATH] [--json]",
+				Description: "Prints one finding per line and the summary `N errors, M warnings` (on stderr when\n" +
+					"stdout is not a terminal, so scripts read only findings; --text puts it on stdout).\n" +
+					"--json prints {\"findings\":[{\"pos\":{\"file\",\"line\"},\"severity\",\"router\",\"message\"}],\"errors\":N,\"warnings\":M}.",
+				Action: a.factsCheck,
 			},
 			{
 				Name:      "parse",
@@ -147,8 +150,8 @@ func (a *app) factsCheck(ctx context.Context, cmd *ucli.Command) error {
 	var pe *facts.ParseError
 	if errors.As(err, &pe) {
 		// Facts that do not load: list every problem, not just the first.
-		for _, fd := range pe.Findings {
-			fmt.Fprintln(a.io.Out, fd.String())
+		if werr := a.writeFindings(cmd, pe.Findings); werr != nil {
+			return werr
 		}
 		return err
 	}
@@ -156,23 +159,69 @@ func (a *app) factsCheck(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	findings := a.lint(f)
-	var buf bytes.Buffer
-	errs := 0
-	for _, fd := range findings {
+	if err := a.writeFindings(cmd, findings); err != nil {
+		return err
+	}
+	if errs, _ := countFindings(findings); errs > 0 {
+		return tsimerr.ErrNegative
+	}
+	return nil
+}
+
+func countFindings(fs []facts.Finding) (errs, warns int) {
+	for _, fd := range fs {
 		if fd.Severity == facts.SevError {
 			errs++
+		} else {
+			warns++
 		}
+	}
+	return errs, warns
+}
+
+// writeFindings prints lint findings: one `PATH:LINE: error|warning:
+// message` line each and the summary `N errors, M warnings` (on stdout
+// for a person, on stderr when a script reads the lines), or with --json
+// {"findings":[{"pos":{"file","line"},"severity","router","message"}],
+// "errors","warnings"}.
+func (a *app) writeFindings(cmd *ucli.Command, fs []facts.Finding) error {
+	errs, warns := countFindings(fs)
+	a.log.Info().Int("findings", len(fs)).Int("errors", errs).Msg("facts checked")
+	if cmd.Bool("json") {
+		if fs == nil {
+			fs = []facts.Finding{}
+		}
+		b, err := json.MarshalIndent(map[string]any{"findings": fs, "errors": errs, "warnings": warns}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.io.Out, "%s\n", b)
+		return err
+	}
+	var buf bytes.Buffer
+	for _, fd := range fs {
 		buf.WriteString(fd.String())
 		buf.WriteByte('\n')
+	}
+	summary := fmt.Sprintf("%d %s, %d %s\n", errs, plural(errs, "error", "errors"), warns, plural(warns, "warning", "warnings"))
+	toOut := cmd.Bool("text") || isTerminal(a.io.Out)
+	if toOut {
+		buf.WriteString(summary)
 	}
 	if _, err := a.io.Out.Write(buf.Bytes()); err != nil {
 		return err
 	}
-	a.log.Info().Int("findings", len(findings)).Int("errors", errs).Msg("facts checked")
-	if errs > 0 {
-		return tsimerr.ErrNegative
+	if !toOut && !cmd.Bool("quiet") {
+		io.WriteString(a.io.Err, summary)
 	}
 	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func (a *app) factsParse(ctx context.Context, cmd *ucli.Command) error {

@@ -139,11 +139,7 @@ func renderLab(d *doc.Document) string {
 		fmt.Fprintf(tw, "  host\t%s\t%s\t%s via %s %s\n", h.Name, h.Netns, h.IP, h.Router, h.Iface)
 	}
 	tw.Flush()
-	for _, r := range l.Routers {
-		for _, x := range r.Refused {
-			fmt.Fprintf(&b, "  refused on %s: %s %s: %s\n", r.Name, x.What, x.Line, x.Error)
-		}
-	}
+	b.WriteString(refusedText(l))
 	return b.String()
 }
 
@@ -187,7 +183,7 @@ func (a *app) hostsDown(ctx context.Context, cmd *ucli.Command) error {
 			}
 		}
 		d.Lab.Removed = true
-		return doc.Write(a.io.Out, d)
+		return a.emit(cmd, d, func(d *doc.Document) string { return fmt.Sprintf("removed lab %s\n", d.Lab.ID) })
 	}
 	if errors.Is(err, hosts.ErrNoLab) {
 		return tsimerr.Input(err)

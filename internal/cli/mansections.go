@@ -20,13 +20,13 @@ func exitMeanings(key string) (ok, negative string) {
 	case "tsim facts check":
 		return "no error-level finding (warnings allowed)", "at least one error-level finding"
 	case "tsim trace":
-		return "every flow is DELIVERED or EXITS_NETWORK",
-			"some flow is DENIED, NO_ROUTE, NULL_ROUTED, LOOP, UNKNOWN_SOURCE or UNKNOWN. " +
+		return "every flow is DELIVERED or EXITS_NETWORK (with --flows: every line met its expect column, none is UNKNOWN)",
+			"some flow is DENIED, NO_ROUTE, NULL_ROUTED, LOOP, UNKNOWN_SOURCE or UNKNOWN (with --flows: an expectation failed or a line is UNKNOWN). " +
 				"With --format legacy-json the predecessor's codes apply instead: 0 path found, 1 no route " +
 				"but some router reaches the destination, 2 no route (or unknown source), 10 invalid input"
 	case "tsim run":
-		return "every flow is REACHABLE (with --flows: every flow met its expect column)",
-			"some flow is not REACHABLE, or an expectation failed"
+		return "every flow is REACHABLE (with --flows: every line met its expect column, none is UNKNOWN)",
+			"some flow is not REACHABLE, or an expectation failed, or a line is UNKNOWN"
 	case "tsim reach":
 		return "every flow is REACHABLE end to end", "some flow is UNREACHABLE or UNKNOWN"
 	case "tsim hosts up":
@@ -45,8 +45,8 @@ func writeExitStatus(b *bytes.Buffer, key string) {
 	if neg != "" {
 		item("1", neg)
 	}
-	item("2", "usage or input error: bad flag, bad document (not JSON, wrong schema, a section missing), bad facts (with file:line)")
-	env := "environment error: not root, a missing kernel feature or tool, a lab conflict"
+	item("2", "usage or input error, one line on stderr and nothing on stdout: unknown flag or command (with a did-you-mean), a flag without its value, a missing required flag, bad document (not JSON, wrong schema, a section missing), bad facts or flows file (with file:line)")
+	env := "environment error, and any error not classified: no CAP_NET_ADMIN and CAP_SYS_ADMIN for a lab, a missing kernel feature or tool, a lab conflict, a file that cannot be written"
 	switch key {
 	case "tsim hosts up":
 		env += "; with --strict also when the kernel refused a facts line (the lab is removed first)"
@@ -64,6 +64,11 @@ func commandEnv(key string) map[string]string {
 	switch key {
 	case "tsim", "tsim report", "tsim merge", "tsim run", "tsim serve":
 		env["SOURCE_DATE_EPOCH"] = "Unix time used as the creation date of PDF reports, so the same document gives the same bytes."
+	}
+	switch key {
+	case "tsim", "tsim trace", "tsim run", "tsim reach", "tsim hosts up", "tsim facts show", "tsim facts check":
+		env["NO_COLOR"] = "When set and not empty, --color=auto prints no colour (no-color.org)."
+		env["TERM"] = "dumb: --color=auto prints no colour."
 	}
 	return env
 }
@@ -105,6 +110,10 @@ func commandFiles(key string) [][2]string {
 		{"/run/tsim/labs/<id>.json", "the lab registry: one record per lab (owner process, namespaces and links it created), used by hosts ls and hosts down --stale"},
 		{"/run/netns/tsim-<id>-<router>", "the network namespaces of a lab (ip netns exec works on them)"},
 	}
+	flowsFiles := [][2]string{
+		{"FLOWS.csv", "--flows: CSV with a header row src,dst,spec,expect (optional ingress, sport, name, comment), quoted fields, empty cells, CRLF; or NDJSON"},
+		{"JUNIT.xml", "--junit: JUnit XML, one testcase per flows-file line (written atomically)"},
+	}
 	switch {
 	case key == "tsim":
 		return append(append([][2]string{}, factsFiles...), labFiles...)
@@ -114,9 +123,9 @@ func commandFiles(key string) [][2]string {
 		}
 		return factsFiles
 	case key == "tsim trace":
-		return factsFiles
+		return append(append([][2]string{}, factsFiles...), flowsFiles...)
 	case key == "tsim run":
-		return append(append(append([][2]string{}, factsFiles...), labFiles...), [2]string{"report.pdf", "the merged PDF report (-o)"})
+		return append(append(append(append([][2]string{}, factsFiles...), labFiles...), flowsFiles...), [2]string{"report.pdf", "the merged PDF report (-o)"})
 	case strings.HasPrefix(key, "tsim hosts"), key == "tsim reach":
 		return append(append([][2]string{}, labFiles...), factsFiles[0])
 	case key == "tsim report":

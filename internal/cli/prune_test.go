@@ -26,6 +26,7 @@ func TestPrunedTreeChangesNothing(t *testing.T) {
 			handleInterrupts(root, root.Name)
 			addHelpExamples(root, root.Name, nil)
 			a.reportUnknownCommands(root, root.Name)
+			onUsageErrors(root)
 		}
 		err := root.Run(context.Background(), args)
 		if err == nil {

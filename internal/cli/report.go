@@ -102,7 +102,9 @@ func (a *app) report(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	a.log.Info().Str("pdf", path).Int("pages", pages).Msg("report written")
-	return doc.Write(a.io.Out, d)
+	return a.emit(cmd, d, func(d *doc.Document) string {
+		return fmt.Sprintf("report %s (%d pages)\n", path, pages)
+	})
 }
 
 func (a *app) mergeCommand() *ucli.Command {
@@ -155,5 +157,8 @@ func (a *app) merge(ctx context.Context, cmd *ucli.Command) error {
 	}
 	res := doc.New()
 	res.Merged = &doc.Merged{PDF: out, Pages: pages, Documents: len(docs)}
-	return doc.Write(a.io.Out, res)
+	return a.emit(cmd, res, func(d *doc.Document) string {
+		m := d.Merged
+		return fmt.Sprintf("merged %d %s into %s (%d pages)\n", m.Documents, plural(m.Documents, "document", "documents"), m.PDF, m.Pages)
+	})
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/pool"
 	"github.com/tsim-dev/tsim/internal/progress"
@@ -21,15 +24,18 @@ func (a *app) runCommand() *ucli.Command {
 		Name:  "run",
 		Usage: "the whole pipeline in one process: trace, lab, probes, PDF report, lab removed (root)",
 		UsageText: "tsim run -s SRC -d DST -p SPEC -o report.pdf\n" +
-			"tsim run --flows FILE -o report.pdf     (NDJSON or CSV src,dst,spec[,expect]; expect = allow|deny)",
+			"tsim run --flows FILE [--junit FILE] -o report.pdf",
 		Description: "Single question: prints the final document (a rendering on a terminal); exit 0 when every\n" +
 			"service is reachable end to end, 1 otherwise.\n" +
-			"Flows file: every line becomes one report (all lines share one lab); prints one PASS/FAIL\n" +
-			"line per line that has an expectation (INFO otherwise) and a summary, like a test runner\n" +
-			"(--json prints one document per line instead); exit 1 if any expectation fails.\n" +
+			"Flows file (the format of `tsim trace --flows`): every line becomes one report (all lines\n" +
+			"share one lab) and one test: PASS, FAIL or UNKNOWN by the live probes (INFO without an\n" +
+			"expectation), then `N passed, N failed, N unknown`, like a test runner (--json prints one\n" +
+			"document per line instead, the summary on stderr); exit 0 only when every expectation holds.\n" +
 			"Ctrl-C or --timeout stop the run and remove the lab (exit 130, or 3 on timeout).",
 		Flags: append(flowFlags(),
-			&ucli.StringFlag{Name: "flows", Usage: "run every flow of FILE", TakesFile: true},
+			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
+			junitFlag(),
+			shardFlag(),
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the merged PDF report (\"\" to skip the report)", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "a4 or letter"},
 			&ucli.StringFlag{Name: "scope", Value: "path", Usage: "lab scope: path (only the routers the flows can touch: request, reply, every ECMP branch) or all (every router)"},
@@ -64,19 +70,6 @@ func (a *app) progressSink(cmd *ucli.Command) (progress.Sink, error) {
 	return nil, tsimerr.Inputf("--progress %q: want auto, bar, json or none", mode)
 }
 
-// groupFlows splits a flows file into documents, one per line of the file.
-func groupFlows(flows []*doc.Flow) [][]*doc.Flow {
-	var out [][]*doc.Flow
-	for _, f := range flows {
-		if n := len(out); n > 0 && out[n-1][0].Line == f.Line {
-			out[n-1] = append(out[n-1], f)
-			continue
-		}
-		out = append(out, []*doc.Flow{f})
-	}
-	return out
-}
-
 func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
@@ -98,14 +91,21 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 		return tsimerr.Inputf("--scope %q: want all or path", scope)
 	}
 	var groups [][]*doc.Flow
+	var file *flowtest.File
 	batch := cmd.String("flows") != ""
 	if batch {
-		flows, err := flowsFromFile(cmd)
-		if err != nil {
+		if file, err = flowsFile(cmd); err != nil {
 			return err
 		}
-		groups = groupFlows(flows)
+		for _, l := range file.Lines {
+			groups = append(groups, l.Flows)
+		}
 	} else {
+		for _, fl := range []string{"junit", "shard"} {
+			if cmd.IsSet(fl) {
+				return tsimerr.Inputf("--%s needs --flows FILE", fl)
+			}
+		}
 		flows, err := flowsFromFlags(cmd)
 		if err != nil {
 			return err
@@ -135,7 +135,7 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 	}
 	a.log.Info().Dur("took", time.Since(start)).Str("lab", res.LabID).Msg("run finished")
 	if batch {
-		return a.runBatchOutput(cmd, res)
+		return a.runBatchOutput(cmd, file, f, res, start)
 	}
 	d := res.Docs[0]
 	if err := a.emit(cmd, d, renderRun); err != nil {
@@ -147,91 +147,50 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 	return nil
 }
 
-// flowLabel names a document's question: "10.1.10.5 → 10.3.20.10 ssh,https".
-func flowLabel(d *doc.Document) string {
-	var svcs []string
-	for _, f := range d.Flows {
-		s := f.Service
-		if s == "" {
-			s = f.Proto
-			if f.DPort != 0 {
-				s = fmt.Sprintf("%d/%s", f.DPort, f.Proto)
-			}
-		}
-		svcs = append(svcs, s)
-	}
-	return fmt.Sprintf("%s → %s %s", d.Flows[0].Src, d.Flows[0].Dst, strings.Join(svcs, ","))
-}
-
-func (a *app) runBatchOutput(cmd *ucli.Command, res *pipeline.Result) error {
+func (a *app) runBatchOutput(cmd *ucli.Command, file *flowtest.File, f *facts.Facts, res *pipeline.Result, start time.Time) error {
+	format := "text"
 	if cmd.Bool("json") {
-		for _, d := range res.Docs {
-			if err := doc.WriteCompact(a.io.Out, d); err != nil {
+		format = "json"
+	}
+	w := bufio.NewWriter(a.io.Out)
+	defer w.Flush()
+	color := a.color(cmd)
+	cases := make([]*flowtest.Case, 0, len(res.Docs))
+	for i, d := range res.Docs {
+		c := flowtest.ReachCase(file.Name, file.Lines[i], d, 0)
+		cases = append(cases, c)
+		if format == "json" {
+			if err := doc.WriteCompact(w, d); err != nil {
 				return err
 			}
+			continue
 		}
+		fmt.Fprintln(w, caseLine(c, color))
 	}
-	pass, fail, info := 0, 0, 0
-	var b strings.Builder
-	for _, d := range res.Docs {
-		got := "deny"
-		if pipeline.Reachable(d) {
-			got = "allow"
-		}
-		want := d.Flows[0].Expect
-		status := "INFO"
-		switch {
-		case want == "":
-			info++
-		case want == got:
-			status = "PASS"
-			pass++
-		default:
-			status = "FAIL"
-			fail++
-		}
-		line := fmt.Sprintf("%-4s  %s  got %s", status, flowLabel(d), got)
-		if want != "" {
-			line += ", want " + want
-		}
-		if why := blockedBy(d); why != "" && got == "deny" {
-			line += "  (" + why + ")"
-		}
-		b.WriteString(line + "\n")
-	}
-	fmt.Fprintf(&b, "\n%d passed, %d failed", pass, fail)
-	if info > 0 {
-		fmt.Fprintf(&b, ", %d without expectation", info)
-	}
+	run := testRun{name: "tsim run --flows " + file.Name, file: file.Name, cases: cases, start: start,
+		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}, {"lab", res.LabID}}, facts: f}
 	if res.Merged != nil {
-		fmt.Fprintf(&b, "; report %s (%d pages)", res.Merged.PDF, res.Merged.Pages)
+		run.trailer = fmt.Sprintf("; report %s (%d pages)", res.Merged.PDF, res.Merged.Pages)
 	}
-	b.WriteString("\n")
-	w := a.io.Out
-	if cmd.Bool("json") {
-		w = a.io.Err
-	}
-	if _, err := fmt.Fprint(w, b.String()); err != nil {
-		return err
-	}
-	if fail > 0 {
-		return tsimerr.ErrNegative
-	}
-	return nil
+	return a.finishTests(cmd, w, format, run)
 }
 
-// blockedBy summarizes where the first unreachable service was stopped.
-func blockedBy(d *doc.Document) string {
-	for _, r := range d.Reach {
-		if r.E2E != nil && r.E2E.BlockedBy != nil {
-			bb := r.E2E.BlockedBy
-			return fmt.Sprintf("%s %s %s #%d", bb.Router, bb.Table, bb.Chain, bb.Index)
-		}
-		if r.E2E != nil && r.E2E.Verdict != doc.Reachable && r.E2E.Reason != "" {
-			return r.E2E.Reason
+// refusedText lists what the kernel refused to apply in a lab, one line
+// each: the live answers of those routers may differ from the facts.
+func refusedText(l *doc.Lab) string {
+	if l == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range l.Routers {
+		for _, x := range r.Refused {
+			fmt.Fprintf(&b, "  refused on %s: %s %s: %s\n", r.Name, x.What, x.Line, x.Error)
 		}
 	}
-	return ""
+	if b.Len() == 0 {
+		return ""
+	}
+	return "\nthe lab differs from the facts where the kernel refused:\n" + b.String()
 }
 
 // renderRun is the terminal view of a finished run: the trace, then the
@@ -249,6 +208,8 @@ func renderRun(d *doc.Document) string {
 		if r.E2E != nil && r.E2E.BlockedBy != nil {
 			bb := r.E2E.BlockedBy
 			fmt.Fprintf(&b, " — blocked by %s %s %s #%d: %s", bb.Router, bb.Table, bb.Chain, bb.Index, bb.Rule)
+		} else if r.E2E != nil && r.E2E.Reason != "" {
+			fmt.Fprintf(&b, " — %s", r.E2E.Reason)
 		}
 		b.WriteString("\n")
 		for _, rr := range r.Routers {
@@ -260,9 +221,14 @@ func renderRun(d *doc.Document) string {
 			if rr.Rule != nil {
 				rule = fmt.Sprintf("  %s %s #%d", rr.Rule.Table, rr.Rule.Chain, rr.Rule.Index)
 			}
-			fmt.Fprintf(&b, "    %-16s %-8s%s%s\n", rr.Router, rr.Verdict, rule, agree)
+			why := ""
+			if rr.Reason != "" && (rr.Verdict != doc.Allowed || !rr.Agrees) {
+				why = "  (" + rr.Reason + ")"
+			}
+			fmt.Fprintf(&b, "    %-16s %-8s%s%s%s\n", rr.Router, rr.Verdict, rule, agree, why)
 		}
 	}
+	b.WriteString(refusedText(d.Lab))
 	if d.Report != nil {
 		fmt.Fprintf(&b, "\nreport: %s (%d pages)\n", d.Report.PDF, d.Report.Pages)
 	}

@@ -8,10 +8,13 @@ import (
 	"io"
 	"net/netip"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v3"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 	"github.com/tsim-dev/tsim/trace"
@@ -21,19 +24,31 @@ func (a *app) traceCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "trace",
 		Usage: "simulate flows hop by hop: policy rules, routes, firewall rules, NAT",
-		UsageText: "tsim trace -s SRC -d DST [-p SPEC] [--sport N] [--ingress ROUTER:IFACE] [--format json|text|legacy-json]\n" +
-			"tsim trace --flows FILE            (NDJSON or CSV src,dst,spec[,expect]; one document per line)",
+		UsageText: "tsim trace -s SRC -d DST [-p SPEC] [--sport N] [--ingress ROUTER:IFACE] [--format json|text|table|csv|legacy-json]\n" +
+			"tsim trace --flows FILE [--junit FILE] [--format text|table|csv|json]",
 		Description: "SPEC is a comma list of PORT[/PROTO], A-B[/PROTO] or service names (ssh, https, dns …);\n" +
 			"protocols tcp, udp, icmp; default: one ICMP echo flow. Exit 0 when every flow is delivered\n" +
-			"(or leaves the network through a gateway), 1 otherwise.",
+			"(or leaves the network through a gateway), 1 otherwise. --format table and csv print one\n" +
+			"row per flow: src, dst, service, disposition, deciding router and rule, its FILE:LINE.\n\n" +
+			"--flows FILE runs firewall unit tests without root: FILE is CSV with a header row\n" +
+			"(src,dst,spec,expect and optionally ingress, sport, name; quoted fields, empty cells, CRLF)\n" +
+			"or NDJSON. expect is allow|permit|accept|pass or deny|block|drop|reject, or empty. Every\n" +
+			"line prints PASS, FAIL or UNKNOWN (an UNKNOWN never passes) and the run ends with\n" +
+			"`N passed, N failed, N unknown`; exit 0 only when every expectation holds. JSON (into a\n" +
+			"pipe, or --format json) is one document per line on stdout, the summary on stderr.",
 		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where a source outside the network enters"},
-			&ucli.StringFlag{Name: "format", Usage: "json, text or legacy-json (the predecessor's output and exit codes); default by --json/--text/TTY"},
-			&ucli.StringFlag{Name: "flows", Usage: "trace every flow of FILE (NDJSON or CSV), streaming one document per line", TakesFile: true},
+			&ucli.StringFlag{Name: "format", Usage: "json, text, table, csv or legacy-json (the predecessor's output and exit codes); default: text on a terminal, else json"},
+			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
+			junitFlag(),
+			shardFlag(),
 		),
 		Action: a.trace,
 	}
 }
+
+// traceFormats are the values of trace --format.
+var traceFormats = []string{"json", "text", "table", "csv", "legacy-json"}
 
 func parseIPv4(flag, s string) (netip.Addr, error) {
 	if s == "" {
@@ -60,9 +75,16 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		if a.textOut(cmd) {
 			format = "text"
 		}
-	case "json", "text", "legacy-json":
+	case "json", "text", "table", "csv", "legacy-json":
 	default:
-		return tsimerr.Inputf("--format %q: want json, text or legacy-json", format)
+		return tsimerr.Inputf("--format %q: want %s", format, strings.Join(traceFormats, ", "))
+	}
+	if cmd.String("flows") == "" {
+		for _, fl := range []string{"junit", "shard"} {
+			if cmd.IsSet(fl) {
+				return tsimerr.Inputf("--%s needs --flows FILE", fl)
+			}
+		}
 	}
 	if cmd.String("flows") != "" {
 		if format == "legacy-json" {
@@ -71,6 +93,17 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return a.traceBatch(ctx, cmd, format)
 	}
 	if format == "legacy-json" {
+		// The predecessor's path is routing only: no ports, no firewall.
+		// Answering for -p would silently answer another question.
+		for _, fl := range []string{"services", "sport", "ingress"} {
+			if cmd.IsSet(fl) {
+				name := "--" + fl
+				if fl == "services" {
+					name = "-p " + cmd.String("services")
+				}
+				return tsimerr.Inputf("--format legacy-json is the predecessor's routing-only path for the src/dst pair: it cannot answer for %s; drop it, or use --format json, text, table or csv", name)
+			}
+		}
 		return a.traceLegacy(ctx, cmd)
 	}
 	flows, err := flowsFromFlags(cmd)
@@ -95,9 +128,16 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	if d.Trace, err = eng.TraceAll(ctx, flows); err != nil {
 		return err
 	}
-	if err := a.writeDoc(d, format == "text"); err != nil {
+	switch format {
+	case "table", "csv":
+		err = a.traceRows(d, format)
+	default:
+		err = a.writeDoc(cmd, d, format == "text")
+	}
+	if err != nil {
 		return err
 	}
+	a.factsNote(f, format == "text" || format == "table")
 	if trace.ExitCode(d.Trace) != 0 {
 		return tsimerr.ErrNegative
 	}
@@ -132,7 +172,7 @@ func (a *app) traceLegacy(ctx context.Context, cmd *ucli.Command) error {
 }
 
 func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) error {
-	flows, err := flowsFromFile(cmd)
+	file, err := flowsFile(cmd)
 	if err != nil {
 		return err
 	}
@@ -140,52 +180,99 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 	if err != nil {
 		return err
 	}
-	eng := trace.New(f)
-	// Validate every flow before the first line goes out: a bad line fails
-	// the batch without a half-written stream.
-	for _, fl := range flows {
-		if err := eng.Validate(fl); err != nil {
-			return err
-		}
-	}
 	w := bufio.NewWriterSize(a.io.Out, 1<<16)
 	defer w.Flush()
-	ok := true
-	for i, fl := range flows {
-		if i%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		t := eng.Trace(ctx, fl)
-		ok = ok && trace.Positive(t.Disposition)
-		d := pipeline.NewDoc(f)
-		d.Flows = []*doc.Flow{fl}
-		d.Trace = []*doc.Trace{t}
-		if format == "text" {
-			var buf bytes.Buffer
-			trace.RenderText(&buf, d, false)
-			w.Write(buf.Bytes())
-			continue
-		}
-		if err := doc.WriteCompact(w, d); err != nil {
+	csvw := flowtest.NewCSVWriter(w, true)
+	color := a.color(cmd)
+	var cases []*flowtest.Case
+	start := time.Now()
+	err = flowtest.TraceFile(ctx, trace.New(f), file, func(c *flowtest.Case, ts []*doc.Trace) error {
+		cases = append(cases, c)
+		switch format {
+		case "json":
+			d := pipeline.NewDoc(f)
+			d.Flows = flowsOf(c)
+			d.Trace = ts
+			return doc.WriteCompact(w, d)
+		case "csv":
+			return csvw.Write(c)
+		case "text":
+			_, err := fmt.Fprintln(w, caseLine(c, color))
 			return err
 		}
-	}
-	if err := w.Flush(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if !ok {
-		return tsimerr.ErrNegative
+	return a.finishTests(cmd, w, format, testRun{
+		name: "tsim trace --flows " + file.Name, file: file.Name, cases: cases, start: start,
+		props: [][2]string{{"facts", f.Source}, {"facts.digest", f.Digest}}, csv: csvw, facts: f,
+	})
+}
+
+// factsNote ends a text view with the number of errors `tsim facts check`
+// finds in the facts (facts.Lint: the firewall's unknown matches are only warnings), and the command
+// that lists them: an answer may depend on a line the kernel would refuse.
+func (a *app) factsNote(f *facts.Facts, text bool) {
+	if !text {
+		return
 	}
-	return nil
+	errs := 0
+	for _, fd := range facts.Lint(f) {
+		if fd.Severity == facts.SevError {
+			errs++
+		}
+	}
+	if errs == 0 {
+		return
+	}
+	src := ""
+	if f.Source != "builtin:example" {
+		src = " --facts " + f.Source
+	}
+	fmt.Fprintf(a.io.Out, "\nnote: the facts have %d lint %s (answers that depend on those lines may be wrong): run `tsim facts check%s`\n",
+		errs, plural(errs, "error", "errors"), src)
+}
+
+// flowsOf returns the flows of a case, in order.
+func flowsOf(c *flowtest.Case) []*doc.Flow {
+	out := make([]*doc.Flow, len(c.Results))
+	for i, r := range c.Results {
+		out[i] = r.Flow
+	}
+	return out
+}
+
+// traceRows prints the one-row-per-flow views (table, csv) of a single
+// question.
+func (a *app) traceRows(d *doc.Document, format string) error {
+	rs := make([]*flowtest.Result, 0, len(d.Trace))
+	for i, t := range d.Trace {
+		rs = append(rs, flowtest.FromTrace(d.Flows[i], t))
+	}
+	c := &flowtest.Case{Results: rs}
+	var buf bytes.Buffer
+	if format == "csv" {
+		cw := flowtest.NewCSVWriter(&buf, false)
+		if err := cw.Write(c); err != nil {
+			return err
+		}
+		if err := cw.Flush(); err != nil {
+			return err
+		}
+	} else if err := flowtest.WriteTable(&buf, []*flowtest.Case{c}, false); err != nil {
+		return err
+	}
+	_, err := a.io.Out.Write(buf.Bytes())
+	return err
 }
 
 // writeDoc prints the document: rendered text or indented JSON.
-func (a *app) writeDoc(d *doc.Document, text bool) error {
+func (a *app) writeDoc(cmd *ucli.Command, d *doc.Document, text bool) error {
 	var buf bytes.Buffer
 	if text {
-		trace.RenderText(&buf, d, isTerminal(a.io.Out))
+		trace.RenderText(&buf, d, a.color(cmd))
 	} else if err := doc.Write(&buf, d); err != nil {
 		return err
 	}

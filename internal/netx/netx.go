@@ -34,13 +34,57 @@ func Path(name string) string { return filepath.Join(RunDir, name) }
 // Check reports, as a tsimerr.Env error, why namespaces cannot be created
 // here (not root, no CAP_SYS_ADMIN/CAP_NET_ADMIN, no netns support).
 func Check() error {
-	if os.Geteuid() != 0 {
-		return tsimerr.Envf("labs need root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) to create network namespaces; run as root, e.g. with sudo")
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return tsimerr.Envf("labs need CAP_NET_ADMIN and CAP_SYS_ADMIN; cannot read them: %w", err)
+	}
+	eff, err := EffectiveCaps(string(status))
+	if err != nil {
+		return tsimerr.Envf("labs need CAP_NET_ADMIN and CAP_SYS_ADMIN: /proc/self/status: %w", err)
+	}
+	if missing := MissingCaps(eff); len(missing) > 0 {
+		return tsimerr.Envf("labs need CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces; this process lacks %s: run as root, e.g. with sudo",
+			strings.Join(missing, " and "))
 	}
 	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
 		return tsimerr.Envf("this kernel has no network namespace support (/proc/self/ns/net: %v); labs need CONFIG_NET_NS", err)
 	}
 	return nil
+}
+
+// Capabilities a lab needs (linux/capability.h).
+const (
+	capNetAdmin = 12
+	capSysAdmin = 21
+)
+
+// EffectiveCaps reads the effective capability set (CapEff) from the text
+// of /proc/PID/status.
+func EffectiveCaps(status string) (uint64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("CapEff %q: %w", strings.TrimSpace(v), err)
+			}
+			return caps, nil
+		}
+	}
+	return 0, errors.New("no CapEff line")
+}
+
+// MissingCaps names the capabilities a lab needs that eff lacks.
+func MissingCaps(eff uint64) []string {
+	var out []string
+	for _, c := range []struct {
+		bit  uint
+		name string
+	}{{capNetAdmin, "CAP_NET_ADMIN"}, {capSysAdmin, "CAP_SYS_ADMIN"}} {
+		if eff&(1<<c.bit) == 0 {
+			out = append(out, c.name)
+		}
+	}
+	return out
 }
 
 // prepareRunDir makes /run/netns exist and be a shared mount point, exactly

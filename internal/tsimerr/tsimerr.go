@@ -14,7 +14,7 @@ const (
 	ExitOK          = 0   // worked, answer positive
 	ExitNegative    = 1   // worked, answer negative
 	ExitInput       = 2   // usage or input error
-	ExitEnv         = 3   // environment error
+	ExitEnv         = 3   // environment error, and any error no one classified
 	ExitInterrupted = 130 // interrupted, cleaned up
 )
 
@@ -54,6 +54,8 @@ var ErrNegative = &Error{Kind: KindNegative, Err: errors.New("negative answer")}
 
 // ExitCode maps any error (an error with an ExitCode() int method, such as
 // the legacy trace's own codes, keeps its code) to the process exit code.
+// An error no one classified is not a usage error: it is an environment
+// or internal failure (a write that failed, a kernel call, a bug), exit 3.
 func ExitCode(err error) int {
 	if err == nil {
 		return ExitOK
@@ -79,7 +81,7 @@ func ExitCode(err error) int {
 			return ExitNegative
 		}
 	}
-	return ExitInput
+	return ExitEnv
 }
 
 // Silent reports whether err needs no message (a negative answer).
