@@ -161,3 +161,9 @@ func connected(r *facts.Router, a netip.Addr) bool {
 	}
 	return false
 }
+
+// Select returns the routers a lab of scope would hold for the document
+// (what Up builds; "" as in Options.Scope), without building anything.
+func Select(f *facts.Facts, d *doc.Document, scope string) ([]*facts.Router, error) {
+	return selectRouters(f, d, scope)
+}
