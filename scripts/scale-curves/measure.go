@@ -309,19 +309,20 @@ func (m *measurer) run(n int, dir string, k int) {
 			fmt.Sscanf(e.Message[strings.Index(e.Message, ":")+1:], "%d routers", &labRouters)
 		}
 	}
+	// A stage ends with its last event (hosts-up: "lab …: N routers"; reach:
+	// "probes done"; merge: "N pages"; hosts-down: "lab removed") and begins
+	// where the stage before it ended (the first at its first event).
+	var prevEnd time.Time
 	for i, e := range evs {
-		if i > 0 && evs[i-1].Stage == e.Stage {
+		if i+1 < len(evs) && evs[i+1].Stage == e.Stage {
 			continue
 		}
-		end := e.Time
-		for j := i + 1; j < len(evs); j++ {
-			if evs[j].Stage != e.Stage {
-				end = evs[j].Time
-				break
-			}
-			end = evs[j].Time
+		start := prevEnd
+		if start.IsZero() {
+			start = evs[0].Time
 		}
-		stages[e.Stage] += ms(end.Sub(e.Time))
+		stages[e.Stage] += ms(e.Time.Sub(start))
+		prevEnd = e.Time
 	}
 	summary := ""
 	for _, line := range strings.Split(stdout.String(), "\n") {
