@@ -1,9 +1,11 @@
 // Package pdf owns tsim's printable output: the report PDF (a summary page
 // with the service × router verdict matrix and the simulation/emulation
 // disagreements, then one page per service with the path diagram and the
-// per-router evidence), merging several reports into one PDF with an outline
-// and a contents page, and the path diagram as DOT or Mermaid text. It reads
-// the pipeline document and never changes facts, labs or the kernel.
+// per-router evidence), one PDF of several documents with a contents page,
+// continuous page numbers and an outline (rendered from the documents, never
+// by reading PDFs), and the path diagram as DOT or Mermaid text. It reads the
+// pipeline document and never changes facts, labs or the kernel; it draws
+// every PDF with fpdf and parses no PDF.
 package pdf
 
 import (
@@ -28,6 +30,8 @@ type Options struct {
 	Dir   string    // directory the PDF is written to
 	Paper string    // "A4" (default) or "Letter"
 	Now   time.Time // report date; the caller takes it from SOURCE_DATE_EPOCH for reproducible output
+	// Progress, when set, is called after each document is drawn.
+	Progress func(done, total int)
 }
 
 // Report writes the PDF report of d into opts.Dir and returns its path and
@@ -48,7 +52,7 @@ func Report(ctx context.Context, d *doc.Document, opts Options) (string, int, er
 		return "", 0, err
 	}
 	var buf bytes.Buffer
-	pages, sections, err := render(ctx, v, opts, &buf)
+	res, err := render(ctx, []*view{v}, opts, false, &buf)
 	if err != nil {
 		return "", 0, err
 	}
@@ -56,8 +60,8 @@ func Report(ctx context.Context, d *doc.Document, opts Options) (string, int, er
 	if err := fsx.WriteFileAtomic(path, buf.Bytes(), 0o644); err != nil {
 		return "", 0, err
 	}
-	d.Report = &doc.Report{PDF: path, Pages: pages, Sections: sections}
-	return path, pages, nil
+	d.Report = &doc.Report{PDF: path, Pages: res.Pages, Sections: res.Sections[0]}
+	return path, res.Pages, nil
 }
 
 // fileName is <src>-<dst>-<hash>.pdf; the hash covers the document without
@@ -109,9 +113,16 @@ func newPDF(paper string, now time.Time) (*fpdf.Fpdf, *canvas, error) {
 	f.SetProducer("tsim (fpdf)", true)
 	f.SetMargins(margin, margin, margin)
 	f.SetAutoPageBreak(false, margin)
-	f.AliasNbPages("{nb}")
+	f.AliasNbPages(pageCountAlias)
 	return f, newCanvas(f, fd), nil
 }
+
+// pageCountAlias stands for the page count in the footers until fpdf
+// writes the file. It is built from U+E000, which no embedded font has, so
+// clean turns it into U+FFFD wherever a document's text holds it: text
+// from facts can never contain the alias (a literal "{nb}" in a rule stays
+// "{nb}").
+const pageCountAlias = "\uE000nb\uE000"
 
 // Page geometry in mm.
 const (
@@ -121,50 +132,19 @@ const (
 	sectionG = 6.0
 )
 
-// renderer lays out one report.
+// renderer lays out the documents of one PDF, one after the other.
 type renderer struct {
 	ctx      context.Context
 	f        *fpdf.Fpdf
 	c        *canvas
-	v        *view
+	v        *view // the document being drawn
 	now      time.Time
 	pw, ph   float64
 	y        float64
-	sections []doc.Section
-	head     string // running header, right side
-}
-
-func render(ctx context.Context, v *view, opts Options, out *bytes.Buffer) (int, []doc.Section, error) {
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	f, c, err := newPDF(opts.Paper, now)
-	if err != nil {
-		return 0, nil, err
-	}
-	r := &renderer{ctx: ctx, f: f, c: c, v: v, now: now.UTC()}
-	r.pw, r.ph = f.GetPageSize()
-	r.head = v.src + " → " + v.dst
-	f.SetTitle("tsim reachability report: "+r.head, true)
-	f.SetSubject("Network reachability: "+r.head, true)
-	f.SetFooterFunc(r.footer)
-
-	r.summary()
-	for _, s := range v.services {
-		if err := ctx.Err(); err != nil {
-			return 0, nil, err
-		}
-		r.servicePage(s)
-	}
-	if err := f.Error(); err != nil {
-		return 0, nil, fmt.Errorf("report: %w", err)
-	}
-	pages := f.PageNo()
-	if err := f.Output(out); err != nil {
-		return 0, nil, fmt.Errorf("report: %w", err)
-	}
-	return pages, r.sections, nil
+	sections []doc.Section // the current document's parts, pages of the file
+	head     string        // running header, right side
+	level    int           // outline level of a part: 0 alone, 1 under its document
+	docTitle string        // merged: the document's bookmark, added with its first part
 }
 
 // Colours.
@@ -234,7 +214,11 @@ func (r *renderer) footer() {
 	r.f.Line(margin, y-2, r.pw-margin, y-2)
 	r.textColor(colMuted)
 	r.c.text(margin, y, "generated "+r.now.Format("2006-01-02 15:04 UTC"), fTiny)
-	r.c.textRight(r.pw-margin, y, fmt.Sprintf("page %d of {nb}", r.f.PageNo()), fTiny)
+	// The total is only known when the file is written: fpdf replaces the
+	// alias then. Measure as if it had as many digits as this page.
+	label := fmt.Sprintf("page %d of ", r.f.PageNo())
+	w := r.c.width(label+fmt.Sprint(r.f.PageNo()), fTiny)
+	r.c.draw(r.pw-margin-w, y, label+pageCountAlias, fTiny)
 	r.textColor(colText)
 }
 
@@ -247,10 +231,14 @@ func (r *renderer) ensure(h float64) bool {
 	return true
 }
 
-// section records a bookmark for the current page.
+// section records a part starting on the current page and bookmarks it
+// (under its document's bookmark in a merged file).
 func (r *renderer) section(title string) {
+	if r.docTitle != "" && len(r.sections) == 0 {
+		r.f.Bookmark(r.c.clean(r.docTitle, fBody), 0, -1)
+	}
 	r.sections = append(r.sections, doc.Section{Title: title, Page: r.f.PageNo()})
-	r.f.Bookmark(title, 0, -1)
+	r.f.Bookmark(r.c.clean(title, fBody), r.level, -1)
 }
 
 // heading draws a section heading with a rule under it.

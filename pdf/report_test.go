@@ -153,9 +153,7 @@ func TestReportPages(t *testing.T) {
 			if d.Report == nil || d.Report.PDF != path || d.Report.Pages != pages {
 				t.Fatalf("d.Report = %+v, want pdf %s pages %d", d.Report, path, pages)
 			}
-			if err := api.ValidateFile(path, nil); err != nil {
-				t.Fatalf("pdfcpu validation: %v", err)
-			}
+			validate(t, path)
 			imgs := renderPages(t, path)
 			if len(imgs) != pages {
 				t.Fatalf("pdftoppm rendered %d pages, Report said %d", len(imgs), pages)
@@ -450,9 +448,7 @@ func stressDoc(services, routers int) *doc.Document {
 func TestReportStress(t *testing.T) {
 	d := stressDoc(3, 30)
 	path, pages := report(t, d, Options{Paper: "Letter"})
-	if err := api.ValidateFile(path, nil); err != nil {
-		t.Fatal(err)
-	}
+	validate(t, path)
 	imgs := renderPages(t, path)
 	if len(imgs) != pages {
 		t.Fatalf("rendered %d pages, want %d", len(imgs), pages)

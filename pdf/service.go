@@ -10,7 +10,7 @@ import (
 // servicePage draws one service: heading, path diagram, evidence.
 func (r *renderer) servicePage(s *service) {
 	r.addPage()
-	r.section(s.label + ": " + s.e2e)
+	r.section(serviceTitle(s))
 	r.y += 1
 	// Heading with the end-to-end badge on the right.
 	fill, strong := verdictColours(s.e2e)
@@ -80,6 +80,9 @@ func (r *renderer) servicePage(s *service) {
 		r.evidence(i+1, s, h)
 	}
 }
+
+// serviceTitle names a service's part in the outline and the contents.
+func serviceTitle(s *service) string { return s.label + ": " + s.e2e }
 
 // expectResult compares the end-to-end result with the flow's expectation.
 func expectResult(s *service) string {

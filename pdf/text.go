@@ -3,6 +3,7 @@ package pdf
 import (
 	"bytes"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"codeberg.org/go-pdf/fpdf"
@@ -84,9 +85,75 @@ func (c *canvas) mkRun(fam, style, text string) run {
 	return run{fam, style, text}
 }
 
+// tabWidth is the distance between tab stops, in characters (as a terminal
+// shows `ip rule` output).
+const tabWidth = 8
+
+// missing is drawn in place of a character no embedded font has a glyph
+// for, and of control characters: the Unicode replacement character, which
+// DejaVu has, so the reader sees that something was replaced (a font's
+// .notdef box would look like a rendering fault).
+const missing = '\uFFFD'
+
+// clean makes s drawable as it reads: tabs become spaces up to the next tab
+// stop, line breaks become spaces (text draws one line; wrap splits lines
+// before it cleans them), and control characters, invalid UTF-8 and
+// characters without a glyph in fc's font or the fallback become U+FFFD.
+// Printable ASCII passes unchanged without allocating.
+func (c *canvas) clean(s string, fc face) string {
+	i := 0
+	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	primary := c.fonts.coverage[fc.fam+fc.style]
+	fb := c.fonts.coverage[famFallback]
+	drawable := func(r rune) bool {
+		return r >= 0x20 && r < 0x7f ||
+			r > 0x7e && !unicode.IsControl(r) && (primary.has(r) || fb.has(r))
+	}
+	clean := utf8.ValidString(s[i:]) // invalid bytes read as U+FFFD below
+	for _, r := range s[i:] {
+		if !clean || !drawable(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	col := i // characters since the start of s
+	for _, r := range s[i:] {
+		switch {
+		case r == '\t':
+			n := tabWidth - col%tabWidth
+			b.WriteString("        "[:n])
+			col += n
+			continue
+		case r == '\n' || r == '\r':
+			r = ' '
+		case !drawable(r):
+			r = missing
+		}
+		b.WriteRune(r)
+		col++
+	}
+	return b.String()
+}
+
 // width is the rendered width of s in mm: the sum of its glyph advances
 // (fpdf does not kern), each looked up once per font and cached.
 func (c *canvas) width(s string, fc face) float64 {
+	return c.cleanWidth(c.clean(s, fc), fc)
+}
+
+// cleanWidth is width for text clean has already made drawable.
+func (c *canvas) cleanWidth(s string, fc face) float64 {
 	w := 0.0
 	for _, r := range s {
 		w += c.runeWidth(r, fc)
@@ -115,6 +182,12 @@ func (c *canvas) runeWidth(r rune, fc face) float64 {
 
 // text draws s with its top-left corner at (x, top).
 func (c *canvas) text(x, top float64, s string, fc face) {
+	c.draw(x, top, c.clean(s, fc), fc)
+}
+
+// draw is text without cleaning: for tsim's own strings that must reach
+// fpdf as they are (the page-count alias).
+func (c *canvas) draw(x, top float64, s string, fc face) {
 	base := top + fc.mm()*0.82
 	for _, r := range c.runs(s, fc) {
 		c.f.SetFont(r.fam, r.style, fc.size)
@@ -144,18 +217,18 @@ func (c *canvas) lines(x, top float64, ls []string, fc face) float64 {
 
 // wrap breaks s into lines no wider than w: at spaces where it can, inside
 // a word (preferring after . - / , : =) where a word alone is too wide.
-// Joining the lines gives back every character of s except the spaces the
-// breaks replaced; nothing is cut.
+// Joining the lines gives back every character of s (cleaned: see clean)
+// except the spaces the breaks replaced; nothing is cut.
 func (c *canvas) wrap(s string, w float64, fc face) []string {
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
-		out = append(out, c.wrapPara(para, w, fc)...)
+		out = append(out, c.wrapPara(c.clean(para, fc), w, fc)...)
 	}
 	return out
 }
 
 func (c *canvas) wrapPara(s string, w float64, fc face) []string {
-	if c.width(s, fc) <= w {
+	if c.cleanWidth(s, fc) <= w {
 		return []string{s}
 	}
 	var out []string
@@ -165,7 +238,7 @@ func (c *canvas) wrapPara(s string, w float64, fc face) []string {
 		if line != "" {
 			cand = line + " " + word
 		}
-		if c.width(cand, fc) <= w {
+		if c.cleanWidth(cand, fc) <= w {
 			line = cand
 			continue
 		}
@@ -173,7 +246,7 @@ func (c *canvas) wrapPara(s string, w float64, fc face) []string {
 			out = append(out, line)
 			line = ""
 		}
-		for c.width(word, fc) > w {
+		for c.cleanWidth(word, fc) > w {
 			head, tail := c.breakWord(word, w, fc)
 			out = append(out, head)
 			word = tail

@@ -28,7 +28,7 @@ func checkWrap(t *testing.T, c *canvas, s string, w float64, fc face) []string {
 			t.Errorf("line %q is %.2f mm wide, limit %.2f", l, c.width(l, fc), w)
 		}
 	}
-	if squash(strings.Join(ls, "")) != squash(s) {
+	if squash(strings.Join(ls, "")) != squash(c.clean(s, fc)) {
 		t.Errorf("wrap lost text:\n in  %q\n out %q", s, ls)
 	}
 	return ls
@@ -59,6 +59,41 @@ func TestWrap(t *testing.T) {
 	ls := c.wrap("core-router-01.datacenter-frankfurt.example.net", 40, face{famSans, "B", 8})
 	if !strings.HasSuffix(ls[0], ".") && !strings.HasSuffix(ls[0], "-") {
 		t.Errorf("FQDN broke mid-label: %q", ls)
+	}
+}
+
+func TestClean(t *testing.T) {
+	c := testCanvas(t)
+	tests := []struct {
+		in, want string
+		fc       face
+	}{
+		{"plain ASCII", "plain ASCII", fMono},
+		{"0:\tfrom all lookup local", "0:      from all lookup local", fMono},
+		{"32766:\tfrom all lookup main", "32766:  from all lookup main", fMono},
+		{"12345678\tx", "12345678        x", fMono},
+		{"a\tb\tc", "a       b       c", fBody},
+		{"Zürich → 路由器", "Zürich → 路由器", fBody},                   // DejaVu, then the CJK fallback
+		{"bell\x07 esc\x1b[0m", "bell\uFFFD esc\uFFFD[0m", fBody}, // control characters
+		{"line\r\nnext", "line  next", fBody},
+		{"fire \U0001F525!", "fire \uFFFD!", fBody}, // no embedded font has it
+		{"clef \U0001D11E", "clef \uFFFD", fMono},
+		{"bad \xff byte", "bad \uFFFD byte", fMono},
+		{"already \uFFFD", "already \uFFFD", fMono},
+	}
+	for _, tc := range tests {
+		if got := c.clean(tc.in, tc.fc); got != tc.want {
+			t.Errorf("clean(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if again := c.clean(tc.want, tc.fc); again != tc.want {
+			t.Errorf("clean is not idempotent on %q: %q", tc.want, again)
+		}
+	}
+	// Every embedded face can draw the replacement character itself.
+	for _, fc := range []face{fBody, fBodyB, fMono} {
+		if !c.fonts.coverage[fc.fam+fc.style].has(missing) {
+			t.Errorf("%s%s has no glyph for U+FFFD", fc.fam, fc.style)
+		}
 	}
 }
 
@@ -93,5 +128,31 @@ func FuzzWrap(f *testing.F) {
 			return
 		}
 		checkWrap(t, c, s, w, fMono)
+	})
+}
+
+// FuzzClean: whatever the input, clean's output is valid UTF-8 that every
+// rune of can be drawn (no tab, no control character, a glyph in the face
+// or the fallback), and cleaning it again changes nothing.
+func FuzzClean(f *testing.F) {
+	f.Add("0:\tfrom all lookup local")
+	f.Add("bell\x07 \xff \U0001F525 路由器 Zürich\r\n")
+	c := testCanvas(f)
+	fb := c.fonts.coverage[famFallback]
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, fc := range []face{fBody, fBodyB, fMono} {
+			out := c.clean(s, fc)
+			if !utf8.ValidString(out) {
+				t.Fatalf("clean(%q) = %q: invalid UTF-8", s, out)
+			}
+			for _, r := range out {
+				if r < 0x20 || r == 0x7f || (r > 0x7e && !c.fonts.coverage[fc.fam+fc.style].has(r) && !fb.has(r)) {
+					t.Fatalf("clean(%q) = %q keeps %U, which cannot be drawn", s, out, r)
+				}
+			}
+			if again := c.clean(out, fc); again != out {
+				t.Fatalf("clean not idempotent: %q → %q → %q", s, out, again)
+			}
+		}
 	})
 }

@@ -4,6 +4,7 @@
 # Needs root (labs). Usage: sudo scripts/bench.sh [N]   (default N=5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$PWD
 N=${1:-5}
 export PATH=/usr/local/go/bin:$PATH
 make -s build
@@ -65,3 +66,6 @@ for spec in "10.1.10.5 10.1.50.10 https,3306/tcp,53/udp" "10.2.10.5 10.3.10.5 1-
 	rss=$( { /usr/bin/time -f '%M' "$T" -q run -s "$1" -d "$2" -p "$3" -o rss.pdf >/dev/null || true; } 2>&1 | tail -1)
 	printf '%-44s %7d MB  target %6s MB\n' "peak RSS, run -p $3" "$((rss / 1024))" 100
 done
+
+# Merge: 100 documents of 3 services each, rendered into one PDF.
+(cd "$repo" && TSIM=$T scripts/bench-merge.sh "$N")

@@ -7,7 +7,8 @@
 #              poppler-utils (PDF checks), chromium (browser tests), the
 #              example's verification tools (socat, conntrack, ping, python3),
 #              the shells of the completion tests, man-db, cgo and PAM
-#              headers, jq and ansible-core for the docs' examples.
+#              headers, jq, curl, openssl and ansible-core for the docs'
+#              examples.
 # Building needs Go 1.26 (the Makefile finds /usr/local/go/bin).
 set -eu
 
@@ -47,6 +48,8 @@ if [ "$runtime_only" = 0 ]; then
 	# The docs' examples (cmd/tsim/docs_test.go) use jq, and the facts guide's
 	# Ansible playbook runs against localhost.
 	have jq || need="$need jq"
+	have curl || need="$need curl"
+	have openssl || need="$need openssl"
 	have ansible-playbook || need="$need ansible-core"
 	[ -x /usr/bin/time ] || need="$need time"
 	have git || need="$need git"

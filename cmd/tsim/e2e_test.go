@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsim-dev/tsim/internal/pdfcheck"
 	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
@@ -121,6 +122,7 @@ func checkPDF(t *testing.T, path string, minPages int) {
 	if n, _ := strconv.Atoi(m[1]); n < minPages {
 		t.Errorf("%s has %d pages, want at least %d", path, n, minPages)
 	}
+	pdfcheck.Validate(t, path)
 }
 
 func TestRunSingleFlow(t *testing.T) {
@@ -357,4 +359,32 @@ func validateJUnit(t *testing.T, path string) {
 	if out, err := exec.Command("xmllint", "--noout", "--schema", xsd, path).CombinedOutput(); err != nil {
 		t.Errorf("%s does not validate against %s: %v\n%s", path, xsd, err, out)
 	}
+}
+
+// TestHostsDownSummary: given a document, hosts down passes it on into a
+// pipe and prints one line for a person (--text, as on a terminal).
+func TestHostsDownSummary(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	up := exec.Command("sh", "-c", tsimBin+` trace -s 10.1.10.5 -d 10.1.50.10 -p https | `+tsimBin+` hosts up --scope path > lab.json`)
+	up.Dir = dir
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("hosts up: %v\n%s", err, out)
+	}
+	var d runDoc
+	b, err := os.ReadFile(filepath.Join(dir, "lab.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil || d.Lab == nil {
+		t.Fatalf("lab.json: %v", err)
+	}
+	down := exec.Command(tsimBin, "hosts", "down", "--text")
+	down.Dir = dir
+	down.Stdin = bytes.NewReader(b)
+	r := runCommand(t, down)
+	if r.code != 0 || r.stdout != "removed lab "+d.Lab.ID+"\n" {
+		t.Errorf("hosts down --text: exit %d, stdout %q, stderr %q; want one line naming lab %s", r.code, r.stdout, r.stderr, d.Lab.ID)
+	}
+	labGone(t, d.Lab.ID)
 }

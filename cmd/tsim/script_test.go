@@ -6,18 +6,24 @@ package main
 //
 //	tsim ARGS...   run the built tsim; `! tsim` expects a non-zero exit
 //	status N       the exit status of the last tsim
+//	[tool:NAME]    a condition: NAME is on PATH (an error, not false,
+//	               under TSIM_TEST_STRICT when it is missing)
 //
 // The scripts use the built-in example network and need no root.
 // $JUNIT_XSD is the JUnit schema (internal/flowtest/testdata/junit.xsd).
 
 import (
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
 type lastStatus struct{ code int }
@@ -29,7 +35,24 @@ func TestScripts(t *testing.T) {
 			env.Values["status"] = &lastStatus{code: -1}
 			xsd, err := filepath.Abs(filepath.Join("..", "..", "internal", "flowtest", "testdata", "junit.xsd"))
 			env.Setenv("JUNIT_XSD", xsd)
+			// For commands the scripts run through another program (script).
+			env.Setenv("PATH", filepath.Dir(tsimBin)+":"+env.Getenv("PATH"))
 			return err
+		},
+		// [tool:NAME]: NAME is on PATH; missing, it is false on a laptop
+		// and an error under TSIM_TEST_STRICT (make test), like testenv.
+		Condition: func(cond string) (bool, error) {
+			tool, ok := strings.CutPrefix(cond, "tool:")
+			if !ok {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			if _, err := exec.LookPath(tool); err != nil {
+				if testenv.Strict() {
+					return false, fmt.Errorf("%s not installed (scripts/install-deps.sh installs it; %s is set)", tool, testenv.StrictEnv)
+				}
+				return false, nil
+			}
+			return true, nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"tsim": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -267,7 +267,7 @@ func isTerminal(w any) bool {
 // noArgs rejects stray positional arguments.
 func noArgs(cmd *ucli.Command) error {
 	if cmd.Args().Len() > 0 {
-		return tsimerr.Inputf("%s: unexpected argument %q", cmd.FullName(), cmd.Args().First())
+		return tsimerr.Inputf("%s: unexpected argument %q", strings.TrimPrefix(commandPath(cmd), cmd.Root().Name+" "), cmd.Args().First())
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func commandExamples() map[string][]example {
 			{"The disposition of each flow with jq", "tsim trace -s " + src + " -d " + dst + " -p 22/tcp,3306/tcp --json | jq -r '.trace[] | \"\\(.flow) \\(.disposition)\"'"},
 			{"The predecessor's JSON for existing scripts", "tsim trace -s " + src + " -d " + dst + " --format legacy-json"},
 			{"One row per flow (src, dst, service, disposition, deciding router and rule, FILE:LINE) for a spreadsheet", "tsim trace -s " + src + " -d " + dst + " -p https,3306/tcp --format csv > flows-result.csv"},
-			{"Firewall unit tests without root: PASS/FAIL/UNKNOWN per line of a CSV with an expect column, JUnit XML for CI", "tsim trace --flows flows.csv --text --junit junit.xml"},
+			{"Firewall unit tests without root: PASS/FAIL/UNKNOWN per line of a CSV with an expect column, JUnit XML for CI", "tsim trace --flows flows.csv --junit junit.xml"},
 			{"The same tests, one document per line for jq (the summary on stderr)", "tsim trace --flows flows.csv --json > traces.ndjson"},
 		},
 		"tsim run": {
@@ -89,6 +89,7 @@ func commandExamples() map[string][]example {
 		},
 		"tsim merge": {
 			{"One PDF, with contents and bookmarks, from several documents", "cat hq.json dc.json | tsim merge -o all.pdf"},
+			{"The documents of many runs (from any machine) as one report", "cat results/*.json | tsim merge -o nightly.pdf"},
 		},
 		"tsim serve": {
 			{"Create an admin, then serve on localhost", "echo 'a long password' | tsim users add alice --role admin --password-stdin --users /etc/tsim/users.json && sudo tsim serve --listen 127.0.0.1:8080 --data /var/lib/tsim --users /etc/tsim/users.json"},

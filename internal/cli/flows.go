@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,16 @@ func flowFlags() []ucli.Flag {
 
 // flowsFromFlags builds one flow per service of -s/-d/-p.
 func flowsFromFlags(cmd *ucli.Command) ([]*doc.Flow, error) {
+	for _, fl := range []string{"src", "dst"} {
+		if cmd.String(fl) == "" {
+			alt := ""
+			if slices.ContainsFunc(cmd.Flags, func(f ucli.Flag) bool { return slices.Contains(f.Names(), "flows") }) {
+				alt = " (or --flows FILE)"
+			}
+			return nil, tsimerr.Inputf("%s: missing required flag --%s%s (see %s --help)",
+				strings.TrimPrefix(commandPath(cmd), "tsim "), fl, alt, commandPath(cmd))
+		}
+	}
 	src, err := parseIPv4("src", cmd.String("src"))
 	if err != nil {
 		return nil, err

@@ -67,9 +67,19 @@ func ManPages(root *ucli.Command) map[string][]byte {
 	return pages
 }
 
+// roffGlyphs spells the non-ASCII characters of tsim's help text as groff
+// escapes that have an ASCII rendering too: groff-base (all a fresh Debian's
+// man-db brings) in an ASCII locale warns on, and drops, characters such as
+// U+2026 that it has no fallback for.
+var roffGlyphs = strings.NewReplacer(
+	"…", "...", "—", `\(em`, "–", `\(en`, "→", `\(->`, "←", `\(<-`, "⇒", `\(rA`,
+	"×", `\(mu`, "≤", `\(<=`, "≥", `\(>=`, "“", `\(lq`, "”", `\(rq`, "‘", `\(oq`, "’", `\(cq`,
+)
+
 func roffEscape(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\e`)
 	s = strings.ReplaceAll(s, "-", `\-`)
+	s = roffGlyphs.Replace(s)
 	var b strings.Builder
 	for _, line := range strings.Split(s, "\n") {
 		if strings.HasPrefix(line, ".") || strings.HasPrefix(line, "'") {

@@ -125,13 +125,13 @@ func commandFiles(key string) [][2]string {
 	case key == "tsim trace":
 		return append(append([][2]string{}, factsFiles...), flowsFiles...)
 	case key == "tsim run":
-		return append(append(append(append([][2]string{}, factsFiles...), labFiles...), flowsFiles...), [2]string{"report.pdf", "the merged PDF report (-o)"})
+		return append(append(append(append([][2]string{}, factsFiles...), labFiles...), flowsFiles...), [2]string{"report.pdf", "the PDF report of every document (-o)"})
 	case strings.HasPrefix(key, "tsim hosts"), key == "tsim reach":
 		return append(append([][2]string{}, labFiles...), factsFiles[0])
 	case key == "tsim report":
 		return [][2]string{{"DIR/*.pdf", "the report, named after the document's flows; its path is recorded in .report.pdf"}}
 	case key == "tsim merge":
-		return [][2]string{{"FILE", "the merged PDF (-o); each document's .report.pdf is read"}}
+		return [][2]string{{"FILE", "the PDF (-o), rendered from the documents; no report PDF is read"}}
 	case key == "tsim serve":
 		return append([][2]string{
 			{"DATA/", "--data: jobs (documents, PDFs, logs), created mode 0700"},

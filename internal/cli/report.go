@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -104,61 +103,5 @@ func (a *app) report(ctx context.Context, cmd *ucli.Command) error {
 	a.log.Info().Str("pdf", path).Int("pages", pages).Msg("report written")
 	return a.emit(cmd, d, func(d *doc.Document) string {
 		return fmt.Sprintf("report %s (%d pages)\n", path, pages)
-	})
-}
-
-func (a *app) mergeCommand() *ucli.Command {
-	return &ucli.Command{
-		Name:      "merge",
-		Usage:     "merge the report PDFs of one or more documents (concatenated on stdin) into one PDF",
-		UsageText: "cat a.json b.json | tsim merge -o all.pdf",
-		Description: "The merged PDF has a bookmark per document and per service, and a contents page when\n" +
-			"more than one document is merged. Prints {\"schema\",\"merged\":{\"pdf\",\"pages\",\"documents\"}}.",
-		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the merged PDF file", Required: true, TakesFile: true},
-		},
-		Action: a.merge,
-	}
-}
-
-func (a *app) merge(ctx context.Context, cmd *ucli.Command) error {
-	if err := noArgs(cmd); err != nil {
-		return err
-	}
-	if f, ok := a.io.In.(*os.File); ok && isTerminal(f) {
-		return tsimerr.Inputf("merge reads documents on stdin (the output of `tsim report`)")
-	}
-	docs, err := doc.ReadAll(a.io.In)
-	if err != nil {
-		return tsimerr.Inputf("merge: stdin: %w", err)
-	}
-	var inputs []pdf.MergeInput
-	seen := map[string]bool{}
-	for i, d := range docs {
-		in, err := pdf.MergeInputFor(d)
-		if err != nil {
-			return tsimerr.Inputf("merge: document %d: %w", i+1, err)
-		}
-		// The documents of one `run --flows` batch all point at the batch's
-		// merged PDF: take it once.
-		if seen[in.PDF] {
-			continue
-		}
-		seen[in.PDF] = true
-		inputs = append(inputs, in)
-	}
-	out := cmd.String("output")
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return tsimerr.Envf("merge: %w", err)
-	}
-	pages, err := pdf.Merge(ctx, inputs, out)
-	if err != nil {
-		return err
-	}
-	res := doc.New()
-	res.Merged = &doc.Merged{PDF: out, Pages: pages, Documents: len(docs)}
-	return a.emit(cmd, res, func(d *doc.Document) string {
-		m := d.Merged
-		return fmt.Sprintf("merged %d %s into %s (%d pages)\n", m.Documents, plural(m.Documents, "document", "documents"), m.PDF, m.Pages)
 	})
 }

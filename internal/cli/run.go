@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -36,13 +37,13 @@ func (a *app) runCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
 			junitFlag(),
 			shardFlag(),
-			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the merged PDF report (\"\" to skip the report)", TakesFile: true},
+			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the PDF report of every document (\"\" to skip the report)", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "a4 or letter"},
 			&ucli.StringFlag{Name: "scope", Value: "path", Usage: "lab scope: path (only the routers the flows can touch: request, reply, every ECMP branch) or all (every router)"},
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after this long (exit 3), e.g. 30s"},
 			&ucli.DurationFlag{Name: "probe-timeout", Usage: "per-probe timeout (default: reach's)"},
 			isolateAllFlag(),
-			&ucli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal), bar, json (NDJSON on stderr) or none"},
+			&ucli.StringFlag{Name: "progress", Value: "auto", Usage: "auto (a bar on a terminal, not with TERM=dumb), bar, json (NDJSON on stderr) or none"},
 		),
 		Action: a.run,
 	}
@@ -56,7 +57,8 @@ func (a *app) progressSink(cmd *ucli.Command) (progress.Sink, error) {
 	}
 	switch mode {
 	case "auto":
-		if isTerminal(a.io.Err) {
+		// The bar redraws its line with escape codes a dumb terminal lacks.
+		if isTerminal(a.io.Err) && os.Getenv("TERM") != "dumb" {
 			return progress.NewBar(a.io.Err), nil
 		}
 		return progress.Nop{}, nil

@@ -34,11 +34,11 @@ func (a *app) traceCommand() *ucli.Command {
 			"(src,dst,spec,expect and optionally ingress, sport, name; quoted fields, empty cells, CRLF)\n" +
 			"or NDJSON. expect is allow|permit|accept|pass or deny|block|drop|reject, or empty. Every\n" +
 			"line prints PASS, FAIL or UNKNOWN (an UNKNOWN never passes) and the run ends with\n" +
-			"`N passed, N failed, N unknown`; exit 0 only when every expectation holds. JSON (into a\n" +
-			"pipe, or --format json) is one document per line on stdout, the summary on stderr.",
+			"`N passed, N failed, N unknown`; exit 0 only when every expectation holds. --json (or\n" +
+			"--format json) prints one document per line instead, the summary on stderr.",
 		Flags: append(flowFlags(),
 			&ucli.StringFlag{Name: "ingress", Usage: "ROUTER:IFACE where a source outside the network enters"},
-			&ucli.StringFlag{Name: "format", Usage: "json, text, table, csv or legacy-json (the predecessor's output and exit codes); default: text on a terminal, else json"},
+			&ucli.StringFlag{Name: "format", Usage: "json, text, table, csv or legacy-json (the predecessor's output and exit codes); default: text on a terminal, else json (--flows: text unless --json)"},
 			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
 			junitFlag(),
 			shardFlag(),
@@ -51,9 +51,6 @@ func (a *app) traceCommand() *ucli.Command {
 var traceFormats = []string{"json", "text", "table", "csv", "legacy-json"}
 
 func parseIPv4(flag, s string) (netip.Addr, error) {
-	if s == "" {
-		return netip.Addr{}, tsimerr.Inputf("--%s is required", flag)
-	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Addr{}, tsimerr.Inputf("--%s %q is not an IP address", flag, s)
@@ -71,8 +68,10 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 	format := cmd.String("format")
 	switch format {
 	case "":
+		// A test run (--flows) prints its lines for a person or a CI log
+		// unless --json asks for the documents, as run --flows does.
 		format = "json"
-		if a.textOut(cmd) {
+		if a.textOut(cmd) || (cmd.String("flows") != "" && !cmd.Bool("json")) {
 			format = "text"
 		}
 	case "json", "text", "table", "csv", "legacy-json":
@@ -235,6 +234,33 @@ func (a *app) factsNote(f *facts.Facts, text bool) {
 		errs, plural(errs, "error", "errors"), src)
 }
 
+// refusedRoutes lists, after the hop view, the routes a router's table
+// holds but the kernel would refuse (and the simulation therefore
+// ignored), as the document's route steps record them: one line per
+// router and table.
+func refusedRoutes(d *doc.Document) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, t := range d.Trace {
+		for _, h := range t.Hops {
+			for _, st := range h.Steps {
+				if st.Kind != doc.StepRoute || !strings.Contains(st.Detail, "the kernel refuses") {
+					continue
+				}
+				line := fmt.Sprintf("  %s table %s: %s", h.Node, st.Table, strings.TrimSpace(st.Detail))
+				if !seen[line] {
+					seen[line] = true
+					b.WriteString(line + "\n")
+				}
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "\nroutes the kernel would refuse (ignored by the simulation):\n" + b.String()
+}
+
 // flowsOf returns the flows of a case, in order.
 func flowsOf(c *flowtest.Case) []*doc.Flow {
 	out := make([]*doc.Flow, len(c.Results))
@@ -273,6 +299,7 @@ func (a *app) writeDoc(cmd *ucli.Command, d *doc.Document, text bool) error {
 	var buf bytes.Buffer
 	if text {
 		trace.RenderText(&buf, d, a.color(cmd))
+		buf.WriteString(refusedRoutes(d))
 	} else if err := doc.Write(&buf, d); err != nil {
 		return err
 	}

@@ -58,9 +58,14 @@ func usageError(cmd *ucli.Command, err error) error {
 	case reRequired.MatchString(msg):
 		var names []string
 		for _, m := range reQuoted.FindAllStringSubmatch(msg, -1) {
-			names = append(names, dashed(m[1]))
+			for _, n := range strings.Split(m[1], ",") {
+				names = append(names, dashed(strings.TrimSpace(n)))
+			}
 		}
 		msg = "missing required flag " + strings.Join(names, ", ")
+		if len(names) > 1 {
+			msg = "missing required flags " + strings.Join(names, ", ")
+		}
 	case reInvalid.MatchString(msg):
 		m := reInvalid.FindStringSubmatch(msg)
 		why := m[3]

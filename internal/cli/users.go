@@ -131,7 +131,7 @@ func (a *app) usersCommand() *ucli.Command {
 // userArgs takes the one NAME argument and opens the users file.
 func (a *app) userArgs(cmd *ucli.Command) (string, *users.File, error) {
 	if cmd.Args().Len() != 1 {
-		return "", nil, tsimerr.Inputf("%s: want exactly one user NAME", cmd.FullName())
+		return "", nil, tsimerr.Inputf("%s: want exactly one user NAME", strings.TrimPrefix(commandPath(cmd), cmd.Root().Name+" "))
 	}
 	name := cmd.Args().First()
 	if err := users.ValidName(name); err != nil {
@@ -148,7 +148,7 @@ func (a *app) userArgs(cmd *ucli.Command) (string, *users.File, error) {
 // terminal is refused: typing would echo the password.
 func (a *app) readPassword(cmd *ucli.Command) (string, error) {
 	if !cmd.Bool("password-stdin") && isTerminal(a.io.In) {
-		return "", tsimerr.Inputf("%s: give the password on stdin with --password-stdin (it would echo on the terminal)", cmd.FullName())
+		return "", tsimerr.Inputf("%s: give the password on stdin with --password-stdin (it would echo on the terminal)", strings.TrimPrefix(commandPath(cmd), cmd.Root().Name+" "))
 	}
 	line, err := bufio.NewReader(io.LimitReader(a.io.In, 4096)).ReadString('\n')
 	if err != nil && err != io.EOF {
@@ -156,7 +156,7 @@ func (a *app) readPassword(cmd *ucli.Command) (string, error) {
 	}
 	pw := strings.TrimRight(line, "\r\n")
 	if pw == "" {
-		return "", tsimerr.Inputf("%s: empty password on stdin", cmd.FullName())
+		return "", tsimerr.Inputf("%s: empty password on stdin", strings.TrimPrefix(commandPath(cmd), cmd.Root().Name+" "))
 	}
 	return pw, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tsim-dev/tsim/internal/cli"
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/pdfcheck"
 	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
@@ -343,4 +344,6 @@ func TestRunDocumentValidates(t *testing.T) {
 	if !strings.Contains(string(merged), `"documents": 2`) {
 		t.Errorf("merge document: %s", merged)
 	}
+	pdfcheck.Validate(t, pdf)
+	pdfcheck.Validate(t, filepath.Join(dir, "all.pdf"))
 }

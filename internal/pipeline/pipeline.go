@@ -1,7 +1,8 @@
 // Package pipeline owns the whole tsim job in one process — trace, hosts up,
-// reach, report, merge, hosts down — on the hybrid pool, with typed progress
-// events and cancellation through the context. `tsim run` and `tsim serve`
-// both call it; it knows nothing of flags, terminals or HTTP.
+// reach, report (one PDF of every document), hosts down — on the hybrid
+// pool, with typed progress events and cancellation through the context.
+// `tsim run` and `tsim serve` both call it; it knows nothing of flags,
+// terminals or HTTP.
 package pipeline
 
 import (
@@ -10,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -33,7 +33,7 @@ type Request struct {
 	// Groups are the flows of each document (e.g. one line of a flows
 	// file, or the services of one -s/-d/-p question).
 	Groups [][]*doc.Flow
-	// Output is the merged PDF path; "" skips report and merge.
+	// Output is the PDF path; "" skips the report.
 	Output string
 	Paper  string
 	Now    time.Time // report date (SOURCE_DATE_EPOCH)
@@ -73,9 +73,9 @@ func NewDoc(f *facts.Facts) *doc.Document {
 func Reachable(d *doc.Document) bool { return reach.ExitCode(d.Reach) == tsimerr.ExitOK }
 
 // Stage names and weights of the overall percentage.
-var stageNames = []string{"trace", "hosts-up", "reach", "report", "merge", "hosts-down"}
+var stageNames = []string{"trace", "hosts-up", "reach", "report", "hosts-down"}
 
-func stageWeights() []float64 { return []float64{5, 25, 40, 20, 5, 5} }
+func stageWeights() []float64 { return []float64{5, 25, 40, 25, 5} }
 
 // Run executes the job. The lab is always removed, also on error and on
 // cancellation (with a context that is not cancelled, so cleanup finishes).
@@ -161,55 +161,29 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 	if req.Output == "" {
 		return res, nil
 	}
-	// 4. Reports (CPU-bound, in parallel on the CPU slots) into a scratch
-	// directory, then 5. one merged PDF.
+	// 4. One PDF rendered from every document (CPU-bound, on a CPU slot),
+	// with continuous page numbers and, for several documents, a contents
+	// page; each document records its parts' pages in that file.
 	if err := os.MkdirAll(filepath.Dir(req.Output), 0o755); err != nil {
 		return res, tsimerr.Envf("report: %w", err)
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(req.Output), ".tsim-report-*")
-	if err != nil {
-		return res, tsimerr.Envf("report: %w", err)
-	}
-	defer os.RemoveAll(tmp)
+	st.Report("report", 0, "", fmt.Sprintf("rendering %d document(s)", len(res.Docs)))
+	var rendered pdf.Rendered
 	g, _ := deps.Pool.Group(ctx)
-	var done atomic.Int32
-	for i, d := range res.Docs {
-		dir := filepath.Join(tmp, fmt.Sprint(i))
-		g.GoCPU(func(ctx context.Context) error {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
-			if _, _, err := pdf.Report(ctx, d, pdf.Options{Dir: dir, Paper: req.Paper, Now: req.Now}); err != nil {
-				return err
-			}
-			st.Report("report", float64(done.Add(1))/float64(len(res.Docs)), "", "")
-			return nil
-		})
-	}
+	g.GoCPU(func(ctx context.Context) error {
+		var err error
+		rendered, err = pdf.Merge(ctx, res.Docs, req.Output, pdf.Options{Paper: req.Paper, Now: req.Now,
+			Progress: func(done, total int) { st.Report("report", float64(done)/float64(total), "", "") }})
+		return err
+	})
 	if err := g.Wait(); err != nil {
 		return res, err
 	}
-	inputs := make([]pdf.MergeInput, 0, len(res.Docs))
-	for _, d := range res.Docs {
-		in, err := pdf.MergeInputFor(d)
-		if err != nil {
-			return res, err
-		}
-		inputs = append(inputs, in)
+	res.Merged = &doc.Merged{PDF: req.Output, Pages: rendered.Pages, Documents: len(res.Docs)}
+	for i, d := range res.Docs {
+		d.Report = &doc.Report{PDF: req.Output, Pages: rendered.Pages, Sections: rendered.Sections[i]}
 	}
-	st.Report("merge", 0, "", "")
-	pages, err := pdf.Merge(ctx, inputs, req.Output)
-	if err != nil {
-		return res, err
-	}
-	res.Merged = &doc.Merged{PDF: req.Output, Pages: pages, Documents: len(res.Docs)}
-	for _, d := range res.Docs {
-		// The per-document PDFs were scratch: the document points at the
-		// merged file.
-		secs := d.Report.Sections
-		d.Report = &doc.Report{PDF: req.Output, Pages: pages, Sections: secs}
-	}
-	st.Report("merge", 1, "", fmt.Sprintf("%s: %d pages", req.Output, pages))
+	st.Report("report", 1, "", fmt.Sprintf("%s: %d pages", req.Output, rendered.Pages))
 	return res, nil
 }
 

@@ -16,7 +16,7 @@ import (
 // Event is one progress report.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Stage   string    `json:"stage"`             // trace, hosts-up, reach, report, merge, hosts-down, done
+	Stage   string    `json:"stage"`             // trace, hosts-up, reach, report, hosts-down, done
 	Step    string    `json:"step,omitempty"`    // e.g. "router hq-gw", "f2 443/tcp"
 	Percent float64   `json:"percent"`           // overall, 0–100
 	Message string    `json:"message,omitempty"` // one human line
