@@ -42,8 +42,8 @@ func runCmd(t *testing.T, dir string, env []string, name string, args ...string)
 // TestPlaybook runs run-shards.yml against an inventory of three "hosts"
 // that are this machine (connection=local, each with its own work
 // directory): every line of a generated flows file runs in exactly one
-// shard, the controller gets every shard's documents and merges them into
-// one PDF, the hosts' work directories are gone and no lab is left.
+// shard, the controller gets every shard's documents (no PDFs) and merges
+// them into one PDF, the hosts' work directories are gone and no lab is left.
 func TestPlaybook(t *testing.T) {
 	testenv.NeedRoot(t, "sudo go test ./scripts/ansible/")
 	testenv.NeedTools(t, "ansible-playbook", "iptables-restore", "ipset")
@@ -144,6 +144,11 @@ func TestPlaybook(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(results, "tsim-merged.pdf")); err != nil || st.Size() == 0 {
 		t.Errorf("merged PDF: %v", err)
+	}
+	// The report comes from the documents alone: no shard wrote a PDF.
+	pdfs, _ := filepath.Glob(filepath.Join(results, "*.pdf"))
+	if len(pdfs) != 1 {
+		t.Errorf("PDFs on the controller: %v, want only tsim-merged.pdf", pdfs)
 	}
 	ns, _ := exec.Command("ip", "netns", "list").Output()
 	for id := range labs {

@@ -39,6 +39,7 @@ type Record struct {
 	Load1      float64            `json:"load1"` // load average (1 min) when the figure was taken
 	Load1After float64            `json:"load1_after,omitempty"`
 	Time       string             `json:"time"`
+	Tsim       string             `json:"tsim,omitempty"` // version of the binary timed
 	Note       string             `json:"note,omitempty"`
 }
 
@@ -72,10 +73,12 @@ type measurer struct {
 	out             *os.File
 	seed            string
 	probeTimeout    string
+	version         string
 }
 
 func (m *measurer) emit(r Record) {
 	r.Time = time.Now().UTC().Format(time.RFC3339)
+	r.Tsim = m.version
 	if r.Load1After == 0 {
 		r.Load1After = load1()
 	}
@@ -121,6 +124,12 @@ func measure(ctx context.Context, args []string) error {
 	}
 	defer f.Close()
 	m := &measurer{tsim: *tsim, gen: *gen, work: *work, out: f, seed: *seed, probeTimeout: *probeTimeout}
+	if b, err := exec.Command(*tsim, "--json", "version").Output(); err == nil {
+		var v struct{ Version string }
+		if json.Unmarshal(b, &v) == nil {
+			m.version = v.Version
+		}
+	}
 	want := map[string]bool{}
 	for _, w := range strings.Split(*only, ",") {
 		want[w] = true

@@ -127,8 +127,8 @@ func table(rs []Record) string {
 			r.Routers, fmtMs(l.Ms), l.Load1, r.Flows, r.PerFlowUs, fmtMs(r.Per100kMs), fmtMs(p.Ms), p.RSSMB, r.Load1)
 	}
 	b.WriteString("\n**Lab to PDF** (`tsim run --flows`, as a process) **and the kernel's floor**\n\n")
-	b.WriteString("| routers | flows | lab routers | run wall | hosts up | reach | per flow | report | hosts down | peak RSS | floor up+down | run ÷ floor (up+down) | load | result |\n")
-	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| routers | flows | lab routers | run wall | hosts up | reach | per flow | report | hosts down | peak RSS | floor up+down | run ÷ floor (up+down) | load | result | tsim |\n")
+	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
 	floors := map[[2]int]Record{}
 	for _, r := range pick(rs, "floor") {
 		floors[[2]int{r.Routers, r.Flows}] = r
@@ -140,10 +140,11 @@ func table(rs []Record) string {
 		if fl.Ms > 0 {
 			ratio = fmt.Sprintf("%.1f", labMs/fl.Ms)
 		}
-		fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %.0f ms | %s | %s | %.0f MB | %s | %s | %.0f–%.0f | %s |\n",
+		note, _, _ := strings.Cut(r.Note, "; report")
+		fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %.0f ms | %s | %s | %.0f MB | %s | %s | %.0f–%.0f | %s | %s |\n",
 			r.Routers, r.Flows, r.LabRouters, fmtMs(r.Ms), fmtMs(r.Stages["hosts-up"]), fmtMs(r.Stages["reach"]),
 			r.Stages["reach"]/float64(max(r.Flows, 1)), fmtMs(r.Stages["report"]+r.Stages["merge"]), fmtMs(r.Stages["hosts-down"]),
-			r.RSSMB, fmtMs(fl.Ms), ratio, r.Load1, r.Load1After, r.Note)
+			r.RSSMB, fmtMs(fl.Ms), ratio, r.Load1, r.Load1After, note, r.Tsim)
 	}
 	return b.String()
 }
