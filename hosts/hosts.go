@@ -47,8 +47,8 @@ const (
 type Options struct {
 	// Scope is ScopePath (routers the document's flows can touch: request,
 	// reply and every ECMP branch, see pathRouters) or ScopeAll (every
-	// router of the facts). "" is ScopePath when the document has a trace,
-	// else ScopeAll.
+	// router of the facts). "" is ScopePath, or ScopeAll when the document
+	// has no trace or its flows touch no router.
 	Scope string
 	// Strict turns any kernel refusal into an Env error (exit 3), after
 	// the lab is removed again.
@@ -208,6 +208,7 @@ func checkTools() ([]string, error) {
 }
 
 func selectRouters(f *facts.Facts, d *doc.Document, scope string) ([]*facts.Router, error) {
+	explicit := scope != ""
 	switch scope {
 	case "":
 		if len(d.Trace) == 0 {
@@ -231,6 +232,9 @@ func selectRouters(f *facts.Facts, d *doc.Document, scope string) ([]*facts.Rout
 		}
 	}
 	if len(out) == 0 {
+		if !explicit {
+			return f.Routers, nil // nothing to go by: every router, as before
+		}
 		return nil, tsimerr.Inputf("hosts up --scope path: the trace crosses no router of the facts")
 	}
 	return out, nil

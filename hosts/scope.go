@@ -46,12 +46,22 @@ func pathRouters(f *facts.Facts, d *doc.Document) map[string]bool {
 				}
 				last = h.Node
 			}
-			if fl == nil || first == "" {
+			if fl == nil {
 				continue
 			}
 			src, err1 := netip.ParseAddr(fl.Src)
 			dst, err2 := netip.ParseAddr(fl.Dst)
 			if err1 != nil || err2 != nil {
+				continue
+			}
+			if first == "" {
+				// No router on the way (one subnet): the routers on the
+				// endpoints' subnets, whose segments the hosts join.
+				for _, r := range f.Routers {
+					if connected(r, src) || connected(r, dst) {
+						on[r.Name] = true
+					}
+				}
 				continue
 			}
 			for _, h := range hops {

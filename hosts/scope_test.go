@@ -32,6 +32,9 @@ func TestPathRoutersClosure(t *testing.T) {
 		{"10.1.30.10", "10.3.100.10", "icmp", 0, "dc-core dc-gw dc-srv hq-core hq-gw"},
 		// one site, one router: nothing else.
 		{"10.3.10.5", "10.3.100.10", "icmp", 0, "dc-core"},
+		// one subnet, no router on the way: the router of that subnet,
+		// whose segment the two hosts join.
+		{"10.2.10.5", "10.2.10.10", "tcp", 443, "br-core"},
 	} {
 		d := doc.New()
 		d.Flows = []*doc.Flow{{ID: "f1", Src: c.src, Dst: c.dst, Proto: c.proto, DPort: c.dport}}

@@ -62,6 +62,7 @@ var docsRun = []string{
 	"docs/facts.md",
 	"docs/migration.md",
 	"docs/scale-out.md",
+	"docs/scale.md",
 	"docs/serve.md",
 	"docs/api.md",
 }

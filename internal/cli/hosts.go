@@ -117,7 +117,7 @@ func (a *app) hostsUp(ctx context.Context, cmd *ucli.Command) error {
 	}
 	opts := a.hostsOptions()
 	if !cmd.IsSet("scope") {
-		scope = "" // path when the document has a trace, else all
+		scope = "" // path, or every router without a trace or when the flows cross none
 	}
 	opts.Scope, opts.Strict = scope, cmd.Bool("strict")
 	d.Lab = nil

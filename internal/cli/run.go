@@ -92,6 +92,9 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 	if scope != "all" && scope != "path" {
 		return tsimerr.Inputf("--scope %q: want all or path", scope)
 	}
+	if !cmd.IsSet("scope") {
+		scope = "" // path, or every router when the flows cross none
+	}
 	var groups [][]*doc.Flow
 	var file *flowtest.File
 	batch := cmd.String("flows") != ""
