@@ -173,38 +173,51 @@ func plot(rs []Record, png string) error {
 	}
 	add(&left, "facts load (ms)", loadPts)
 	byFlows := map[int][][2]float64{}
+	var warm [][2]float64
 	var flowsList []int
 	for _, r := range pick(rs, "trace") {
 		if _, ok := byFlows[r.Flows]; !ok {
 			flowsList = append(flowsList, r.Flows)
 		}
 		byFlows[r.Flows] = append(byFlows[r.Flows], [2]float64{float64(r.Routers), r.PerFlowUs})
+		if r.Flows == 1000 {
+			warm = append(warm, [2]float64{float64(r.Routers), r.Per100kMs / 100})
+		}
 	}
+	add(&left, "trace per flow, warm (100k traces of 1000 flows) (us)", warm)
 	for _, k := range flowsList {
-		add(&left, fmt.Sprintf("trace per flow, %d flows (µs)", k), byFlows[k])
+		add(&left, fmt.Sprintf("trace per flow, first pass of %d flows (us)", k), byFlows[k])
 	}
 	runs := map[int][][2]float64{}
-	floors := map[int][][2]float64{}
 	var runFlows []int
+	var lab, floor, reach [][2]float64
 	for _, r := range pick(rs, "run") {
 		if _, ok := runs[r.Flows]; !ok {
 			runFlows = append(runFlows, r.Flows)
 		}
 		runs[r.Flows] = append(runs[r.Flows], [2]float64{float64(r.Routers), r.Ms / 1000})
+		if r.Flows == 1000 {
+			lab = append(lab, [2]float64{float64(r.Routers), (r.Stages["hosts-up"] + r.Stages["hosts-down"]) / 1000})
+			reach = append(reach, [2]float64{float64(r.Routers), r.Stages["reach"] / 1000})
+		}
 	}
 	for _, r := range pick(rs, "floor") {
-		floors[r.Flows] = append(floors[r.Flows], [2]float64{float64(r.Routers), r.Ms / 1000})
+		if r.Flows == 1000 {
+			floor = append(floor, [2]float64{float64(r.Routers), r.Ms / 1000})
+		}
 	}
 	for _, k := range runFlows {
 		add(&right, fmt.Sprintf("run --flows, %d flows, lab to PDF (s)", k), runs[k])
-		add(&right, fmt.Sprintf("kernel floor, lab of %d flows (s)", k), floors[k])
 	}
+	add(&right, "reach, 1000 flows (s)", reach)
+	add(&right, "hosts up + down, 1000 flows (s)", lab)
+	add(&right, "kernel floor: same routers by ip/iptables-restore (s)", floor)
 	pdf := fpdf.New("L", "mm", "", "")
 	pdf.AddPageFormat("L", fpdf.SizeType{Wd: 130, Ht: 260})
 	pdf.SetFont("Helvetica", "B", 10)
 	pdf.Text(10, 9, "tsim cost vs. network size (generated networks, 2 shared cores; log scales)")
 	panel(pdf, 12, 16, 112, 80, "facts load, trace per flow", "routers", left)
-	panel(pdf, 140, 16, 112, 80, "lab to PDF vs. kernel floor", "routers", right)
+	panel(pdf, 140, 16, 112, 80, "lab to PDF, its stages, and the kernel floor", "routers", right)
 	tmp, err := os.MkdirTemp("", "scale-plot")
 	if err != nil {
 		return err
