@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"net/netip"
+	"strings"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
@@ -18,7 +19,10 @@ import (
 //     (all ECMP nexthops, every policy-routing table), followed router by
 //     router until the packet is delivered, leaves the network or is
 //     dropped by a route;
-//   - reply: the same closure from the router that delivered the request
+//   - DNAT: where a router's nat PREROUTING or OUTPUT has a DNAT rule whose
+//     destination match (if any) holds the address, the closure also
+//     follows the rule's --to-destination from that router;
+//   - reply: the same closure from every router the request may reach
 //     back towards the source.
 //
 // Taking every table of a router over-approximates policy routing (a
@@ -64,12 +68,20 @@ func pathRouters(f *facts.Facts, d *doc.Document) map[string]bool {
 				}
 				continue
 			}
+			// The request (also past a router that denies it: reach tests
+			// every router of the path with the filters open), then the
+			// reply from wherever the request may end.
+			req := map[string]bool{}
 			for _, h := range hops {
 				if h.Kind == doc.HopRouter {
-					c.close(h.Node, dst, on)
+					c.close(h.Node, dst, req)
 				}
 			}
-			c.close(last, src, on)
+			req[last] = true
+			for r := range req {
+				on[r] = true
+				c.close(r, src, on)
+			}
 		}
 	}
 	return on
@@ -115,7 +127,13 @@ func (c *closer) close(router string, to netip.Addr, on map[string]bool) {
 		c.seen[k] = true
 		on[name] = true
 		r := c.routers[name]
-		if r == nil || c.owner[to] == name {
+		if r == nil {
+			continue
+		}
+		for _, t := range dnatTargets(r, to) {
+			c.close(name, t, on)
+		}
+		if c.owner[to] == name {
 			continue
 		}
 		for _, gw := range nexthops(r, to) {
@@ -127,6 +145,71 @@ func (c *closer) close(router string, to netip.Addr, on map[string]bool) {
 			work = append(work, o)
 		}
 	}
+}
+
+// dnatTargets returns the --to-destination addresses of r's DNAT rules
+// (nat PREROUTING and OUTPUT, and the chains they jump to) whose -d, if
+// any, holds a. Other matches are ignored: a target too many costs a
+// router too many at most.
+func dnatTargets(r *facts.Router, a netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, t := range r.Iptables {
+		if t.Name != "nat" {
+			continue
+		}
+		for _, ch := range t.Chains {
+			if ch.Name == "POSTROUTING" || ch.Name == "INPUT" {
+				continue
+			}
+			for _, rule := range ch.Rules {
+				if rule.Target == nil || rule.Target.Name != "DNAT" || !dstMatches(rule, a) {
+					continue
+				}
+				for _, o := range rule.Target.Options {
+					if o.Name != "to-destination" || len(o.Args) == 0 {
+						continue
+					}
+					host := o.Args[0]
+					if i := strings.IndexAny(host, ":-"); i >= 0 {
+						host = host[:i] // address[-address][:port[-port]]: the first address
+					}
+					if x, err := netip.ParseAddr(host); err == nil {
+						out = append(out, x)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// dstMatches says whether a rule's -d (absent, or not negated and holding
+// a) lets a through.
+func dstMatches(rule *facts.IptRule, a netip.Addr) bool {
+	for _, m := range rule.Matches {
+		if m.Module != "" {
+			continue
+		}
+		for _, o := range m.Options {
+			if o.Name != "destination" || o.Neg {
+				continue
+			}
+			held := false
+			for _, arg := range o.Args {
+				for _, x := range strings.Split(arg, ",") {
+					if p, err := netip.ParsePrefix(x); err == nil && p.Contains(a) {
+						held = true
+					} else if y, err := netip.ParseAddr(x); err == nil && y == a {
+						held = true
+					}
+				}
+			}
+			if !held {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // nexthops returns the gateways of the longest-prefix unicast routes to a

@@ -32,6 +32,10 @@ func TestPathRoutersClosure(t *testing.T) {
 		{"10.1.30.10", "10.3.100.10", "icmp", 0, "dc-core dc-gw dc-srv hq-core hq-gw"},
 		// one site, one router: nothing else.
 		{"10.3.10.5", "10.3.100.10", "icmp", 0, "dc-core"},
+		// the Internet edge publishes 203.0.113.5 by DNAT to the DMZ web
+		// server 10.1.50.10: the closure follows the DNAT to hq-dmz's LAN
+		// (the trace itself, from inside, is not translated).
+		{"10.1.10.5", "203.0.113.5", "tcp", 443, "DNAT"},
 		// one subnet, no router on the way: the router of that subnet,
 		// whose segment the two hosts join.
 		{"10.2.10.5", "10.2.10.10", "tcp", 443, "br-core"},
@@ -44,6 +48,12 @@ func TestPathRoutersClosure(t *testing.T) {
 			got = append(got, r)
 		}
 		slices.Sort(got)
+		if c.want == "DNAT" {
+			if !slices.Contains(got, "hq-dmz") || !slices.Contains(got, "inet-gw") {
+				t.Errorf("%s → %s: routers %v, want inet-gw and, behind its DNAT, hq-dmz", c.src, c.dst, got)
+			}
+			continue
+		}
 		if strings.Join(got, " ") != c.want {
 			t.Errorf("%s → %s: routers %v, want %s", c.src, c.dst, got, c.want)
 		}
