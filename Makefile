@@ -37,7 +37,8 @@ test: deps
 	go build -o .testreport ./scripts/testreport
 	# -p 1: namespace-heavy packages probe real sockets; run them one at a time so a
 	# loaded 2-core CI machine does not turn slow probes into false verdicts.
-	set -o pipefail; TSIM_TEST_STRICT=1 go test -p 1 -count=1 -timeout 40m -json ./... | ./.testreport -no-skips
+	# TSIM_SOAK=1: serve's 100-job soak (flat RSS, goroutines, fds) runs too.
+	set -o pipefail; TSIM_SOAK=1 TSIM_TEST_STRICT=1 go test -p 1 -count=1 -timeout 40m -json ./... | ./.testreport -no-skips
 	# PAM login through pam_unix with a throw-away user (cgo build tag).
 	TSIM_TEST_STRICT=1 CGO_ENABLED=1 go test -count=1 -tags pam -run TestPAMLogin ./serve/
 	rm -f .testreport

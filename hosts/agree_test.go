@@ -4,19 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os/exec"
-	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/netx"
 	"github.com/tsim-dev/tsim/trace"
 )
 
@@ -164,6 +168,28 @@ func agreementFlows(f *facts.Facts) []*doc.Flow {
 			add(h, routerAddrs[k%len(routerAddrs)], svc{"tcp", 22, 0})
 		}
 	}
+	// To every subnet's broadcast address, from a host elsewhere: the
+	// routers on that subnet have it in their local table (type
+	// broadcast) and must not forward it. And back, from the broadcast
+	// address as a source.
+	var subs []netip.Prefix
+	for p := range subnets {
+		subs = append(subs, p)
+	}
+	sort.Slice(subs, func(i, j int) bool { return subs[i].Addr().Less(subs[j].Addr()) })
+	bsvc := []svc{{"tcp", 443, 0}, {"icmp", 0, 0}, {"udp", 161, 0}}
+	for k, p := range subs {
+		if len(hosts) > 1 {
+			src := hosts[k%len(hosts)]
+			if p.Contains(src) {
+				src = hosts[(k+1)%len(hosts)]
+			}
+			add(src, lastAddr(p), bsvc[k%len(bsvc)])
+			// And from it: a source that is a router's broadcast
+			// address fails source validation where it is checked.
+			add(lastAddr(p), src, bsvc[(k+1)%len(bsvc)])
+		}
+	}
 	return flows
 }
 
@@ -191,8 +217,6 @@ func (k kernelRoute) String() string {
 	return s + " dev " + k.Dev + " table " + k.Table
 }
 
-var reVia = regexp.MustCompile(`\bvia (\S+)`)
-
 type agreement struct {
 	owners  map[netip.Addr][]where // router interfaces owning each address
 	mu      sync.Mutex
@@ -200,6 +224,12 @@ type agreement struct {
 	flows   int
 	checked int
 	bad     []string
+	// replies and multipath count the reply legs and multipath route
+	// hops compared; kernelBranches the branches the kernel's hash takes.
+	replies, multipath                      int
+	ecmpFlows, ecmpBranches, kernelBranches int
+	// broadcasts counts hops trace received by a broadcast route.
+	broadcasts int
 }
 
 func (a *agreement) kernel(ns, query string) kernelRoute {
@@ -228,13 +258,51 @@ func (a *agreement) kernel(ns, query string) kernelRoute {
 	return k
 }
 
-// check compares one trace with the kernel, hop by hop.
+// check compares one trace with the kernel, hop by hop: the request and
+// the reply of every ECMP branch. On the branch the kernel's hash takes
+// (the lab pins every router's seed, the engine knows it) a multipath
+// route must lead where the kernel's does; on the others any nexthop of
+// the route is the kernel's answer for some seed.
 func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 	nsOf := map[string]string{}
 	for _, r := range lab.Routers {
 		nsOf[r.Name] = r.Netns
 	}
-	for i, h := range tr.Hops {
+	branches := tr.Branches
+	if len(branches) == 0 {
+		branches = []*doc.Branch{{Hops: tr.Hops, ReplyHops: tr.ReplyHops, Disposition: tr.Disposition, Direction: tr.Direction, Kernel: true}}
+	}
+	if len(tr.Branches) > 0 {
+		a.mu.Lock()
+		a.ecmpFlows++
+		a.ecmpBranches += len(tr.Branches)
+		if tr.KernelBranch > 0 {
+			a.kernelBranches++
+		}
+		a.mu.Unlock()
+	}
+	for _, b := range branches {
+		// A leg that arrived ends DELIVERED (or leaves the network);
+		// the stopped one has the branch's disposition.
+		reqDisp, repDisp := doc.Delivered, b.Disposition
+		if b.Direction == doc.Request && !strings.HasPrefix(b.Reason, "the handshake's ACK") {
+			reqDisp = b.Disposition
+		} else if b.Direction != doc.Reply {
+			repDisp = doc.Delivered
+		}
+		a.checkLeg(fl, "request", b.Hops, reqDisp, b.Kernel, nsOf)
+		if len(b.ReplyHops) > 0 {
+			a.mu.Lock()
+			a.replies++
+			a.mu.Unlock()
+			a.checkLeg(fl, "reply", b.ReplyHops, repDisp, b.Kernel, nsOf)
+		}
+	}
+}
+
+// checkLeg compares the router hops of one direction with the kernel.
+func (a *agreement) checkLeg(fl *doc.Flow, dir string, hops []*doc.Hop, disp string, kernelBranch bool, nsOf map[string]string) {
+	for i, h := range hops {
 		if h.Kind != doc.HopRouter {
 			continue
 		}
@@ -251,7 +319,7 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 		a.mu.Lock()
 		a.checked++
 		a.mu.Unlock()
-		last := i == len(tr.Hops)-1
+		last := i == len(hops)-1
 		var want, why string
 		switch {
 		case rs.Action == facts.RouteBlackhole || rs.Action == facts.RouteUnreachable || rs.Action == facts.RouteProhibit:
@@ -259,41 +327,62 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 			if k.err == "" && k.Type != rs.Action {
 				why = "trace discards here"
 			}
-		case rs.Action == "none" || last && tr.Disposition == doc.NoRoute && h.Out == "":
+		case rs.Action == "none" || last && disp == doc.NoRoute && h.Out == "":
 			want = "no route"
 			if k.err == "" && k.Type != "unreachable" {
 				why = "trace finds no route"
 			}
-		case rs.Action == facts.RouteLocal || h.Out == "" && last && tr.Disposition == doc.Delivered:
+		case rs.Action == facts.RouteBroadcast:
+			// A broadcast address of this router: received, never
+			// forwarded.
+			want = "broadcast"
+			a.mu.Lock()
+			a.broadcasts++
+			a.mu.Unlock()
+			if k.Type != "broadcast" {
+				why = "trace receives it as a broadcast (local table)"
+			}
+		case rs.Action == facts.RouteLocal || h.Out == "" && last && disp == doc.Delivered:
 			want = "local"
 			if k.Type != "local" {
 				why = "trace delivers locally"
 			}
 		case h.Out != "":
-			gw := "" // the chosen route's gateway (Detail may quote skipped routes)
-			if m := reVia.FindStringSubmatch(rs.Text); m != nil && !strings.Contains(rs.Text, "nexthop") {
-				gw = m[1]
-			}
+			gw := rs.Gateway // the chosen nexthop (typed: no text parsing)
+			multipath := rs.Nexthops > 1
 			want = "dev " + h.Out
 			if gw != "" {
 				want = "via " + gw + " " + want
 			}
+			if multipath {
+				a.mu.Lock()
+				a.multipath++
+				a.mu.Unlock()
+				want += fmt.Sprintf(" (nexthop %d of %d, the kernel's hash: %d)", rs.Nexthop, rs.Nexthops, rs.HashNexthop)
+			}
 			switch {
 			case k.err != "":
 				why = "kernel has no route"
+			case multipath && !kernelBranch:
+				// Another branch: the kernel takes it for other seeds
+				// only; its route must still offer this nexthop.
+				if !strings.Contains(rs.Text, "via "+gw+" ") {
+					why = "the route does not offer the branch's nexthop"
+				}
+			case multipath && rs.HashNexthop == 0:
+				why = "the lab pins the seed, but trace could not compute the kernel's nexthop"
 			case k.Dev != h.Out:
 				why = "different out interface"
-			case strings.Contains(rs.Text, "nexthop"):
-				// multipath: the kernel hashes, any listed path is fine
 			case k.Gateway != gw:
 				why = "different next hop"
-			case i+1 < len(tr.Hops) && tr.Hops[i+1].Kind == doc.HopRouter:
+			case i+1 < len(hops) && hops[i+1].Kind == doc.HopRouter:
 				// Following the kernel's next hop must land on the trace's
 				// next router, on the interface the trace enters by.
-				next := tr.Hops[i+1]
+				next := hops[i+1]
 				to := k.Gateway
 				if to == "" {
-					to = fl.Dst
+					// The destination of this leg, as the router sees it.
+					to = strings.Fields(rs.Query)[3]
 				}
 				if addr, err := netip.ParseAddr(to); err == nil {
 					if own := a.owners[addr]; len(own) > 0 && !slices.Contains(own, where{next.Node, next.In}) {
@@ -306,8 +395,8 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 		}
 		if why != "" {
 			a.mu.Lock()
-			a.bad = append(a.bad, fmt.Sprintf("%s %s→%s %s/%d hop %s (in %s): %s — trace: %s (table %s, %q at %s); kernel: %s\n    query: %s",
-				fl.ID, fl.Src, fl.Dst, fl.Proto, fl.DPort, h.Node, h.In, why, want, rs.Table, rs.Text, rs.Pos, k, rs.Query))
+			a.bad = append(a.bad, fmt.Sprintf("%s %s→%s %s/%d %s hop %s (in %s): %s — trace: %s (table %s, %q at %s); kernel: %s\n    query: %s",
+				fl.ID, fl.Src, fl.Dst, fl.Proto, fl.DPort, dir, h.Node, h.In, why, want, rs.Table, rs.Text, rs.Pos, k, rs.Query))
 			a.mu.Unlock()
 		}
 	}
@@ -316,7 +405,22 @@ func (a *agreement) check(fl *doc.Flow, tr *doc.Trace, lab *doc.Lab) {
 func runAgreement(t *testing.T, f *facts.Facts) *doc.Lab {
 	opts := testOpts(t)
 	lab := upT(t, f, doc.New(), opts)
+	// Pin every router's multipath hash seed, in the lab and for trace,
+	// so that ECMP routes are compared exactly on the kernel's branch.
+	// A seed the facts pin is the router's own.
+	const seed = 4242
+	for _, r := range lab.Routers {
+		s := strconv.Itoa(seed)
+		if fr := f.Router(r.Name); fr != nil && strings.TrimSpace(fr.Sysctls["net.ipv4.fib_multipath_hash_seed"]) != "" &&
+			strings.TrimSpace(fr.Sysctls["net.ipv4.fib_multipath_hash_seed"]) != "0" {
+			s = strings.TrimSpace(fr.Sysctls["net.ipv4.fib_multipath_hash_seed"])
+		}
+		if out, err := exec.Command("ip", "netns", "exec", r.Netns, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_seed="+s).CombinedOutput(); err != nil {
+			t.Fatalf("pin the hash seed in %s: %v: %s", r.Netns, err, out)
+		}
+	}
 	e := trace.New(f)
+	e.SetHashSeed(seed)
 	flows := agreementFlows(f)
 	a := &agreement{cache: map[string]kernelRoute{}, flows: len(flows), owners: map[netip.Addr][]where{}}
 	for _, r := range f.Routers {
@@ -341,7 +445,14 @@ func runAgreement(t *testing.T, f *facts.Facts) *doc.Lab {
 		})
 	}
 	g.Wait()
-	t.Logf("kernel agreement: %d flows, %d router hops compared, %d disagreements; dispositions %v", a.flows, a.checked, len(a.bad), disp)
+	t.Logf("kernel agreement: %d flows (%d replies; %d flows with %d ECMP branches, the kernel's named for %d), %d router hops compared (%d on multipath routes, %d received as broadcasts), %d disagreements; dispositions %v",
+		a.flows, a.replies, a.ecmpFlows, a.ecmpBranches, a.kernelBranches, a.checked, a.multipath, a.broadcasts, len(a.bad), disp)
+	if a.broadcasts == 0 {
+		t.Errorf("no flow to a subnet broadcast reached a router holding it: nothing compared")
+	}
+	if a.ecmpFlows > 0 && a.kernelBranches != a.ecmpFlows {
+		t.Errorf("the seed is pinned, but trace named the kernel's branch for only %d of %d ECMP flows", a.kernelBranches, a.ecmpFlows)
+	}
 	sort.Strings(a.bad)
 	for i, b := range a.bad {
 		if i == 60 {
@@ -350,8 +461,8 @@ func runAgreement(t *testing.T, f *facts.Facts) *doc.Lab {
 		}
 		t.Errorf("disagreement: %s", b)
 	}
-	if a.checked == 0 {
-		t.Error("no hop compared")
+	if a.checked == 0 || a.replies == 0 {
+		t.Errorf("%d hops and %d replies compared", a.checked, a.replies)
 	}
 	return lab
 }
@@ -377,4 +488,172 @@ func TestKernelAgreementExample(t *testing.T) {
 	if len(lab.Routers) < 8 {
 		t.Errorf("example lab has %d routers, the design asks for at least 8", len(lab.Routers))
 	}
+}
+
+// TestKernelAgreementAsym runs the suite on trace's asymmetric test network
+// (requests through b, replies through c, an ECMP route whose seed the
+// facts pin).
+func TestKernelAgreementAsym(t *testing.T) {
+	needRoot(t)
+	f, err := facts.Load(context.Background(), "../trace/testdata/asym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAgreement(t, f)
+}
+
+// TestConnectionsAgreeAsym sends real connections through a lab of trace's
+// asymmetric network (requests through b, replies through c) and compares
+// whether each one works with what trace says of the connection on the
+// branch the kernel takes: the reply dropped INVALID at c, the tcp
+// handshake's ACK dropped INVALID at b (the SYN-ACK went through c), a udp
+// reply that c lets through as NEW, a masqueraded and a DNAT'd connection
+// translated back, a DNAT whose reply bypasses the DNAT router. A failure
+// trace blames on a rule must have moved that rule's counter in the lab.
+func TestConnectionsAgreeAsym(t *testing.T) {
+	needRoot(t)
+	f, err := facts.Load(context.Background(), "../trace/testdata/asym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows := []*doc.Flow{
+		{ID: "icmp", Src: "10.1.0.5", Dst: "10.4.0.10", Proto: "icmp"},
+		{ID: "ssh", Src: "10.1.0.5", Dst: "10.4.0.10", Proto: "tcp", DPort: 22},
+		{ID: "dns", Src: "10.1.0.5", Dst: "10.4.0.10", Proto: "udp", DPort: 53},
+		{ID: "masq", Src: "10.1.0.5", Dst: "10.4.0.10", Proto: "udp", DPort: 5353},
+		{ID: "dnat", Src: "10.1.0.5", Dst: "10.4.0.200", Proto: "tcp", DPort: 80},
+		{ID: "bypass", Src: "10.1.0.5", Dst: "10.4.0.201", Proto: "tcp", DPort: 80},
+		{ID: "ecmp", Src: "10.1.0.5", Dst: "10.6.0.10", Proto: "icmp"},
+	}
+	e := trace.New(f)
+	d := doc.New()
+	d.Flows = flows
+	if d.Trace, err = e.TraceAll(context.Background(), flows); err != nil {
+		t.Fatal(err)
+	}
+	lab := upT(t, f, d, testOpts(t))
+	nsOf := map[string]string{}
+	for _, r := range lab.Routers {
+		nsOf[r.Name] = r.Netns
+		seed := "4242"
+		if s := strings.TrimSpace(f.Router(r.Name).Sysctls["net.ipv4.fib_multipath_hash_seed"]); s != "" && s != "0" {
+			seed = s
+		}
+		if out, err := exec.Command("ip", "netns", "exec", r.Netns, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_seed="+seed).CombinedOutput(); err != nil {
+			t.Fatalf("pin the hash seed: %v: %s", err, out)
+		}
+	}
+	src := hostNS(t, lab, "10.1.0.5")
+	for i, fl := range flows {
+		tr := d.Trace[i]
+		// The connection on the branch the kernel takes.
+		disp, deniedBy := tr.Disposition, tr.DeniedBy
+		if len(tr.Branches) > 0 {
+			if tr.KernelBranch == 0 {
+				t.Fatalf("%s: the facts pin the seed, but trace names no kernel branch", fl.ID)
+			}
+			b := tr.Branches[tr.KernelBranch-1]
+			disp, deniedBy = b.Disposition, b.DeniedBy
+		}
+		t.Run(fl.ID, func(t *testing.T) {
+			server := hostNS(t, lab, "10.4.0.10")
+			if strings.HasPrefix(fl.Dst, "10.6.") {
+				server = hostNS(t, lab, fl.Dst)
+			}
+			var before []uint64
+			if deniedBy != nil {
+				before = counters(t, nsOf[deniedBy.Router], deniedBy.Table, deniedBy.Chain)
+			}
+			port := fl.DPort
+			if fl.Dst == "10.4.0.200" || fl.Dst == "10.4.0.201" {
+				port = 8080 // the DNAT's translated port
+			}
+			ok := connect(t, src, server, fl.Proto, fl.Dst, fl.DPort, port)
+			if ok != trace.Positive(disp) {
+				t.Errorf("live: connection works %v; trace: %s (%s)", ok, disp, tr.Reason)
+			}
+			if deniedBy != nil && deniedBy.Index > 0 {
+				after := counters(t, nsOf[deniedBy.Router], deniedBy.Table, deniedBy.Chain)
+				if len(after) < deniedBy.Index || after[deniedBy.Index-1] <= before[deniedBy.Index-1] {
+					t.Errorf("trace blames %s %s %s #%d, whose counter did not move", deniedBy.Router, deniedBy.Table, deniedBy.Chain, deniedBy.Index)
+				}
+			}
+		})
+	}
+}
+
+// connect opens one real connection from the src host to dst:dport, served
+// in the server host on port, and reports whether an answer came back:
+// tcp connect, send and receive; udp datagram and reply; icmp echo.
+func connect(t *testing.T, srcNS, serverNS, proto, dst string, dport, port int) bool {
+	t.Helper()
+	const wait = 3 * time.Second
+	switch proto {
+	case "icmp":
+		return exec.Command("ip", "netns", "exec", srcNS, "ping", "-n", "-c", "1", "-W", "3", dst).Run() == nil
+	case "udp":
+		var ln *net.UDPConn
+		if err := netx.Do(mustNS(serverNS), func() (err error) {
+			ln, err = net.ListenUDP("udp4", &net.UDPAddr{Port: port})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			buf := make([]byte, 64)
+			ln.SetReadDeadline(time.Now().Add(wait))
+			if n, from, err := ln.ReadFromUDP(buf); err == nil {
+				ln.WriteToUDP(buf[:n], from)
+			}
+		}()
+		var c *net.UDPConn
+		if err := netx.Do(mustNS(srcNS), func() (err error) {
+			c, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(dst), Port: dport})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("ping"))
+		c.SetReadDeadline(time.Now().Add(wait))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		return err == nil && string(buf[:n]) == "ping"
+	}
+	var ln net.Listener
+	if err := netx.Do(mustNS(serverNS), func() (err error) {
+		ln, err = net.Listen("tcp4", ":"+strconv.Itoa(port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(wait))
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			c.Write([]byte("pong"))
+		}
+	}()
+	var c net.Conn
+	if err := netx.Do(mustNS(srcNS), func() (err error) {
+		c, err = net.DialTimeout("tcp4", net.JoinHostPort(dst, strconv.Itoa(dport)), wait)
+		return err
+	}); err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		return false
+	}
+	buf := make([]byte, 4)
+	_, err := io.ReadFull(c, buf)
+	return err == nil && string(buf) == "pong"
 }

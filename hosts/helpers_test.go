@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,7 +11,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vishvananda/netns"
+
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/internal/netx"
 	"github.com/tsim-dev/tsim/internal/testenv"
 )
 
@@ -78,4 +82,14 @@ func netnsList(t testing.TB) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// mustNS opens a lab namespace by name for a test; a namespace that is not
+// there panics (fails the test) rather than falling back to the host's.
+func mustNS(name string) netns.NsHandle {
+	h, err := netns.GetFromPath(netx.Path(name))
+	if err != nil {
+		panic(fmt.Sprintf("namespace %s: %v", name, err))
+	}
+	return h
 }

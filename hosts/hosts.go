@@ -68,6 +68,13 @@ type Options struct {
 	// standing should pass its parent (the shell or script owning the
 	// pipeline).
 	OwnerPID int
+	// HashSeed pins net.ipv4.fib_multipath_hash_seed on every router
+	// whose facts pin none (0: DefaultHashSeed). Recorded in
+	// .lab.routers[].
+	HashSeed uint32
+	// Label is recorded with the lab and shown by List (e.g. the serve job
+	// a lab belongs to), so a lab left by a crash can be matched.
+	Label string
 	// Log receives progress and warnings (zero value: silent).
 	Log zerolog.Logger
 
@@ -96,6 +103,7 @@ type LabInfo struct {
 	Stale    bool      `json:"stale"`
 	Facts    string    `json:"facts,omitempty"`
 	Digest   string    `json:"facts_digest,omitempty"`
+	Label    string    `json:"label,omitempty"`
 }
 
 func newID() string {
@@ -139,7 +147,7 @@ func Up(ctx context.Context, f *facts.Facts, d *doc.Document, opts Options) (lab
 		owner = os.Getpid()
 	}
 	start, _ := netx.ProcStart(owner)
-	reg, err := newRegistry(opts.dir(), Record{OwnerPID: owner, OwnerStart: start, CreatorPID: os.Getpid(),
+	reg, err := newRegistry(opts.dir(), Record{OwnerPID: owner, OwnerStart: start, CreatorPID: os.Getpid(), Label: opts.Label,
 		Created: time.Now().UTC(), Facts: f.Source, Digest: f.Digest, Routers: []string{}, Hosts: []string{}}, newID)
 	if err != nil {
 		return nil, tsimerr.Env(err)
@@ -411,12 +419,13 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 				return tsimerr.Envf("netlink in %s: %w", p.fabric, err)
 			}
 			defer fs.Close()
-			rb := &routerBuild{rp: rp, idx: i, ns: rns[i].h, rh: rns[i].nl, fs: fs, bridges: bridges, log: b.opts.Log}
+			rb := &routerBuild{rp: rp, idx: i, ns: rns[i].h, rh: rns[i].nl, fs: fs, bridges: bridges, log: b.opts.Log,
+				seed: HashSeed(rp.r, *b.opts)}
 			builds[i] = rb
 			if err := rb.configure(gctx); err != nil {
 				return err
 			}
-			lab.Routers[i] = &doc.LabRouter{Name: rp.r.Name, Netns: rp.ns, Refused: rb.refused}
+			lab.Routers[i] = &doc.LabRouter{Name: rp.r.Name, Netns: rp.ns, Refused: rb.refused, HashSeed: rb.seeded}
 			if lab.Routers[i].Refused == nil {
 				lab.Routers[i].Refused = []*doc.Refusal{}
 			}
@@ -672,22 +681,28 @@ func teardown(rec *Record) error {
 		if it.Kind != itemLink || it.Netns == "" || !strings.HasPrefix(it.Netns, prefix) || !netx.Exists(it.Netns) {
 			continue
 		}
-		if h, err := netlink.NewHandleAt(mustNS(it.Netns)); err == nil {
-			if l, err := h.LinkByName(it.Name); err == nil {
-				h.LinkDel(l)
-			}
-			h.Close()
-		}
+		delLinkIn(it.Netns, it.Name)
 	}
 	return errors.Join(errs...)
 }
 
-func mustNS(name string) netns.NsHandle {
-	h, err := netns.GetFromPath(netx.Path(name))
+// delLinkIn deletes link name inside the named namespace, if both are still
+// there. A namespace that cannot be opened is skipped: a handle made from
+// netns.None() would act on the caller's own namespace, the host's.
+func delLinkIn(nsName, name string) {
+	ns, err := netns.GetFromPath(netx.Path(nsName))
 	if err != nil {
-		return netns.None()
+		return
 	}
-	return h
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	if l, err := h.LinkByName(name); err == nil {
+		h.LinkDel(l)
+	}
 }
 
 // killAll SIGKILLs pids and waits briefly for them to go.
@@ -824,7 +839,7 @@ func List(opts Options) ([]LabInfo, error) {
 	out := []LabInfo{}
 	for _, r := range recs {
 		out = append(out, LabInfo{ID: r.ID, OwnerPID: r.OwnerPID, Created: r.Created, Routers: r.Routers, Hosts: r.Hosts,
-			Fabric: r.Fabric, Complete: r.Complete, Stale: stale(&r), Facts: r.Facts, Digest: r.Digest})
+			Fabric: r.Fabric, Complete: r.Complete, Stale: stale(&r), Facts: r.Facts, Digest: r.Digest, Label: r.Label})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
 	return out, nil

@@ -62,6 +62,13 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 			warnings = append(warnings, fmt.Sprintf("no lab segment for %s at %s %s; no host made", ip, w.router, w.iface))
 			return
 		}
+		if why := reserved(ip, ifp.ifc); why != "" {
+			// The router's kernel takes the subnet broadcast as its own
+			// (a broadcast route of its local table) and never forwards
+			// it; a host there would answer what no real host can.
+			warnings = append(warnings, fmt.Sprintf("%s is %s on %s %s; no host made", ip, why, w.router, w.iface))
+			return
+		}
 		k := ip.String() + "|" + ifp.seg.bridge
 		if regular[k] != nil {
 			return
@@ -85,6 +92,20 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		h.ns = uniqueName(nsName(p.id, h.name), usedNames)
 		regular[k] = h
 		order = append(order, h)
+	}
+	// outside reports an address the interface w does not reach on a
+	// connected subnet: a host there could only be an on-link /32.
+	outside := func(ip netip.Addr, w where) bool {
+		_, ifp := p.ifaceOf(w.router, w.iface)
+		if ifp == nil {
+			return false
+		}
+		for _, a := range ifp.ifc.Addrs {
+			if a.Prefix.Addr().Is4() && !a.Peer.IsValid() && a.Prefix.Bits() < 32 && a.Prefix.Masked().Contains(ip) {
+				return false
+			}
+		}
+		return true
 	}
 	addInternet := func(dst, src netip.Addr, w where, in string) {
 		rp, ifp := p.ifaceOf(w.router, w.iface)
@@ -117,12 +138,23 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		t := traces[fl.ID]
 		first, last := routerHops(t)
 		if err1 == nil && src.Is4() && !owned[src] {
+			var at where
 			switch {
 			case first != nil && first.In != "":
-				addRegular(src, where{first.Node, first.In})
+				at = where{first.Node, first.In}
 			case fl.Ingress != "":
 				r, i, _ := strings.Cut(fl.Ingress, ":")
-				addRegular(src, where{r, i})
+				at = where{r, i}
+			}
+			switch {
+			case at.router != "" && outside(src, at):
+				// A source beyond the network (the Internet, entering
+				// with --ingress): the stand-in for what lies behind that
+				// interface owns it, and the gateway the router sends
+				// replies to, so the reply comes back.
+				addInternet(src, netip.Addr{}, at, "")
+			case at.router != "":
+				addRegular(src, at)
 			default:
 				if w, ok := locate(p, src); ok {
 					addRegular(src, w)
@@ -131,12 +163,24 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 				}
 			}
 		}
-		if err2 == nil && dst.Is4() && !owned[dst] {
+		end, replyFirst := requestEnd(t), replyRouter(t)
+		if err2 == nil && dst.Is4() && end == doc.HopHost && last != nil && last.Out != "" {
+			// The destination answers through the router its reply enters
+			// first (its gateway), which ECMP may make another than the one
+			// the request came from. A DNAT on the way (port forward,
+			// hairpin): the server behind it owns the translated address
+			// and listens there.
+			at := where{last.Node, last.Out}
+			if replyFirst != nil && replyFirst.In != "" {
+				at = where{replyFirst.Node, replyFirst.In}
+			}
+			if fin := natDst(t, dst); !owned[fin] {
+				addRegular(fin, at)
+			}
+		} else if err2 == nil && dst.Is4() && !owned[dst] {
 			switch {
-			case t != nil && t.Disposition == doc.ExitsNetwork && last != nil && last.Out != "":
+			case end == doc.HopInternet && last != nil && last.Out != "":
 				addInternet(dst, src, where{last.Node, last.Out}, last.In)
-			case t != nil && last != nil && last.Out != "" && t.Disposition == doc.Delivered:
-				addRegular(dst, where{last.Node, last.Out})
 			default:
 				if w, ok := locate(p, dst); ok {
 					addRegular(dst, w)
@@ -150,6 +194,24 @@ func placeHosts(p *plan, f *facts.Facts, d *doc.Document) ([]*hostPlan, []string
 		h.fabric = fmt.Sprintf("h%03d", i)
 	}
 	return order, warnings
+}
+
+// natDst is the destination a trace's DNAT steps translate dst to (dst
+// when none does).
+func natDst(t *doc.Trace, dst netip.Addr) netip.Addr {
+	for _, h := range t.Hops {
+		for _, st := range h.Steps {
+			if st.Kind != doc.StepNAT || !strings.EqualFold(st.Action, "DNAT") {
+				continue
+			}
+			if ap, err := netip.ParseAddrPort(st.To); err == nil {
+				dst = ap.Addr()
+			} else if a, err := netip.ParseAddr(st.To); err == nil {
+				dst = a
+			}
+		}
+	}
+	return dst
 }
 
 // routerHops returns the first and last router hops of a trace.
@@ -167,6 +229,31 @@ func routerHops(t *doc.Trace) (first, last *doc.Hop) {
 		last = h
 	}
 	return first, last
+}
+
+// requestEnd is the kind of the last hop of a request that arrived (host
+// or internet), "" when it did not.
+func requestEnd(t *doc.Trace) string {
+	if t == nil || len(t.Hops) == 0 {
+		return ""
+	}
+	if t.Disposition != doc.Delivered && t.Disposition != doc.ExitsNetwork && t.Direction != doc.Reply && !strings.HasPrefix(t.Reason, "the handshake's ACK") {
+		return ""
+	}
+	return t.Hops[len(t.Hops)-1].Kind
+}
+
+// replyRouter is the first router hop of a trace's reply.
+func replyRouter(t *doc.Trace) *doc.Hop {
+	if t == nil {
+		return nil
+	}
+	for _, h := range t.ReplyHops {
+		if h.Kind == doc.HopRouter {
+			return h
+		}
+	}
+	return nil
 }
 
 // locate finds the lab interface whose connected subnet holds ip.
@@ -198,6 +285,34 @@ func locate(p *plan, ip netip.Addr) (where, bool) {
 		return cs[i].w.router < cs[j].w.router
 	})
 	return cs[0].w, true
+}
+
+// reserved says why no host may own ip on interface ifc: it is the
+// network or the broadcast address of one of ifc's IPv4 subnets with a
+// prefix shorter than /31 ("" when it may).
+func reserved(ip netip.Addr, ifc *facts.Interface) string {
+	if !ip.Is4() {
+		return ""
+	}
+	for _, a := range ifc.Addrs {
+		p := a.Prefix.Masked()
+		if a.Peer.IsValid() {
+			p = a.Peer.Masked()
+		}
+		if !p.Addr().Is4() || p.Bits() >= 31 || !p.Contains(ip) {
+			continue
+		}
+		b := p.Addr().As4()
+		n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		n |= ^uint32(0) >> p.Bits()
+		switch ip {
+		case p.Addr():
+			return "the network address of " + p.String()
+		case netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}):
+			return "the broadcast address of " + p.String()
+		}
+	}
+	return ""
 }
 
 func firstV4(ifc *facts.Interface) netip.Addr {

@@ -45,6 +45,7 @@ type Record struct {
 	Routers    []string  `json:"routers"`
 	Hosts      []string  `json:"hosts"`
 	Items      []Item    `json:"items"`
+	Label      string    `json:"label,omitempty"`
 }
 
 // Namespaces lists the record's namespaces in creation order.

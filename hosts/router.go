@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,9 @@ type routerBuild struct {
 	refused []*doc.Refusal
 	usedIdx map[int]bool // router ifindexes taken
 	log     zerolog.Logger
+	// seed is the fib_multipath_hash_seed to pin (0: leave it random);
+	// seeded reports what the kernel took (0 without the sysctl).
+	seed, seeded uint32
 }
 
 func (b *routerBuild) refuse(what, line string, err error) {
@@ -138,7 +142,7 @@ func (b *routerBuild) links(ctx context.Context) error {
 }
 
 // sysctls: ip_forward=1 always (it is a router); rp_filter and the other
-// net.ipv4.conf.* values as collected. When rp_filter was not collected it
+// net.ipv4.conf.* values, and icmp_echo_ignore_broadcasts, as collected. When rp_filter was not collected it
 // is written 0 explicitly: the trace engine assumes no reverse-path filter
 // unless the facts say otherwise, and a fresh namespace may otherwise
 // inherit the host's values (net.core.devconf_inherit_init_net).
@@ -154,6 +158,14 @@ func (b *routerBuild) sysctls(perIface bool) {
 				v = "0"
 			}
 			if err := netx.SetSysctl(key, v); err != nil {
+				b.refuse("sysctl", r.File, err)
+			}
+		}
+		b.multipath()
+		// Whether the router answers an echo sent to a broadcast
+		// address (a new namespace starts at the kernel default 1).
+		if v, ok := r.Sysctls["net.ipv4.icmp_echo_ignore_broadcasts"]; ok {
+			if err := netx.SetSysctl("net.ipv4.icmp_echo_ignore_broadcasts", v); err != nil {
 				b.refuse("sysctl", r.File, err)
 			}
 		}
@@ -175,6 +187,63 @@ func (b *routerBuild) sysctls(perIface bool) {
 			b.refuse("sysctl", r.File, err)
 		}
 	}
+}
+
+// Multipath hash sysctls: the facts' policy and fields are applied as
+// collected, and the seed is pinned so that an ECMP route picks the same
+// nexthop on every run (DESIGN §7; the kernel's default is a random seed
+// per namespace).
+const (
+	sysHashPolicy = "net.ipv4.fib_multipath_hash_policy"
+	sysHashFields = "net.ipv4.fib_multipath_hash_fields"
+	sysHashSeed   = "net.ipv4.fib_multipath_hash_seed"
+)
+
+func (b *routerBuild) multipath() {
+	r := b.rp.r
+	for _, k := range []string{sysHashPolicy, sysHashFields} {
+		if v, ok := r.Sysctls[k]; ok {
+			if err := netx.SetSysctl(k, v); err != nil {
+				b.refuse("sysctl", r.File, err)
+			}
+		}
+	}
+	if b.seed == 0 {
+		return
+	}
+	if _, err := os.Stat("/proc/sys/" + strings.ReplaceAll(sysHashSeed, ".", "/")); err != nil {
+		return // kernel before 6.11: no seed to pin
+	}
+	if err := netx.SetSysctl(sysHashSeed, strconv.FormatUint(uint64(b.seed), 10)); err != nil {
+		b.refuse("sysctl", r.File, err)
+		return
+	}
+	b.seeded = b.seed
+}
+
+// DefaultHashSeed is the multipath hash seed a lab pins on routers whose
+// facts have none (a random seed on the real router) when Options.HashSeed
+// does not say: `tsim trace --hash-seed 1` names the ECMP branch such a
+// lab's kernels take.
+const DefaultHashSeed = 1
+
+// HashSeed is the multipath hash seed a lab pins on a router: the facts'
+// collected seed when the router had a fixed one (non-zero), else
+// opts.HashSeed, else DefaultHashSeed — the same rule trace applies with
+// SetHashSeed, so trace can name the branch the lab's kernels take.
+func HashSeed(r *facts.Router, opts Options) uint32 {
+	if v, ok := r.Sysctls[sysHashSeed]; ok {
+		f := strings.Fields(v)
+		if len(f) > 0 {
+			if n, err := strconv.ParseUint(f[0], 10, 32); err == nil && n != 0 {
+				return uint32(n)
+			}
+		}
+	}
+	if opts.HashSeed != 0 {
+		return opts.HashSeed
+	}
+	return DefaultHashSeed
 }
 
 // iface creates one veth in a single request: the fabric end (short

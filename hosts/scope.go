@@ -9,9 +9,8 @@ import (
 )
 
 // pathRouters returns the routers a document's flows can touch: the
-// routers of every traced hop (request, and the reply and ECMP branches
-// when the trace has them), plus what a forwarding closure over the facts
-// adds, so that a lab of these routers alone carries every packet the
+// routers of every traced hop (request and reply, of every ECMP branch),
+// plus what a forwarding closure over the facts adds, so that a lab of these routers alone carries every packet the
 // kernel may send for the flows:
 //
 //   - request: from each router of the request path, every nexthop of
@@ -38,7 +37,20 @@ func pathRouters(f *facts.Facts, d *doc.Document) map[string]bool {
 	}
 	for _, t := range d.Trace {
 		fl := flows[t.Flow]
-		for _, hops := range [][]*doc.Hop{t.Hops} {
+		requests := [][]*doc.Hop{t.Hops}
+		replies := [][]*doc.Hop{t.ReplyHops}
+		for _, b := range t.Branches {
+			requests = append(requests, b.Hops)
+			replies = append(replies, b.ReplyHops)
+		}
+		for _, hops := range replies {
+			for _, h := range hops {
+				if h.Kind == doc.HopRouter {
+					on[h.Node] = true
+				}
+			}
+		}
+		for _, hops := range requests {
 			var first, last string
 			for _, h := range hops {
 				if h.Kind != doc.HopRouter {

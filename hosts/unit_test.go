@@ -1,10 +1,12 @@
 package hosts
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/netx"
+	"github.com/tsim-dev/tsim/trace"
 )
 
 // These tests need no privileges.
@@ -165,12 +168,18 @@ func TestPlaceHostsWithoutTrace(t *testing.T) {
 	hs, warns := placeHosts(p, f, d)
 	var got []string
 	for _, h := range hs {
+		if h.internet {
+			// Addresses and gateway come from the router's kernel once
+			// it is built (resolveInternet).
+			got = append(got, h.ip.String()+"@"+h.router+":"+h.iface+" internet stand-in")
+			continue
+		}
 		got = append(got, h.ip.String()+"@"+h.router+":"+h.iface+" "+h.addrs[0].String()+" via "+h.gw.String())
 	}
 	want := []string{
 		"10.0.1.10@r1:eth0 10.0.1.10/24 via 10.0.1.1",
 		"10.0.2.10@r2:eth1 10.0.2.10/24 via 10.0.2.1",
-		"198.18.0.1@r2:eth2 198.18.0.1/32 via 203.0.113.10",
+		"198.18.0.1@r2:eth2 internet stand-in",
 	}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("hosts\n got %v\nwant %v", got, want)
@@ -178,8 +187,8 @@ func TestPlaceHostsWithoutTrace(t *testing.T) {
 	if len(warns) != 1 || !strings.Contains(warns[0], "172.31.0.1") {
 		t.Errorf("warnings %v", warns)
 	}
-	if !hs[2].onlink {
-		t.Error("outside source needs an on-link default route")
+	if h := hs[2]; !h.internet || len(h.dsts) != 1 || h.dsts[0].String() != "198.18.0.1" {
+		t.Errorf("the outside source is not owned by the stand-in for what lies behind r2 eth2: %+v", h)
 	}
 }
 
@@ -253,4 +262,50 @@ func FuzzRestoreText(f *testing.F) {
 			t.Errorf("iptErrLine(%q) = %d", s, n)
 		}
 	})
+}
+
+// TestNoHostOnBroadcastOrNetwork: a flow's endpoint on a subnet's
+// broadcast or network address gets no lab host (the router's kernel takes
+// the broadcast as its own and never forwards it), with or without a
+// trace, while the subnet's other addresses still do.
+func TestNoHostOnBroadcastOrNetwork(t *testing.T) {
+	f := tinyFacts()
+	p, _ := buildPlan("t1", f.Routers)
+	d := doc.New()
+	d.Flows = []*doc.Flow{
+		{ID: "a", Src: "10.0.1.10", Dst: "10.0.2.255", Proto: "udp", DPort: 9999},
+		{ID: "b", Src: "10.0.1.10", Dst: "10.0.2.0", Proto: "icmp"},
+		{ID: "c", Src: "10.0.1.255", Dst: "10.0.2.10", Proto: "udp", DPort: 53},
+	}
+	for _, traced := range []bool{false, true} {
+		d.Trace = nil
+		if traced {
+			tr, err := trace.New(f).TraceAll(context.Background(), d.Flows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Trace = tr
+			// r2 receives it as a broadcast: udp goes only to a socket
+			// the facts do not list.
+			if tr[0].Disposition != doc.Unknown || !strings.Contains(tr[0].Reason, "r2: 10.0.2.255 is a broadcast address of r2") {
+				t.Errorf("trace of a udp flow to 10.0.2.255: %s %s, want UNKNOWN at r2", tr[0].Disposition, tr[0].Reason)
+			}
+		}
+		hs, warns := placeHosts(p, f, d)
+		var got []string
+		for _, h := range hs {
+			got = append(got, h.ip.String())
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != "10.0.1.10 10.0.2.10" {
+			t.Errorf("traced=%v: hosts %v, want only 10.0.1.10 and 10.0.2.10", traced, got)
+		}
+		w := strings.Join(warns, "\n")
+		for _, s := range []string{"10.0.2.255 is the broadcast address of 10.0.2.0/24 on r2 eth1", "10.0.2.0 is the network address of 10.0.2.0/24",
+			"10.0.1.255 is the broadcast address of 10.0.1.0/24 on r1 eth0"} {
+			if !strings.Contains(w, s) {
+				t.Errorf("traced=%v: warnings %q lack %q", traced, w, s)
+			}
+		}
+	}
 }

@@ -23,6 +23,9 @@ type dnode struct {
 	in, out string
 	reached bool
 	cut     bool // a router before this one blocked the flow: its link is dashed
+	// replyDrop: the router blocks the connection by dropping its reply;
+	// the request passed it, so the links after it stay solid.
+	replyDrop bool
 }
 
 // pathNodes turns a service's hops into diagram boxes: source host, the
@@ -37,6 +40,10 @@ func pathNodes(s *service) []dnode {
 		switch h.kind {
 		case doc.HopRouter:
 			n.verdict, n.live, n.rule = h.verdict, h.live != "", h.rule
+			if h.ruleDir == doc.Reply && h.live == "" {
+				n.replyDrop = true
+				n.rule += " (reply)"
+			}
 			if h.ruleSim {
 				n.rule += " (sim)"
 			}
@@ -49,7 +56,7 @@ func pathNodes(s *service) []dnode {
 				n.role = "source"
 			} else if i == len(s.hops)-1 {
 				n.role = "destination"
-				n.reached = e2eGood(s.e2e)
+				n.reached = s.requestArrived()
 			}
 		}
 		ns = append(ns, n)
@@ -61,7 +68,7 @@ func pathNodes(s *service) []dnode {
 	blocked := false
 	for i := range ns {
 		ns[i].cut = blocked || !ns[i].reached
-		if ns[i].kind == doc.HopRouter && ns[i].verdict == doc.Blocked {
+		if ns[i].kind == doc.HopRouter && ns[i].verdict == doc.Blocked && !ns[i].replyDrop {
 			blocked = true
 		}
 	}
@@ -70,7 +77,7 @@ func pathNodes(s *service) []dnode {
 		last = s.hops[len(s.hops)-1].kind
 	}
 	if last != doc.HopHost && last != doc.HopInternet {
-		ns = append(ns, dnode{name: "Destination host", ip: s.dst, role: "destination", kind: doc.HopHost, reached: e2eGood(s.e2e), cut: blocked || !e2eGood(s.e2e)})
+		ns = append(ns, dnode{name: "Destination host", ip: s.dst, role: "destination", kind: doc.HopHost, reached: s.requestArrived(), cut: blocked || !s.requestArrived()})
 	}
 	return ns
 }

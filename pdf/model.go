@@ -23,6 +23,9 @@ type service struct {
 	e2e     string // REACHABLE | UNREACHABLE | UNKNOWN, or the trace disposition
 	e2eNote string
 	live    bool // verdicts come from emulation (reach)
+	// replyHops is the reply's path (destination back to the source) of
+	// the representative branch; nil when no reply was simulated.
+	replyHops []*hop
 }
 
 // hop is one box of the path diagram and, for routers, one evidence block.
@@ -45,6 +48,11 @@ type hop struct {
 	route     []*doc.Step
 	nat       []*doc.Step
 	pos       string
+	ct        string // reply hops: the conntrack state (ESTABLISHED, NEW, INVALID)
+	ctDetail  string
+	dir       string // doc.Reply for a router only on the reply path
+	ruleDir   string // the direction whose packet the deciding rule dropped
+	liveRule  string // reply hops: the rule whose counter moved for the reply, "filter FORWARD #2"
 }
 
 // disagreement is one place where simulation and emulation differ.
@@ -173,37 +181,44 @@ func buildService(f *doc.Flow, t *doc.Trace, r *doc.Reach) *service {
 			if th == nil {
 				continue
 			}
-			h := &hop{name: th.Node, kind: th.Kind, ip: th.IP, in: th.In, out: th.Out, verdict: unknown, predicted: unknown}
-			for _, st := range th.Steps {
-				if st == nil {
-					continue
-				}
-				switch st.Kind {
-				case doc.StepPolicy:
-					h.policy = append(h.policy, st)
-				case doc.StepRoute:
-					h.route = append(h.route, st)
-				case doc.StepNAT:
-					h.nat = append(h.nat, st)
-				case doc.StepFilter:
-					// The last filter step is the one that decided the hop.
-					h.predicted = filterVerdict(st.Action)
-					h.rule, h.ruleTable, h.ruleText, h.pos = ruleName(st.Chain, st.Index), st.Table, st.Text, st.Pos
-				}
-			}
-			if th.Kind == doc.HopRouter && h.predicted == unknown && !hasFilter(th) {
-				h.predicted = doc.Allowed // no filter step: nothing stopped it
-			}
+			h := newHop(th)
 			s.hops = append(s.hops, h)
 			if th.Kind == doc.HopRouter {
 				s.routers = append(s.routers, h)
 				byName[h.name] = h
 			}
 		}
-		if t.DeniedBy != nil {
-			if h := byName[t.DeniedBy.Router]; h != nil {
+		replyBy := map[string]*hop{}
+		for _, th := range t.ReplyHops {
+			if th == nil {
+				continue
+			}
+			h := newHop(th)
+			s.replyHops = append(s.replyHops, h)
+			if th.Kind != doc.HopRouter {
+				continue
+			}
+			replyBy[h.name] = h
+			if byName[h.name] == nil {
+				// A router only the reply crosses: it has its own
+				// evidence block and matrix cell.
+				rh := *h
+				rh.dir = doc.Reply
+				s.routers = append(s.routers, &rh)
+				byName[h.name] = &rh
+			}
+		}
+		if dn := t.DeniedBy; dn != nil {
+			rule := ruleName(dn.Chain, dn.Index)
+			if dn.Direction == doc.Reply {
+				if h := replyBy[dn.Router]; h != nil {
+					h.predicted = doc.Blocked
+					h.rule, h.ruleTable, h.ruleText = rule, dn.Table, dn.Rule
+				}
+			}
+			if h := byName[dn.Router]; h != nil {
 				h.predicted = doc.Blocked
-				h.rule, h.ruleTable, h.ruleText = ruleName(t.DeniedBy.Chain, t.DeniedBy.Index), t.DeniedBy.Table, t.DeniedBy.Rule
+				h.rule, h.ruleTable, h.ruleText, h.ruleDir = rule, dn.Table, dn.Rule, dn.Direction
 			}
 		}
 		s.e2e, s.e2eNote = t.Disposition, t.Reason
@@ -212,6 +227,33 @@ func buildService(f *doc.Flow, t *doc.Trace, r *doc.Reach) *service {
 		h.verdict = h.predicted
 	}
 	if r != nil {
+		// The end-to-end probe's own view of a router on the reply path:
+		// what it did to the reply (the per-router view tests the request).
+		e2eBy := map[string]*doc.RouterReach{}
+		if r.E2E != nil {
+			for _, er := range r.E2E.Routers {
+				if er != nil {
+					e2eBy[er.Router+" "+er.In+" "+er.Out] = er
+				}
+			}
+		}
+		apply := func(h *hop, rr *doc.RouterReach) {
+			h.live, h.verdict, h.agrees, h.reason, h.counters = rr.Verdict, rr.Verdict, rr.Agrees, rr.Reason, rr.Counters
+			if rr.Predicted != "" {
+				h.predicted = rr.Predicted
+			}
+			if rr.Rule != nil {
+				h.rule, h.ruleTable, h.ruleText, h.ruleDir = ruleName(rr.Rule.Chain, rr.Rule.Index), rr.Rule.Table, rr.Rule.Text, ""
+				if h.dir == doc.Reply {
+					h.ruleDir = doc.Reply // the end-to-end probe's reply met this rule
+				}
+			} else {
+				h.ruleSim = h.rule != ""
+			}
+			if h.verdict == "" {
+				h.verdict = unknown
+			}
+		}
 		for _, rr := range r.Routers {
 			if rr == nil {
 				continue
@@ -222,17 +264,28 @@ func buildService(f *doc.Flow, t *doc.Trace, r *doc.Reach) *service {
 				byName[rr.Router] = h
 				s.routers = append(s.routers, h)
 			}
-			h.live, h.verdict, h.agrees, h.reason, h.counters = rr.Verdict, rr.Verdict, rr.Agrees, rr.Reason, rr.Counters
-			if rr.Predicted != "" {
-				h.predicted = rr.Predicted
+			if h.dir == doc.Reply && (rr.In != h.in || rr.Out != h.out) {
+				continue // another direction or branch: the reply's own evidence follows
 			}
-			if rr.Rule != nil {
-				h.rule, h.ruleTable, h.ruleText = ruleName(rr.Rule.Chain, rr.Rule.Index), rr.Rule.Table, rr.Rule.Text
-			} else {
-				h.ruleSim = h.rule != ""
+			apply(h, rr)
+		}
+		// The reply table's hops: what the end-to-end probe's reply met.
+		for _, h := range s.replyHops {
+			if er := e2eBy[h.name+" "+h.in+" "+h.out]; er != nil && h.kind == doc.HopRouter {
+				h.live, h.agrees = er.Verdict, er.Agrees
+				if h.live == "" {
+					h.live = unknown
+				}
+				if er.Rule != nil {
+					h.liveRule = strings.TrimSpace(er.Rule.Table + " " + ruleName(er.Rule.Chain, er.Rule.Index))
+				}
 			}
-			if h.verdict == "" {
-				h.verdict = unknown
+		}
+		for _, h := range s.routers {
+			if h.dir == doc.Reply && h.live == "" {
+				if er := e2eBy[h.name+" "+h.in+" "+h.out]; er != nil {
+					apply(h, er)
+				}
 			}
 		}
 		if r.E2E != nil {
@@ -243,6 +296,140 @@ func buildService(f *doc.Flow, t *doc.Trace, r *doc.Reach) *service {
 		s.e2e = unknown
 	}
 	return s
+}
+
+// newHop derives a hop of the diagram, the evidence or the reply table
+// from a traced hop: its steps sorted by kind, the last filter step as the
+// deciding rule, a reply's conntrack state.
+func newHop(th *doc.Hop) *hop {
+	h := &hop{name: th.Node, kind: th.Kind, ip: th.IP, in: th.In, out: th.Out, verdict: unknown, predicted: unknown}
+	for _, st := range th.Steps {
+		if st == nil {
+			continue
+		}
+		switch st.Kind {
+		case doc.StepPolicy:
+			h.policy = append(h.policy, st)
+		case doc.StepRoute:
+			h.route = append(h.route, st)
+		case doc.StepNAT:
+			h.nat = append(h.nat, st)
+		case doc.StepConntrack:
+			h.ct, h.ctDetail = st.Action, st.Detail
+		case doc.StepFilter:
+			// The last filter step is the one that decided the hop.
+			h.predicted = filterVerdict(st.Action)
+			h.rule, h.ruleTable, h.ruleText, h.pos = ruleName(st.Chain, st.Index), st.Table, st.Text, st.Pos
+		}
+	}
+	if th.Kind == doc.HopRouter && h.predicted == unknown && !hasFilter(th) {
+		h.predicted = doc.Allowed // no filter step: nothing stopped it
+	}
+	h.verdict = h.predicted
+	return h
+}
+
+// denial says which packet of the connection a rule or a router dropped:
+// "the reply is dropped by dc-core filter FORWARD #2". Documents written
+// before replies were traced have no direction: "dc-core FORWARD #2".
+func denial(ref *doc.RuleRef, cause string) string {
+	if ref == nil {
+		return ""
+	}
+	where := ref.Router
+	if rn := ruleName(ref.Chain, ref.Index); rn != "" {
+		if ref.Table != "" && ref.Direction != "" {
+			rn = ref.Table + " " + rn
+		}
+		where += " " + rn
+	} else if ref.Rule != "" {
+		where += " (" + ref.Rule + ")"
+	}
+	if cause != "" && cause != "filter" {
+		where += " [" + cause + "]"
+	}
+	switch ref.Direction {
+	case doc.Reply:
+		return "the reply is dropped by " + where
+	case doc.Request:
+		return "the request is dropped by " + where
+	}
+	return where
+}
+
+// branchSummary counts an ECMP flow's branches by disposition, "1 of 2
+// branches DENIED, 1 DELIVERED"; "" with fewer than two branches or when
+// they all agree.
+func branchSummary(t *doc.Trace) string {
+	if t == nil || len(t.Branches) < 2 {
+		return ""
+	}
+	count := map[string]int{}
+	var order []string
+	for _, b := range t.Branches {
+		if b == nil {
+			continue
+		}
+		if count[b.Disposition] == 0 {
+			order = append(order, b.Disposition)
+		}
+		count[b.Disposition]++
+	}
+	if len(order) < 2 {
+		return ""
+	}
+	// The negative dispositions first: they are what the reader looks for.
+	var neg, pos []string
+	for _, d := range order {
+		if e2eGood(d) {
+			pos = append(pos, d)
+		} else {
+			neg = append(neg, d)
+		}
+	}
+	order = append(neg, pos...)
+	parts := []string{fmt.Sprintf("%d of %d branches %s", count[order[0]], len(t.Branches), order[0])}
+	for _, d := range order[1:] {
+		parts = append(parts, fmt.Sprintf("%d %s", count[d], d))
+	}
+	return "ECMP: " + strings.Join(parts, ", ")
+}
+
+// connectionNote is the one line the summary gives a service whose
+// connection failed on the reply or on some ECMP branches ("" otherwise).
+func connectionNote(s *service) string {
+	var parts []string
+	if t := s.trace; t != nil {
+		if t.Direction == doc.Reply && t.DeniedBy != nil {
+			parts = append(parts, "simulation: "+denial(t.DeniedBy, ""))
+		} else if t.Direction == doc.Reply {
+			parts = append(parts, "simulation: the reply does not come back ("+t.Disposition+")")
+		}
+		if b := branchSummary(t); b != "" {
+			if t.KernelBranch > 0 && t.KernelBranch <= len(t.Branches) && t.Branches[t.KernelBranch-1] != nil {
+				b += fmt.Sprintf("; the kernel's hash takes branch %d (%s)", t.KernelBranch, t.Branches[t.KernelBranch-1].Disposition)
+			}
+			parts = append(parts, b)
+		}
+	}
+	if s.reach != nil && s.reach.E2E != nil && s.reach.E2E.BlockedBy != nil && s.reach.E2E.BlockedBy.Direction == doc.Reply {
+		parts = append(parts, "emulation: "+denial(s.reach.E2E.BlockedBy, s.reach.E2E.Cause))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// requestArrived tells whether the request reached the destination: the
+// connection succeeded, or only its reply was dropped (live when there is
+// an emulation result, else simulated).
+func (s *service) requestArrived() bool {
+	if e2eGood(s.e2e) {
+		return true
+	}
+	if s.reach != nil && s.reach.E2E != nil {
+		bb := s.reach.E2E.BlockedBy
+		return bb != nil && bb.Direction == doc.Reply
+	}
+	return s.trace != nil && s.trace.Direction == doc.Reply
 }
 
 func hasFilter(h *doc.Hop) bool {

@@ -270,3 +270,86 @@ func (r *renderer) drawContents(toc *contents, views []*view, res Rendered) {
 		}
 	}
 }
+
+// column is a table column: its heading and width in mm (scaled to the
+// content width).
+type column struct {
+	title string
+	w     float64
+}
+
+// table draws rows of cells (each cell its paragraphs) under a dark
+// heading row; cells wrap, nothing is cut, a row moves to the next page
+// whole and the heading is repeated there.
+func (r *renderer) table(cols []column, rows [][][]part) {
+	total := 0.0
+	for _, c := range cols {
+		total += c.w
+	}
+	scale := r.contentW() / total
+	ws := make([]float64, len(cols))
+	for i, c := range cols {
+		ws[i] = c.w * scale
+	}
+	hf := face{famSans, "B", 7}
+	headH := hf.lineH() + 2
+	head := func() {
+		r.fill(colHeadFill)
+		r.f.Rect(margin, r.y, r.contentW(), headH, "F")
+		r.f.SetTextColor(255, 255, 255)
+		x := margin
+		for i, c := range cols {
+			r.c.text(x+1.2, r.y+1, c.title, hf)
+			x += ws[i]
+		}
+		r.textColor(colText)
+		r.y += headH
+	}
+	height := func(row [][]part) float64 {
+		h := 0.0
+		for i, cell := range row {
+			if i >= len(ws) {
+				break
+			}
+			ch := 0.0
+			for _, pt := range cell {
+				ch += float64(len(r.c.wrap(pt.text, ws[i]-2.4, pt.fc))) * pt.fc.lineH()
+			}
+			h = max(h, ch)
+		}
+		return h + 2
+	}
+	first := 0.0
+	if len(rows) > 0 {
+		first = height(rows[0])
+	}
+	r.ensure(headH + first)
+	head()
+	for k, row := range rows {
+		h := height(row)
+		if r.ensure(h) {
+			head()
+		}
+		if k%2 == 1 {
+			r.fill(colZebra)
+			r.f.Rect(margin, r.y, r.contentW(), h, "F")
+		}
+		x := margin
+		for i, cell := range row {
+			if i >= len(ws) {
+				break
+			}
+			y := r.y + 1
+			for _, pt := range cell {
+				r.textColor(pt.col)
+				y = r.c.lines(x+1.2, y, r.c.wrap(pt.text, ws[i]-2.4, pt.fc), pt.fc)
+			}
+			x += ws[i]
+		}
+		r.textColor(colText)
+		r.draw(colRule)
+		r.f.SetLineWidth(0.15)
+		r.f.Line(margin, r.y+h, r.pw-margin, r.y+h)
+		r.y += h
+	}
+}

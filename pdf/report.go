@@ -417,6 +417,7 @@ func (r *renderer) summary() {
 
 	r.heading("Results: service × router")
 	r.matrix()
+	r.connections()
 	r.y += sectionG
 
 	r.disagreements()
@@ -652,6 +653,31 @@ func (r *renderer) legend() {
 		r.c.text(margin, r.y, "Simulation only: verdicts are the trace's predictions; end-to-end results are trace dispositions.", fTiny)
 		r.textColor(colText)
 		r.y += fTiny.lineH() + 1
+	}
+}
+
+// connections lists, under the matrix, the services whose connection
+// failed on the reply or on some of their ECMP branches: the matrix's
+// one cell per service cannot say that.
+func (r *renderer) connections() {
+	var lines []string
+	for _, s := range r.v.services {
+		if n := connectionNote(s); n != "" {
+			lines = append(lines, s.label+": "+s.e2e+": "+n)
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	r.y += 1
+	r.ensure(fSmallB.lineH() + fSmall.lineH())
+	r.c.text(margin, r.y, "Connections that fail on the reply or on some ECMP branches", fSmallB)
+	r.y += fSmallB.lineH() + 0.5
+	for _, l := range lines {
+		ls := r.c.wrap(l, r.contentW()-4, fSmall)
+		r.ensure(float64(len(ls)) * fSmall.lineH())
+		r.c.text(margin, r.y, "•", fSmall)
+		r.y = r.c.lines(margin+4, r.y, ls, fSmall)
 	}
 }
 

@@ -31,6 +31,11 @@ type chainMap struct {
 	// policy ranks after every rule of its chain.
 	rank       []int
 	policyRank int
+	// notes say, per kernel rule, how the lab's rule differs from the
+	// facts ("" where it does not; nil when the kernel was not read
+	// back); policyNote the same for the chain's policy.
+	notes      []string
+	policyNote string
 }
 
 // hookChains are the built-in chains a packet meets, per kind of router
@@ -77,8 +82,25 @@ func newRuleMap(r *facts.Router, refusals []*doc.Refusal) *ruleMap {
 			cm[c.Name] = ch
 		}
 	}
+	m.rank()
+	return m
+}
+
+// rank orders every kernel rule and policy by when a packet entering its
+// hook meets it (depth-first through jumps) and computes the chains each
+// kind of hop can meet.
+func (m *ruleMap) rank() {
 	// Rank by depth-first walk from each built-in chain in hook order.
 	n := 0
+	for _, tm := range m.chains {
+		for _, ch := range tm {
+			ch.rank = make([]int, len(ch.kernel))
+			for i := range ch.rank {
+				ch.rank[i] = -1
+			}
+			ch.policyRank = -1
+		}
+	}
 	var walk func(ch *chainMap, depth int)
 	walk = func(ch *chainMap, depth int) {
 		if depth > 32 {
@@ -145,7 +167,6 @@ func newRuleMap(r *facts.Router, refusals []*doc.Refusal) *ruleMap {
 			}
 		}
 	}
-	return m
 }
 
 // check compares a first snapshot with the expected kernel rules and
@@ -180,6 +201,8 @@ type moved struct {
 	ch           *chainMap      // nil: a chain the facts do not have
 	rank         int
 	delta        Count
+	// note says how the lab's rule differs from the facts ("" if not).
+	note string
 }
 
 func (mv *moved) live() *doc.LiveRule {
@@ -210,6 +233,9 @@ func (m *ruleMap) diff(before, after Counters) []*moved {
 				if ch != nil {
 					mv.target, mv.rank = ch.policy, ch.policyRank
 				}
+				if ch != nil {
+					mv.note = ch.policyNote
+				}
 				if mv.target != "" {
 					out = append(out, mv)
 				}
@@ -230,6 +256,13 @@ func (m *ruleMap) diff(before, after Counters) []*moved {
 					if mv.rule.Target != nil {
 						mv.target = mv.rule.Target.Name
 					}
+					if i < len(ch.notes) {
+						mv.note = ch.notes[i]
+					}
+				}
+				if i < len(ac.Targets) && ac.Targets[i] != "" {
+					// The kernel's target decides, whatever the facts say.
+					mv.target = ac.Targets[i]
 				}
 				out = append(out, mv)
 			}
@@ -337,7 +370,7 @@ func (m *ruleMap) decide(ms []*moved, kind string) decision {
 	for _, mv := range ms {
 		if blocking(mv.target) && (mv.ch == nil || in[mv.ch]) {
 			d.block = mv
-			return d
+			break
 		}
 	}
 	var est *moved

@@ -68,8 +68,11 @@ func TestCorpusPaths(t *testing.T) {
 			t.Errorf("%s: end to end %s (%s), want %s", id, e.Verdict, e.Reason, verdict)
 		}
 		got := ""
-		if e.BlockedBy != nil {
-			got = e.BlockedBy.Router + " " + ruleKey(e.BlockedBy.Table, e.BlockedBy.Chain, e.BlockedBy.Index)
+		if b := e.BlockedBy; b != nil {
+			got = b.Router
+			if b.Chain != "" {
+				got += " " + ruleKey(b.Table, b.Chain, b.Index)
+			}
 		}
 		if got != blockedBy {
 			t.Errorf("%s: blocked_by %q, want %q", id, got, blockedBy)
@@ -88,7 +91,7 @@ func TestCorpusPaths(t *testing.T) {
 		t.Errorf("ssh-to-gw: per-router view %s", summary([]*doc.Reach{r}))
 	}
 	agreeing(check("dc-https", doc.Unreachable, "dc-srv filter FORWARD 53"))
-	r = check("dmz-to-lab", doc.Unreachable, "")
+	r = check("dmz-to-lab", doc.Unreachable, "hq-core")
 	agreeing(r)
 	if !strings.Contains(r.E2E.Reason, "no neighbour") {
 		t.Errorf("dmz-to-lab: reason %q does not say no neighbour answered", r.E2E.Reason)

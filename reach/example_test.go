@@ -77,7 +77,7 @@ func exampleCases() []exampleCase {
 		// F23 (ICMP across dc-gw's ECMP route) depends on the branch the
 		// kernel hashes it to: TestExampleECMPEverySeed covers each branch.
 		{name: "unreachable route: the router answers ICMP (F19)", flow: flow("F19", "10.1.30.10", "192.0.2.80", "tcp", 443),
-			e2e:     doc.Unreachable,
+			e2e: doc.Unreachable, blockedBy: "hq-gw",
 			routers: []want{{"hq-core", doc.Allowed, "filter FORWARD 8"}, {"hq-gw", doc.Blocked, ""}}},
 		{name: "UDP to a router's own service (F33)", flow: flow("F33", "10.1.10.5", "10.1.50.53", "udp", 53),
 			e2e:     doc.Reachable,
@@ -138,7 +138,10 @@ func checkExample(t *testing.T, cases []exampleCase, reach []*doc.Reach) {
 			got := ""
 			if e.BlockedBy != nil {
 				b := e.BlockedBy
-				got = b.Router + " " + ruleKey(b.Table, b.Chain, b.Index)
+				got = b.Router
+				if b.Chain != "" {
+					got += " " + ruleKey(b.Table, b.Chain, b.Index)
+				}
 				if b.Rule == "" {
 					t.Errorf("blocked_by has no rule text")
 				}

@@ -68,14 +68,15 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 	by := map[string][]*harnessItem{}
 	for i, fp := range plans {
 		res := results[i]
-		res.Routers = make([]*doc.RouterReach, len(fp.hops))
-		for j, hp := range fp.hops {
+		hh := fp.harnessHops()
+		res.Routers = make([]*doc.RouterReach, len(hh))
+		for j, hp := range hh {
 			it := &harnessItem{fp: fp, hp: hp, slot: &res.Routers[j], n: j}
 			if fp.problem != "" {
 				*it.slot = &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: fp.problem}
 				continue
 			}
-			if v := reusable(r.opts, res.E2E, j); v != nil {
+			if v := reusable(r.opts, res.E2E, hp); v != nil {
 				*it.slot = v
 				continue
 			}
@@ -101,7 +102,7 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 		return r.harness(ctx, r.routers[name], by[name])
 	})
 	for i, fp := range plans {
-		for j, hp := range fp.hops {
+		for j, hp := range fp.harnessHops() {
 			v := results[i].Routers[j]
 			if v == nil {
 				v = &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out, Verdict: doc.Unknown, Reason: "not probed"}
@@ -125,19 +126,29 @@ func (r *runner) perRouter(ctx context.Context, plans []*flowPlan, results []*do
 }
 
 // reusable returns a copy of the end-to-end view of hop j when
-// Options.ReuseEndToEnd allows it and that view is decisive (the router
+// Options.ReuseEndToEnd allows it and the end-to-end probe crossed that
+// router the same way (same interfaces) with a decisive answer (the router
 // passed the packet on or stopped it).
-func reusable(o Options, e *doc.E2E, j int) *doc.RouterReach {
-	if !o.ReuseEndToEnd || e == nil || j >= len(e.Routers) {
+func reusable(o Options, e *doc.E2E, hp *hopPlan) *doc.RouterReach {
+	if !o.ReuseEndToEnd || e == nil {
 		return nil
 	}
-	v := *e.Routers[j]
-	if v.Verdict != doc.Allowed && v.Verdict != doc.Blocked {
-		return nil
+	for _, x := range e.Routers {
+		if x.Router != hp.router || x.In != hp.in || x.Out != hp.out {
+			continue
+		}
+		v := *x
+		if v.Verdict != doc.Allowed && v.Verdict != doc.Blocked {
+			return nil
+		}
+		if v.Verdict == doc.Blocked && e.Cause == causeLoop {
+			return nil // the loop is the lab's, not this router's alone
+		}
+		v.Reason = joinReason(v.Reason, "from the end-to-end probe's counters")
+		v.Predicted, v.Agrees = "", false
+		return &v
 	}
-	v.Reason = joinReason(v.Reason, "from the end-to-end probe's counters")
-	v.Predicted, v.Agrees = "", false
-	return &v
+	return nil
 }
 
 // harness tests one router alone for every flow crossing it.

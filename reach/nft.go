@@ -23,6 +23,10 @@ type Counters map[string]map[string]*ChainCounters
 type ChainCounters struct {
 	Policy Count   // built-in chains only
 	Rules  []Count // kernel order
+	// Targets are the kernel rules' targets in the same order, as the
+	// kernel has them (ACCEPT, DROP, REJECT, a chain, DNAT …; "" for a
+	// rule without one or one the reader cannot name).
+	Targets []string
 }
 
 // Count is a packet and byte counter.
@@ -130,7 +134,7 @@ func (c Counters) addChainMsg(attrs []byte) {
 // addRuleMsg reads one NFT_MSG_NEWRULE answer (rules come in chain
 // order): its counter expression.
 func (c Counters) addRuleMsg(attrs []byte) {
-	var table, chain string
+	var table, chain, target string
 	var cnt Count
 	for t, v := range nlAttrs(attrs) {
 		switch t {
@@ -152,12 +156,88 @@ func (c Counters) addRuleMsg(attrs []byte) {
 				}
 				if name == "counter" {
 					cnt = counterAttrs(data)
+				} else if x := exprTarget(name, data); x != "" {
+					target = x
 				}
 			}
 		}
 	}
 	cc := c.chain(table, chain)
 	cc.Rules = append(cc.Rules, cnt)
+	cc.Targets = append(cc.Targets, target)
+}
+
+// nf_tables expression attributes that name what a rule does.
+const (
+	nftaImmediateData = 2
+	nftaDataVerdict   = 2
+	nftaVerdictCode   = 1
+	nftaVerdictChain  = 2
+	nftaTargetName    = 1
+	nftaNatType       = 1
+)
+
+// exprTarget names the iptables target an nf_tables expression of an
+// iptables-nft rule stands for ("" for a match or an unknown one).
+func exprTarget(name string, data []byte) string {
+	switch name {
+	case "immediate":
+		for t, v := range nlAttrs(data) {
+			if t != nftaImmediateData {
+				continue
+			}
+			for t, v := range nlAttrs(v) {
+				if t != nftaDataVerdict {
+					continue
+				}
+				code, chain := int32(0), ""
+				for t, v := range nlAttrs(v) {
+					switch t {
+					case nftaVerdictCode:
+						if len(v) >= 4 {
+							code = int32(binary.BigEndian.Uint32(v))
+						}
+					case nftaVerdictChain:
+						chain = cstr(v)
+					}
+				}
+				switch code {
+				case 0:
+					return "DROP"
+				case 1:
+					return "ACCEPT"
+				case -3, -4: // NFT_JUMP, NFT_GOTO
+					return chain
+				case -5:
+					return "RETURN"
+				}
+			}
+		}
+	case "target":
+		for t, v := range nlAttrs(data) {
+			if t == nftaTargetName {
+				return cstr(v)
+			}
+		}
+	case "reject":
+		return "REJECT"
+	case "masq":
+		return "MASQUERADE"
+	case "redir":
+		return "REDIRECT"
+	case "log":
+		return "LOG"
+	case "nat":
+		for t, v := range nlAttrs(data) {
+			if t == nftaNatType && len(v) >= 4 {
+				if binary.BigEndian.Uint32(v) == 1 {
+					return "DNAT"
+				}
+				return "SNAT"
+			}
+		}
+	}
+	return ""
 }
 
 // counterAttrs reads NFTA_COUNTER_BYTES/PACKETS.

@@ -3,6 +3,7 @@ package reach
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/tsim-dev/tsim/internal/doc"
@@ -31,19 +32,36 @@ type hopPlan struct {
 	hasNext bool
 	pred    trace.RouterVerdict
 	hasPred bool
+	// broadcast: the destination is a broadcast address of this router
+	// (trace's route step is a broadcast route of the local table): the
+	// packet ends here, received, not forwarded.
+	broadcast bool
+	// mark is the firewall mark this router's mangle rules give the
+	// packet before routing (trace's mangle steps; 0: none).
+	mark uint32
+	// branch lists the routers of the ECMP branch this visit belongs to
+	// when it is not on the representative path (nil otherwise).
+	branch []string
 }
 
 // flowPlan is everything Run needs to probe one flow.
 type flowPlan struct {
-	flow     *doc.Flow
-	proto    string
-	real     *doc.Trace // trace as the facts decide it
-	open     *doc.Trace // trace with every filter table open: the whole path
-	hops     []*hopPlan // router visits of the open path
+	flow  *doc.Flow
+	proto string
+	real  *doc.Trace // trace as the facts decide it
+	open  *doc.Trace // trace with every filter table open: the whole path
+	hops  []*hopPlan // router visits of the open path
+	// extra are the router visits only other ECMP branches make: the
+	// per-router harness tests them too.
+	extra    []*hopPlan
 	src      netip.Addr
 	finalDst netip.AddrPort // destination after every NAT on the path
 	// problem makes both views UNKNOWN (no path, no endpoint …).
 	problem string
+	// seeded is trace with the lab's pinned multipath hash seeds: its
+	// KernelBranch is the ECMP branch the lab's kernels should take (nil
+	// when the flow has one path or the seeds are not known).
+	seeded *doc.Trace
 }
 
 // openFacts returns a copy of f whose filter tables accept everything
@@ -86,7 +104,8 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 	for _, t := range d.Trace {
 		real[t.Flow] = t
 	}
-	var eng *trace.Engine
+	var eng, seededEng *trace.Engine
+	labSeed := labHashSeed(f, d.Lab)
 	open := trace.New(openFacts(f, ""))
 	isolated := map[string]*trace.Engine{}
 	var plans []*flowPlan
@@ -107,71 +126,58 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 			}
 			fp.real = eng.Trace(ctx, fl)
 		}
+		if len(fp.real.Branches) > 1 && labSeed != 0 {
+			if seededEng == nil {
+				seededEng = trace.New(f)
+				seededEng.SetHashSeed(labSeed)
+			}
+			fp.seeded = seededEng.Trace(ctx, fl)
+		}
 		fp.open = open.Trace(ctx, fl)
 		src, _ := netip.ParseAddr(fl.Src)
 		dst, _ := netip.ParseAddr(fl.Dst)
 		fp.src = src
-		cur := struct {
-			src netip.Addr
-			dst netip.AddrPort
-		}{src, netip.AddrPortFrom(dst, uint16(fl.DPort))}
-		hops := fp.open.Hops
-		for i, h := range hops {
-			if h.Kind != doc.HopRouter {
-				continue
+		fp.hops, fp.finalDst = branchHops(fl, src, dst, fp.open.Hops, fp.open.Disposition)
+		// The other ECMP branches' routers are tested alone too.
+		for _, b := range fp.open.Branches {
+			bh, _ := branchHops(fl, src, dst, b.Hops, b.Disposition)
+			var routers []string
+			for _, hp := range bh {
+				routers = append(routers, hp.router)
 			}
-			hp := &hopPlan{router: h.Node, in: h.In, out: h.Out, srcIn: cur.src, dstIn: cur.dst, kind: hopForward}
-			for _, s := range h.Steps {
-				if s.Kind != doc.StepNAT {
-					continue
-				}
-				switch strings.ToUpper(s.Action) {
-				case "DNAT", "REDIRECT":
-					if ap, ok := parseHostPort(s.To, cur.dst.Port()); ok {
-						cur.dst = ap
-					}
-				case "SNAT", "MASQUERADE":
-					if ap, ok := parseHostPort(s.To, 0); ok {
-						cur.src = ap.Addr()
+		next:
+			for _, hp := range bh {
+				for _, x := range fp.harnessHops() {
+					if x.router == hp.router && x.in == hp.in && x.out == hp.out {
+						continue next
 					}
 				}
+				hp.branch = routers
+				fp.extra = append(fp.extra, hp)
 			}
-			hp.srcOut, hp.dstOut = cur.src, cur.dst
-			switch {
-			case h.In == "":
-				hp.kind = hopOutput
-			case h.Out == "" && i == len(hops)-1 && fp.open.Disposition == doc.Delivered:
-				hp.kind = hopInput
-			}
-			hp.nextIP = routeVia(h)
-			hp.hasNext = i+1 < len(hops)
-			for _, st := range h.Steps {
-				if st.Kind == doc.StepRoute && strings.Contains(st.Detail, "kernel refuses") && hp.refused == "" {
-					hp.refused = st.Detail
-					if i := strings.Index(hp.refused, ". "); i > 0 {
-						hp.refused = hp.refused[:i]
-					}
-				}
-			}
-			if !hp.nextIP.IsValid() && i+1 < len(hops) && hops[i+1].Kind == doc.HopRouter {
-				hp.nextIP, _ = netip.ParseAddr(hops[i+1].IP)
-			}
-			fp.hops = append(fp.hops, hp)
 		}
-		fp.finalDst = cur.dst
 		if len(fp.hops) == 0 && fp.open.Disposition != doc.Delivered {
 			fp.problem = "the path crosses no router of the lab (" + fp.open.Disposition + ": " + fp.open.Reason + ")"
 			continue
 		}
 		// Per-router predictions: each router alone (every other filter
 		// open), as the harness tests it.
+		var planRouters []string
 		for _, hp := range fp.hops {
+			planRouters = append(planRouters, hp.router)
+		}
+		for _, hp := range fp.harnessHops() {
 			e := isolated[hp.router]
 			if e == nil {
 				e = trace.New(openFacts(f, hp.router))
 				isolated[hp.router] = e
 			}
-			t := e.Trace(ctx, fl)
+			// The ECMP branch the harness tests: the open path's.
+			br := planRouters
+			if hp.branch != nil {
+				br = hp.branch
+			}
+			t := predictionFor(e.Trace(ctx, fl), br)
 			for _, v := range trace.PerRouter(t) {
 				if v.Router == hp.router {
 					hp.pred, hp.hasPred = v, true
@@ -181,6 +187,106 @@ func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan
 		}
 	}
 	return plans
+}
+
+// labHashSeed is the multipath hash seed the lab pinned on the routers
+// whose facts pin none, when they all have the same (0 otherwise): with it
+// trace names the ECMP branch the lab's kernels take.
+func labHashSeed(f *facts.Facts, lab *doc.Lab) uint32 {
+	if lab == nil {
+		return 0
+	}
+	seed := uint32(0)
+	for _, lr := range lab.Routers {
+		fr := f.Router(lr.Name)
+		if fr == nil {
+			continue
+		}
+		if v := strings.Fields(fr.Sysctls["net.ipv4.fib_multipath_hash_seed"]); len(v) > 0 && v[0] != "0" {
+			continue // the facts' own seed: trace knows it
+		}
+		switch {
+		case lr.HashSeed == 0:
+			return 0
+		case seed == 0:
+			seed = lr.HashSeed
+		case seed != lr.HashSeed:
+			return 0
+		}
+	}
+	return seed
+}
+
+// branchHops plans the router visits of one path (the open trace's
+// representative hops or one ECMP branch's): the packet as it arrives and
+// leaves each router, its mark, next hop and refused routes.
+func branchHops(fl *doc.Flow, src, dst netip.Addr, hops []*doc.Hop, disposition string) (plans []*hopPlan, final netip.AddrPort) {
+	cur := struct {
+		src netip.Addr
+		dst netip.AddrPort
+	}{src, netip.AddrPortFrom(dst, uint16(fl.DPort))}
+	for i, h := range hops {
+		if h.Kind != doc.HopRouter {
+			continue
+		}
+		hp := &hopPlan{router: h.Node, in: h.In, out: h.Out, srcIn: cur.src, dstIn: cur.dst, kind: hopForward}
+		for _, s := range h.Steps {
+			if s.Kind != doc.StepNAT {
+				continue
+			}
+			switch strings.ToUpper(s.Action) {
+			case "DNAT", "REDIRECT":
+				if ap, ok := parseHostPort(s.To, cur.dst.Port()); ok {
+					cur.dst = ap
+				}
+			case "SNAT", "MASQUERADE":
+				if ap, ok := parseHostPort(s.To, 0); ok {
+					cur.src = ap.Addr()
+				}
+			}
+		}
+		hp.srcOut, hp.dstOut = cur.src, cur.dst
+		for _, st := range h.Steps {
+			if st.Kind == doc.StepMangle && strings.EqualFold(st.Action, "MARK") {
+				v, _, _ := strings.Cut(st.To, "/")
+				if m, err := strconv.ParseUint(v, 0, 32); err == nil {
+					hp.mark = uint32(m)
+				}
+			}
+		}
+		switch {
+		case h.In == "":
+			hp.kind = hopOutput
+		case h.Out == "" && i == len(hops)-1 && disposition == doc.Delivered:
+			hp.kind = hopInput
+		case h.Out == "" && i == len(hops)-1 && broadcastHop(h):
+			// Received by a broadcast route of the local table: INPUT,
+			// never forwarded, whatever the stack then does.
+			hp.kind, hp.broadcast = hopInput, true
+		}
+		hp.nextIP = routeVia(h)
+		hp.hasNext = i+1 < len(hops)
+		for _, st := range h.Steps {
+			if st.Kind == doc.StepRoute && len(st.Refused) > 0 && hp.refused == "" {
+				var notes []string
+				for _, x := range st.Refused {
+					notes = append(notes, strconv.Quote(x.Route)+" ("+x.Reason+")")
+				}
+				hp.refused = "ignored, the kernel refuses: " + strings.Join(notes, "; ")
+			}
+		}
+		if !hp.nextIP.IsValid() && i+1 < len(hops) && hops[i+1].Kind == doc.HopRouter {
+			hp.nextIP, _ = netip.ParseAddr(hops[i+1].IP)
+		}
+		plans = append(plans, hp)
+	}
+	return plans, cur.dst
+}
+
+// harnessHops are the router visits the per-router view tests: the open
+// path's, then those only other ECMP branches make.
+func (fp *flowPlan) harnessHops() []*hopPlan {
+	return append(append([]*hopPlan{}, fp.hops...), fp.extra...)
 }
 
 // parseHostPort reads a NAT step's "ip" or "ip:port".
@@ -208,34 +314,27 @@ func predictedE2E(t *doc.Trace) string {
 }
 
 // routeVia returns the gateway of the hop's last route step that leaves by
-// its egress interface ("via A dev OUT" in the step's detail or text).
+// its egress interface (the route step's typed next hop).
 func routeVia(h *doc.Hop) netip.Addr {
 	var gw netip.Addr
 	for _, s := range h.Steps {
-		if s.Kind != doc.StepRoute {
+		if s.Kind != doc.StepRoute || s.Gateway == "" || s.Device != "" && s.Device != h.Out {
 			continue
 		}
-		for _, t := range []string{s.Detail, s.Text} {
-			f := strings.Fields(t)
-			var via netip.Addr
-			dev := ""
-			for j := 0; j+1 < len(f); j++ {
-				switch f[j] {
-				case "via":
-					if !via.IsValid() {
-						via, _ = netip.ParseAddr(f[j+1])
-					}
-				case "dev":
-					if dev == "" {
-						dev = f[j+1]
-					}
-				}
-			}
-			if via.IsValid() && (dev == "" || dev == h.Out) {
-				gw = via
-				break
-			}
+		if a, err := netip.ParseAddr(s.Gateway); err == nil {
+			gw = a
 		}
 	}
 	return gw
+}
+
+// broadcastHop: trace routed the packet by a broadcast route of the
+// router's local table.
+func broadcastHop(h *doc.Hop) bool {
+	for _, st := range h.Steps {
+		if st.Kind == doc.StepRoute && st.Action == facts.RouteBroadcast {
+			return true
+		}
+	}
+	return false
 }

@@ -28,7 +28,6 @@ import (
 	"github.com/tsim-dev/tsim/internal/netx"
 	"github.com/tsim-dev/tsim/internal/pool"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
-	"github.com/tsim-dev/tsim/trace"
 )
 
 // DefaultTimeout bounds one probe that neither gets an answer nor is
@@ -146,8 +145,9 @@ type labRouter struct {
 	// whenever something else may have moved counters).
 	last      Counters
 	lastIP    ipStats
-	mu        sync.Mutex // one probe at a time touches its counters
-	bad       []string   // chains whose kernel rules do not match the facts
+	mu        sync.Mutex       // one probe at a time touches its counters
+	bad       []string         // chains whose kernel rules do not match the facts
+	rt        *otherhostReader // route queries (observe.go)
 	fabricEnd map[string]int
 }
 
@@ -169,6 +169,13 @@ type runner struct {
 	// undo reverts, newest first, what Run changed on the lab's
 	// endpoints (see endpoints.go).
 	undo []func()
+	// owned maps every lab address to its namespace (observe.go).
+	owned map[netip.Addr]owner
+	// hostSnmp reads the IP statistics of host namespaces.
+	hostSnmp map[string]*snmpReader
+	// order lists the lab's routers by name (every one is watched by an
+	// end-to-end probe).
+	order []*labRouter
 }
 
 func openNS(lab *doc.Lab, name string) (netns.NsHandle, error) {
@@ -217,10 +224,23 @@ func (r *runner) open() error {
 		if x.snmp, err = newSnmpReader(x.ns); err != nil {
 			r.opts.Log.Debug().Err(err).Str("router", lr.Name).Msg("no IP statistics")
 		}
+		if why := x.rules.mismatch(first); why != "" {
+			// The lab was changed after `hosts up` (or the kernel
+			// rewrote rules): read its rules back and name them.
+			if kt, err := kernelTables(context.Background(), h); err == nil {
+				x.rules.realign(kt)
+				r.opts.Log.Warn().Str("router", lr.Name).Msg("the lab's ruleset differs from the facts (" + why + "): naming the kernel's rules")
+			} else {
+				r.opts.Log.Debug().Err(err).Str("router", lr.Name).Msg("cannot read the lab's rules back")
+			}
+		}
 		x.bad = x.rules.check(first)
 		for _, b := range x.bad {
 			r.opts.Log.Warn().Str("router", lr.Name).Msg("counters cannot be tied to facts rules: " + b)
 		}
+	}
+	for _, lr := range lab.Routers {
+		r.order = append(r.order, r.routers[lr.Name])
 	}
 	if lab.Fabric != "" {
 		h, err := openNS(lab, lab.Fabric)
@@ -273,10 +293,14 @@ func (r *runner) close() {
 			x.reader.Close()
 		}
 		x.snmp.Close()
+		x.rt.Close()
 		if x.nl != nil {
 			x.nl.Close()
 		}
 		x.ns.h.Close()
+	}
+	for _, s := range r.hostSnmp {
+		s.Close()
 	}
 	for _, h := range r.hostNS {
 		h.h.Close()
@@ -332,6 +356,9 @@ type watched struct {
 	after  Counters
 	// IP statistics around the probe.
 	ipBefore, ipAfter ipStats
+	// quiet: read before and after the probe only, not polled for a drop
+	// that ends it early (a router no path is expected to cross).
+	quiet bool
 }
 
 // probeWatch flushes conntrack and snapshots the routers, sends the probe,
@@ -384,6 +411,9 @@ wait:
 		case <-poll.C:
 			t0 := time.Now()
 			for _, w := range ws {
+				if w.quiet {
+					continue
+				}
 				c, err := w.r.reader.Snapshot()
 				if err != nil {
 					continue
@@ -403,6 +433,7 @@ wait:
 		case <-ctx.Done():
 		}
 	}
+	settle(ctx, ws)
 	for _, w := range ws {
 		c, err := w.r.reader.Snapshot()
 		if err != nil {
@@ -418,76 +449,71 @@ wait:
 	return out, nil
 }
 
-// routerView turns one router's counter deltas into its verdict.
-func (r *runner) routerView(w *watched, hp *hopPlan, out probeOutcome, reached bool) *doc.RouterReach {
-	rr := &doc.RouterReach{Router: hp.router, In: hp.in, Out: hp.out}
-	d := w.r.rules.decide(w.r.rules.diff(w.before, w.after), hp.kind)
-	rr.Counters = d.deltas()
-	passed := reached || out.ok
-	switch hp.kind {
-	case hopForward:
-		passed = passed || w.ipAfter.ForwDatagrams > w.ipBefore.ForwDatagrams
-	case hopInput:
-		passed = passed || w.ipAfter.InDelivers > w.ipBefore.InDelivers
-	}
-	neigh := ""
-	if d.block == nil && !out.ok && !reached && hp.kind == hopForward && hp.out != "" {
-		neigh = w.r.neighFailed(hp)
-	}
-	switch {
-	case d.block != nil:
-		rr.Verdict, rr.Rule = doc.Blocked, d.block.live()
-	case neigh != "":
-		rr.Verdict, rr.Reason = doc.Blocked, neigh
-	case d.accept != nil && passed:
-		rr.Verdict, rr.Rule = doc.Allowed, d.accept.live()
-		if !out.ok && !reached {
-			rr.Reason = "passed on, but no echo came back: " + errText(out.err)
+// settle waits until the watched routers' IP statistics stop moving (two
+// reads 0.3 ms apart agree), at most 20 ms: a packet of this probe
+// still in flight (a crossing FIN answered by a reset, an ICMP error)
+// counts in this probe's "after", not in the next probe's window, where it
+// would pass for evidence.
+func settle(ctx context.Context, ws []*watched) {
+	sum := func() (n uint64) {
+		for _, w := range ws {
+			st, _ := w.r.snmp.read()
+			n += st.InReceives + st.OutTransmits + st.OutRequests
 		}
-	case passed:
-		rr.Verdict = doc.Allowed
-		rr.Reason = "passed on; no filter rule or policy counter moved (no filter chain on this path)"
-	case d.accept != nil:
-		rr.Verdict, rr.Rule = doc.Allowed, d.accept.live()
-		rr.Reason = "accepted by the filter, but no echo came back: " + errText(out.err)
-	case out.unreachable():
-		rr.Verdict = doc.Blocked
-		rr.Reason = "the router answered ICMP unreachable (routing): " + errText(out.err)
-	case len(d.moved) > 0 || discarded(w.ipBefore, w.ipAfter):
-		rr.Verdict = doc.Blocked
-		rr.Reason = "the packet entered the router but was not passed on and no filter rule dropped it (routing: blackhole or policy rule): " + errText(out.err)
-	default:
-		rr.Verdict = doc.Unknown
-		rr.Reason = "no counter moved and no answer within " + r.opts.Timeout.String() + ": " + errText(out.err)
+		return n
 	}
-	var decided *moved
-	if d.block != nil {
-		decided = d.block
-	} else {
-		decided = d.accept
+	prev := sum()
+	deadline := time.Now().Add(20 * time.Millisecond)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(300 * time.Microsecond)
+		cur := sum()
+		if cur == prev {
+			return
+		}
+		prev = cur
 	}
-	if rule, ref := w.r.rules.neededRefusal(hp.kind, decided); rule != nil {
-		rr.Reason = fmt.Sprintf("the kernel refused %s (%s: %s), which this packet would meet; live %s", ref.Line, rule.Text, ref.Error, rr.Verdict)
-		rr.Verdict = doc.Unknown
-	} else if hp.refused != "" {
-		rr.Reason = fmt.Sprintf("the lab cannot show the real router: a route this packet consults is %s; live %s", hp.refused, rr.Verdict)
-		rr.Verdict = doc.Unknown
+}
+
+// routerView turns one router's counter deltas in the per-router harness
+// into its verdict.
+func (r *runner) routerView(w *watched, hp *hopPlan, out probeOutcome, reached bool) *doc.RouterReach {
+	ev := &evidence{dec: w.r.rules.decide(w.r.rules.diff(w.before, w.after), hp.kind), ip: w.ipAfter.sub(w.ipBefore)}
+	if ev.dec.block == nil && !out.ok && !reached && hp.kind == hopForward && hp.out != "" {
+		ev.neigh = w.r.neighFailed(hp.nextIP, hp.dstOut.Addr(), hp.out)
 	}
+	rr, _ := judgeRouter(hp.router, hp.in, hp.out, routerInput{ev: ev, later: reached, answered: out.ok,
+		refusal: r.refusal(w.r, hp.kind, ev.dec, hp.refused), errText: errText(out.err), stop: hp.broadcast})
 	if len(w.r.bad) > 0 && rr.Rule != nil {
 		rr.Reason = joinReason(rr.Reason, "rule texts may be off: "+w.r.bad[0])
 	}
 	return rr
 }
 
+// refusal names a line the kernel refused in the lab that a packet
+// deciding as dec meets on this router ("" if none).
+func (r *runner) refusal(x *labRouter, kind string, dec decision, route string) string {
+	decided := dec.block
+	if decided == nil {
+		decided = dec.accept
+	}
+	if rule, ref := x.rules.neededRefusal(kind, decided); rule != nil {
+		return fmt.Sprintf("the kernel refused %s (%s: %s), which this packet would meet", ref.Line, rule.Text, ref.Error)
+	}
+	if route != "" {
+		return "a route this packet consults is " + route
+	}
+	return ""
+}
+
 // neighFailed reports a next hop on the egress link that does not answer
 // ARP: the router forwarded the packet, and it went nowhere (what trace
 // calls NO_ROUTE: no neighbour owns the address).
-func (x *labRouter) neighFailed(hp *hopPlan) string {
-	target := hp.nextIP
+func (x *labRouter) neighFailed(next, dst netip.Addr, out string) string {
+	target := next
 	if !target.IsValid() {
-		target = hp.dstOut.Addr()
+		target = dst
 	}
-	link, err := x.nl.LinkByName(hp.out)
+	link, err := x.nl.LinkByName(out)
 	if err != nil {
 		return ""
 	}
@@ -497,7 +523,7 @@ func (x *labRouter) neighFailed(hp *hopPlan) string {
 	}
 	for _, n := range ns {
 		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == target && n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) != 0 {
-			return fmt.Sprintf("passed on, but no neighbour on %s answers ARP for %s", hp.out, target)
+			return fmt.Sprintf("passed on, but no neighbour on %s answers ARP for %s", out, target)
 		}
 	}
 	return ""
@@ -522,180 +548,6 @@ func errText(err error) string {
 		return "no answer"
 	}
 	return err.Error()
-}
-
-// e2e probes one flow across the whole lab.
-func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E2E {
-	e := &doc.E2E{Predicted: predictedE2E(fp.real)}
-	if fp.problem != "" {
-		e.Verdict, e.Reason = doc.Unknown, fp.problem
-		return e
-	}
-	src, dst := r.srcEndpoint(fp), r.dstEndpoint(fp)
-	if src.problem != "" {
-		e.Verdict, e.Reason = doc.Unknown, src.problem
-		return e
-	}
-	// Without a destination host the probe still runs: a rule or route
-	// that stops it on the way is an answer.
-	if fp.proto != "icmp" && dst.problem == "" {
-		if err := srv.ensure(dst.ns, lkey{dst.ns.name, fp.proto, fp.finalDst}); err != nil {
-			e.Verdict, e.Reason = doc.Unknown, err.Error()
-			return e
-		}
-	}
-	var ws []*watched
-	seen := map[string]*watched{}
-	for _, h := range fp.hops {
-		if seen[h.router] == nil {
-			w := &watched{r: r.routers[h.router], kind: h.kind}
-			seen[h.router] = w
-			ws = append(ws, w)
-		}
-	}
-	dst0, _ := netip.ParseAddr(fp.flow.Dst)
-	spec := probeSpec{ns: src.ns, proto: fp.proto, src: fp.src, sport: uint16(fp.flow.SPort),
-		dst: netip.AddrPortFrom(dst0, uint16(fp.flow.DPort)), token: token(fp, "e2e", 0)}
-	out, err := r.probeWatch(ctx, srv, spec, ws)
-	if err != nil {
-		e.Verdict, e.Reason = doc.Unknown, err.Error()
-		return e
-	}
-	if out.setup != nil {
-		e.Verdict, e.Reason = doc.Unknown, "cannot open the probe socket: "+out.setup.Error()
-		return e
-	}
-	// Routers in path order; a router counts as passed when a later one
-	// saw the packet or the echo came back.
-	views := make([]*doc.RouterReach, len(fp.hops))
-	later := out.ok
-	for i := len(fp.hops) - 1; i >= 0; i-- {
-		w := seen[fp.hops[i].router]
-		views[i] = r.routerView(w, fp.hops[i], out, later)
-		if len(views[i].Counters) > 0 || w.ipAfter.InReceives > w.ipBefore.InReceives {
-			later = true
-		}
-	}
-	unknown := ""
-	for i, v := range views {
-		e.Routers = append(e.Routers, v)
-		if v.Verdict == doc.Unknown && unknown == "" && v.Reason != "" && (len(v.Counters) > 0 || i == 0 || fp.hops[i].refused != "") {
-			unknown = v.Router + ": " + v.Reason
-		}
-		if v.Verdict != doc.Allowed {
-			if v.Verdict == doc.Blocked && v.Rule != nil {
-				e.BlockedBy = &doc.RuleRef{Router: v.Router, Table: v.Rule.Table, Chain: v.Rule.Chain, Index: v.Rule.Index, Rule: v.Rule.Text}
-			}
-			if v.Verdict == doc.Blocked {
-				e.Reason = v.Router + ": " + firstNonEmpty(v.Reason, "blocked")
-			}
-			break
-		}
-	}
-	predicted := predictedRouters(fp)
-	for i, v := range e.Routers {
-		if i < len(predicted) && predicted[i].Router == v.Router {
-			v.Predicted = predicted[i].Verdict
-			v.Agrees = agrees(v, predicted[i].Verdict, predicted[i].Rule)
-		} else {
-			v.Predicted = doc.Unknown
-			v.Agrees = v.Verdict == doc.Unknown
-		}
-	}
-	switch {
-	case out.ok:
-		e.Verdict, e.Reason = doc.Reachable, ""
-	case unknown != "":
-		e.Verdict, e.Reason, e.BlockedBy = doc.Unknown, unknown, nil
-	case e.Reason == "" && dst.problem != "" && !out.unreachable():
-		e.Verdict, e.Reason = doc.Unknown, dst.problem
-	default:
-		e.Verdict = doc.Unreachable
-		if e.Reason == "" {
-			e.Reason = "no answer within " + r.opts.Timeout.String() + " and no rule dropped it: " + errText(out.err)
-		}
-	}
-	return e
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// predictedRouters is trace's prediction for the end-to-end view.
-func predictedRouters(fp *flowPlan) []trace.RouterVerdict {
-	if fp.real == nil {
-		return nil
-	}
-	return trace.PerRouter(fp.real)
-}
-
-// agrees compares a live router verdict with a prediction: same verdict,
-// and the same deciding rule when both name one.
-func agrees(v *doc.RouterReach, pv string, pr *doc.LiveRule) bool {
-	if v.Verdict != pv {
-		return false
-	}
-	if pr == nil || v.Rule == nil {
-		return pr == nil || v.Verdict == doc.Unknown
-	}
-	return pr.Table == v.Rule.Table && pr.Chain == v.Rule.Chain && pr.Index == v.Rule.Index
-}
-
-// compare fills the end-to-end agreement and lists every disagreement.
-func (r *runner) compare(fp *flowPlan, res *doc.Reach) {
-	e := res.E2E
-	ok := e.Verdict == e.Predicted
-	if ok && e.Verdict == doc.Unreachable && fp.real != nil && fp.real.DeniedBy != nil {
-		b := e.BlockedBy
-		p := fp.real.DeniedBy
-		ok = b != nil && b.Router == p.Router && b.Table == p.Table && b.Chain == p.Chain && b.Index == p.Index
-	}
-	e.Agrees = &ok
-	if !ok {
-		res.Disagreements = append(res.Disagreements, fmt.Sprintf("end to end: live %s%s, predicted %s%s",
-			e.Verdict, refText(e.BlockedBy), e.Predicted, denied(fp.real)))
-	}
-	add := func(view string, v *doc.RouterReach) {
-		if v.Agrees {
-			return
-		}
-		res.Disagreements = append(res.Disagreements, fmt.Sprintf("%s %s: live %s%s, predicted %s",
-			view, v.Router, v.Verdict, liveText(v.Rule), v.Predicted))
-	}
-	for _, v := range e.Routers {
-		add("end to end at", v)
-	}
-	for _, v := range res.Routers {
-		add("router", v)
-	}
-	for _, s := range res.Disagreements {
-		r.opts.Log.Warn().Str("flow", fp.flow.ID).Msg("live and predicted disagree: " + s)
-	}
-}
-
-func refText(b *doc.RuleRef) string {
-	if b == nil {
-		return ""
-	}
-	return fmt.Sprintf(" (%s %s %s #%d)", b.Router, b.Table, b.Chain, b.Index)
-}
-
-func liveText(l *doc.LiveRule) string {
-	if l == nil {
-		return ""
-	}
-	return fmt.Sprintf(" (%s %s #%d)", l.Table, l.Chain, l.Index)
-}
-
-func denied(t *doc.Trace) string {
-	if t == nil || t.DeniedBy == nil {
-		return ""
-	}
-	return refText(t.DeniedBy)
 }
 
 // forEach runs fn for every item on the pool's I/O slots (or, without a

@@ -298,8 +298,11 @@ func TestParseSnmp(t *testing.T) {
 	if _, err := parseSnmp("Tcp: x\nTcp: 1\n"); err == nil {
 		t.Error("no error without Ip: lines")
 	}
-	if !discarded(ipStats{InReceives: 1}, ipStats{InReceives: 2}) || discarded(ipStats{}, ipStats{InReceives: 1, ForwDatagrams: 1}) {
-		t.Error("discarded")
+	if c, _ := routingCause(ipStats{InReceives: 2}.sub(ipStats{InReceives: 1})); c != causeBlackhole {
+		t.Errorf("received and went nowhere: cause %q", c)
+	}
+	if c, _ := routingCause(ipStats{InReceives: 1, ForwDatagrams: 1}.sub(ipStats{})); c != "" {
+		t.Errorf("forwarded: cause %q", c)
 	}
 }
 
@@ -328,14 +331,16 @@ func TestParseSave(t *testing.T) {
 
 func TestRouteVia(t *testing.T) {
 	h := &doc.Hop{Out: "eth2", Steps: []*doc.Step{
-		{Kind: doc.StepRoute, Detail: "via 10.0.0.1 dev eth0"},
+		{Kind: doc.StepRoute, Detail: "via 10.0.0.1 dev eth0", Gateway: "10.0.0.1", Device: "eth0"},
 		{Kind: doc.StepRoute, Detail: "no route matched"},
-		{Kind: doc.StepRoute, Text: "default via 198.51.100.1 dev eth2 proto static", Detail: "via 198.51.100.1 dev eth2"},
+		{Kind: doc.StepRoute, Text: "default via 198.51.100.1 dev eth2 proto static", Detail: "via 198.51.100.1 dev eth2", Gateway: "198.51.100.1", Device: "eth2"},
+		// A suppressed route names a gateway in its text but is not taken.
+		{Kind: doc.StepRoute, Text: "default via 192.0.2.1 dev eth2", Detail: "suppressed: prefix length 0 <= suppress_prefixlength 0; continue with the next rule"},
 	}}
 	if got := routeVia(h); got != netip.MustParseAddr("198.51.100.1") {
 		t.Errorf("routeVia = %v", got)
 	}
-	if got := routeVia(&doc.Hop{Out: "eth1", Steps: []*doc.Step{{Kind: doc.StepRoute, Detail: "dev eth1"}}}); got.IsValid() {
+	if got := routeVia(&doc.Hop{Out: "eth1", Steps: []*doc.Step{{Kind: doc.StepRoute, Detail: "dev eth1", Device: "eth1"}}}); got.IsValid() {
 		t.Errorf("routeVia without gateway = %v", got)
 	}
 }

@@ -72,6 +72,7 @@ func parseSave(out []byte) (Counters, error) {
 			}
 			cc := c.chain(table, f[1])
 			cc.Rules = append(cc.Rules, Count{p, b})
+			cc.Targets = append(cc.Targets, saveTarget(f))
 		}
 	}
 	return c, sc.Err()
@@ -86,4 +87,14 @@ func parseCount(s string) (p, b uint64, ok bool) {
 	p, err1 := strconv.ParseUint(ps, 10, 64)
 	b, err2 := strconv.ParseUint(bs, 10, 64)
 	return p, b, err1 == nil && err2 == nil
+}
+
+// saveTarget is the -j/-g target of an iptables-save rule's fields.
+func saveTarget(f []string) string {
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "-j" || f[i] == "-g" || f[i] == "--jump" || f[i] == "--goto" {
+			return f[i+1]
+		}
+	}
+	return ""
 }

@@ -205,7 +205,7 @@ func TestOversizedBody(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.client()
 	c.login("alice")
-	big := `{"src":"10.1.10.5","dst":"10.3.20.10","services":"` + strings.Repeat("22,", 40000) + `22"}`
+	big := `{"src":"10.1.10.5","dst":"10.3.20.10","services":"` + strings.Repeat("22,", 300000) + `22"}`
 	r := c.do("POST", "/api/jobs", big)
 	if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(r.errorText(), "larger than") {
 		t.Errorf("oversized body: %d %s", r.status, r.body)

@@ -23,6 +23,7 @@ const cookieName = "tsim_session"
 type session struct {
 	user, role, method string
 	created, last      time.Time
+	key                [32]byte // SHA-256 of the token: names the session's streams
 }
 
 // sessions live in memory only: a restart logs everyone out, which is the
@@ -47,7 +48,8 @@ func (ss *sessions) create(user, role, method string) (string, error) {
 	tok := base64.RawURLEncoding.EncodeToString(b)
 	now := ss.now()
 	ss.mu.Lock()
-	ss.m[sha256.Sum256([]byte(tok))] = &session{user: user, role: role, method: method, created: now, last: now}
+	k := sha256.Sum256([]byte(tok))
+	ss.m[k] = &session{user: user, role: role, method: method, created: now, last: now, key: k}
 	ss.mu.Unlock()
 	return tok, nil
 }
@@ -73,10 +75,23 @@ func (ss *sessions) get(tok string) (session, bool) {
 	return *s, true
 }
 
-func (ss *sessions) drop(tok string) {
+// alive reports whether the session of key is still valid, without
+// marking it used (an open event stream is not activity).
+func (ss *sessions) alive(key [32]byte) bool {
+	now := ss.now()
 	ss.mu.Lock()
-	delete(ss.m, sha256.Sum256([]byte(tok)))
+	defer ss.mu.Unlock()
+	s, ok := ss.m[key]
+	return ok && now.Sub(s.last) <= ss.idle && now.Sub(s.created) <= ss.max
+}
+
+// drop ends the session of tok and returns its key.
+func (ss *sessions) drop(tok string) [32]byte {
+	k := sha256.Sum256([]byte(tok))
+	ss.mu.Lock()
+	delete(ss.m, k)
 	ss.mu.Unlock()
+	return k
 }
 
 // dropUser ends every session of user (deleted accounts).
@@ -90,15 +105,19 @@ func (ss *sessions) dropUser(user string) {
 	}
 }
 
-func (ss *sessions) sweep() {
+// sweep forgets expired sessions and returns their keys.
+func (ss *sessions) sweep() [][32]byte {
 	now := ss.now()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	var gone [][32]byte
 	for k, s := range ss.m {
 		if now.Sub(s.last) > ss.idle || now.Sub(s.created) > ss.max {
 			delete(ss.m, k)
+			gone = append(gone, k)
 		}
 	}
+	return gone
 }
 
 // limiter counts failed logins per key ("user:NAME", "addr:IP") and locks
@@ -113,7 +132,7 @@ type limiter struct {
 
 type failures struct {
 	first  time.Time
-	n      int
+	n      int       // attempts reserved in the window (in flight or failed)
 	locked time.Time // until
 }
 
@@ -121,31 +140,52 @@ func newLimiter(window, lock time.Duration, now func() time.Time) *limiter {
 	return &limiter{m: map[string]*failures{}, window: window, lock: lock, now: now}
 }
 
-// blocked returns how long key is still locked out (0: not locked).
-func (l *limiter) blocked(key string) time.Duration {
+// reserve counts an attempt against key before its password is checked,
+// so concurrent attempts cannot all pass a check made before any of them
+// failed. It returns how long key is locked out (0: go ahead). Past limit
+// attempts in the window the key is locked.
+func (l *limiter) reserve(key string, limit int) time.Duration {
+	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.m[key]
-	if f == nil {
-		return 0
+	if f != nil {
+		if d := f.locked.Sub(now); d > 0 {
+			return d
+		}
 	}
-	if d := f.locked.Sub(l.now()); d > 0 {
-		return d
+	if f == nil || now.Sub(f.first) > l.window {
+		f = &failures{first: now}
+		l.m[key] = f
 	}
+	if f.n >= limit {
+		f.locked = now.Add(l.lock)
+		return l.lock
+	}
+	f.n++
 	return 0
 }
 
-// fail records a failure and reports whether key is now locked.
+// release gives back an attempt reserved but not failed (a success, or a
+// check that did not run).
+func (l *limiter) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f := l.m[key]; f != nil && f.n > 0 {
+		f.n--
+	}
+}
+
+// fail turns a reserved attempt into a failure and reports whether key is
+// now locked.
 func (l *limiter) fail(key string, limit int) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.m[key]
-	if f == nil || now.Sub(f.first) > l.window {
-		f = &failures{first: now}
-		l.m[key] = f
+	if f == nil {
+		return false
 	}
-	f.n++
 	if f.n >= limit {
 		f.locked = now.Add(l.lock)
 		return true
@@ -216,13 +256,37 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	addr := s.clientAddr(r)
 	userKey, addrKey := "user:"+req.Username, "addr:"+addr
-	if d := max(s.limiter.blocked(userKey), s.limiter.blocked(addrKey)); d > 0 {
+	locked := func(d time.Duration) {
 		s.auditLog(r, "login_locked", req.Username, false).Send()
 		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
 		writeError(w, http.StatusTooManyRequests, "too many failed logins; try again in "+d.Round(time.Second).String())
+	}
+	// The attempt is counted before the password is hashed: a burst of
+	// parallel attempts gets at most the limit evaluated.
+	if d := s.limiter.reserve(userKey, s.cfg.LoginUserFails); d > 0 {
+		locked(d)
 		return
 	}
+	if d := s.limiter.reserve(addrKey, s.cfg.LoginAddrFails); d > 0 {
+		s.limiter.release(userKey)
+		locked(d)
+		return
+	}
+	// argon2id costs 19 MiB and a CPU for tens of ms: at most MaxHashing
+	// checks run at once, more are turned away rather than queued.
+	select {
+	case s.hashing <- struct{}{}:
+	default:
+		s.limiter.release(userKey)
+		s.limiter.release(addrKey)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "too many logins at once; try again in a second")
+		return
+	}
+	s.hashStats.enter()
 	role, method, err := s.authenticate(r.Context(), req.Username, req.Password)
+	s.hashStats.leave()
+	<-s.hashing
 	if err != nil {
 		if !errors.Is(err, ErrBadCredentials) {
 			s.log.Error().Err(err).Str("user", req.Username).Msg("login check failed")
@@ -234,9 +298,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.limiter.reset(userKey)
+	s.limiter.release(addrKey)
 	// A new id on every login: a token planted before login is useless.
 	if c, err := r.Cookie(cookieName); err == nil {
-		s.sessions.drop(c.Value)
+		s.streams.closeSession(s.sessions.drop(c.Value))
 	}
 	tok, err := s.sessions.create(req.Username, role, method)
 	if err != nil {
@@ -255,7 +320,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		if sess, ok := s.sessions.get(c.Value); ok {
 			s.auditLog(r, "logout", sess.user, true).Send()
 		}
-		s.sessions.drop(c.Value)
+		s.streams.closeSession(s.sessions.drop(c.Value))
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.TLS,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
@@ -301,4 +366,32 @@ func setUser(r *http.Request, user string) {
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, sess session) {
 	writeJSON(w, http.StatusOK, map[string]any{"username": sess.user, "role": sess.role, "method": sess.method,
 		"since": sess.created.UTC().Format(time.RFC3339)})
+}
+
+// hashGauge counts password checks in progress and the most seen at once.
+type hashGauge struct {
+	mu        sync.Mutex
+	cur, peak int
+	total     int
+}
+
+func (g *hashGauge) enter() {
+	g.mu.Lock()
+	g.cur++
+	g.total++
+	g.peak = max(g.peak, g.cur)
+	g.mu.Unlock()
+}
+
+func (g *hashGauge) leave() {
+	g.mu.Lock()
+	g.cur--
+	g.mu.Unlock()
+}
+
+// stats returns the checks run so far and the peak concurrency.
+func (g *hashGauge) stats() (total, peak int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.total, g.peak
 }

@@ -54,3 +54,42 @@ func FuzzSubmit(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseUserPath: any upload either fails with an error or gives a path
+// whose routers and interfaces all exist in the facts.
+func FuzzParseUserPath(f *testing.F) {
+	for _, name := range []string{"predecessor-trace.json", "trace-document.json"} {
+		f.Add(readTestdata(f, name))
+	}
+	f.Add(`{"source":"10.1.10.5","destination":"10.3.10.10","path":[{"hop":1,"name":"hq-core","ip":"10.1.10.1","is_router":true}]}`)
+	f.Add(`{"schema":"tsim/v1","flows":[{"id":"f1","src":"1.2.3.4","dst":"5.6.7.8"}],"trace":[{"flow":"f1","disposition":"DELIVERED","hops":[null]}]}`)
+	fx := loadExample(f)
+	f.Fuzz(func(t *testing.T, in string) {
+		p, err := parseUserPath([]byte(in), fx)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error of more than one line: %q", err)
+			}
+			return
+		}
+		routers := 0
+		for _, h := range p.Hops {
+			if h.Kind != "router" {
+				continue
+			}
+			routers++
+			r := fx.Router(h.Node)
+			if r == nil {
+				t.Fatalf("accepted router %q not in the facts", h.Node)
+			}
+			for _, i := range []string{h.In, h.Out} {
+				if i != "" && r.Interface(i) == nil {
+					t.Fatalf("accepted interface %s:%s not in the facts", h.Node, i)
+				}
+			}
+		}
+		if routers == 0 || p.Src == "" || p.Dst == "" {
+			t.Fatalf("accepted a path without routers or endpoints: %+v", p)
+		}
+	})
+}

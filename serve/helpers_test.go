@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -93,35 +94,60 @@ func (fr *fakeRunner) run(ctx context.Context, req pipeline.Request, deps pipeli
 		fr.started <- req.Output
 	}
 	deps.Progress.Emit(progress.Event{Stage: "trace", Percent: 10, Message: "tracing"})
-	d := doc.New()
-	d.Flows = req.Groups[0]
-	ts, err := trace.New(req.Facts).TraceAll(ctx, d.Flows)
-	if err != nil {
-		return nil, err
+	// Like pipeline.Run: one document per group, flow ids unique across
+	// the job, given traces instead of simulation where there are some.
+	eng := trace.New(req.Facts)
+	var docs []*doc.Document
+	n := 0
+	for gi, g := range req.Groups {
+		d := doc.New()
+		for _, fl := range g {
+			n++
+			fl.ID = fmt.Sprintf("f%d", n)
+			d.Flows = append(d.Flows, fl)
+		}
+		if gi < len(req.Given) && req.Given[gi] != nil {
+			for i, t := range req.Given[gi] {
+				t.Flow = g[i].ID
+				d.Trace = append(d.Trace, t)
+			}
+		} else {
+			ts, err := eng.TraceAll(ctx, d.Flows)
+			if err != nil {
+				return nil, err
+			}
+			d.Trace = ts
+		}
+		docs = append(docs, d)
 	}
-	d.Trace = ts
 	deps.Progress.Emit(progress.Event{Stage: "hosts-up", Percent: 30, Message: "lab up"})
 	if fr.gate != nil {
 		select {
 		case <-fr.gate:
 		case <-ctx.Done():
 			deps.Progress.Emit(progress.Event{Stage: "hosts-down", Percent: 90, Message: "lab removed"})
-			return &pipeline.Result{Docs: []*doc.Document{d}, LabID: "fake01"}, ctx.Err()
+			return &pipeline.Result{Docs: docs, LabID: "fake01"}, ctx.Err()
 		}
 	}
-	for _, t := range ts {
-		v := "UNREACHABLE"
-		if t.Disposition == doc.Delivered {
-			v = "REACHABLE"
+	for _, d := range docs {
+		for _, t := range d.Trace {
+			v := "UNREACHABLE"
+			if trace.Positive(t.Disposition) {
+				v = "REACHABLE"
+			}
+			// The lab's counters name the rule the facts predicted.
+			d.Reach = append(d.Reach, &doc.Reach{Flow: t.Flow, E2E: &doc.E2E{Verdict: v, BlockedBy: t.DeniedBy}})
 		}
-		d.Reach = append(d.Reach, &doc.Reach{Flow: t.Flow, E2E: &doc.E2E{Verdict: v}})
 	}
 	deps.Progress.Emit(progress.Event{Stage: "reach", Percent: 70, Message: "probed"})
+	if deps.Reached != nil {
+		deps.Reached(docs)
+	}
 	if err := os.WriteFile(req.Output, []byte("%PDF-1.4\n% fake report\n%%EOF\n"), 0o600); err != nil {
 		return nil, err
 	}
 	deps.Progress.Emit(progress.Event{Stage: "report", Percent: 95, Message: "report written"})
-	return &pipeline.Result{Docs: []*doc.Document{d}, LabID: "fake01"}, nil
+	return &pipeline.Result{Docs: docs, LabID: "fake01"}, nil
 }
 
 type testEnv struct {

@@ -11,13 +11,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/tsim-dev/tsim/internal/doc"
+	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/progress"
@@ -64,23 +68,11 @@ type jobEvent struct {
 	ID int `json:"id"`
 	progress.Event
 	State string `json:"state,omitempty"` // set on state changes
-}
-
-// flowResult is one flow's outcome as the pages show it.
-type flowResult struct {
-	Flow        string `json:"flow"`
-	Service     string `json:"service,omitempty"`
-	Proto       string `json:"proto"`
-	DPort       int    `json:"dport,omitempty"`
-	Disposition string `json:"disposition,omitempty"` // simulation
-	Verdict     string `json:"verdict,omitempty"`     // emulation (reach e2e)
-	Agrees      *bool  `json:"agrees,omitempty"`
-	Reason      string `json:"reason,omitempty"` // why the emulation said so
-}
-
-type jobResult struct {
-	Reachable bool         `json:"reachable"`
-	Flows     []flowResult `json:"flows"`
+	// Position is the queue position of a waiting job, sent again every
+	// time it moves up.
+	Position int `json:"queue_position,omitempty"`
+	// Tests are a batch job's judged lines, sent once the probes answered.
+	Tests []lineResult `json:"tests,omitempty"`
 }
 
 // jobMeta is job.json and the body of GET /api/jobs/{id}.
@@ -104,6 +96,13 @@ type jobMeta struct {
 	Lab         string     `json:"lab,omitempty"`
 	Report      bool       `json:"report"`
 	Result      *jobResult `json:"result,omitempty"`
+	// Batch jobs come from an uploaded flows file (flows.csv in the job
+	// directory); PathFrom names the format of a path the user uploaded
+	// (path.json in the job directory) when the simulation was skipped.
+	Batch    bool         `json:"batch,omitempty"`
+	Tests    []lineResult `json:"tests,omitempty"` // batch: one per line, PENDING until the probes answered
+	PathFrom string       `json:"path_from,omitempty"`
+	Ingress  string       `json:"ingress,omitempty"`
 }
 
 type job struct {
@@ -169,6 +168,7 @@ func (js *jobs) load() error {
 			j.events = readEvents(filepath.Join(root, e.Name(), eventsFile))
 			now := js.s.cfg.Now()
 			j.meta.State, j.meta.Error, j.meta.Finished = StateFailed, "the server stopped before the job finished", &now
+			notRun(&j.meta)
 			js.addEventLocked(j, progress.Event{Time: now, Stage: StateFailed, Message: j.meta.Error}, StateFailed)
 			js.persistLocked(j)
 			j.events = nil
@@ -215,7 +215,17 @@ func (js *jobs) addEventLocked(j *job, e progress.Event, state string) {
 	if e.Time.IsZero() {
 		e.Time = js.s.cfg.Now()
 	}
-	je := jobEvent{ID: len(j.events) + 1, Event: e, State: state}
+	js.appendEventLocked(j, jobEvent{Event: e, State: state})
+}
+
+// appendEventLocked numbers and stores a prepared event.
+func (js *jobs) appendEventLocked(j *job, je jobEvent) {
+	e, state := je.Event, je.State
+	if e.Time.IsZero() {
+		e.Time = js.s.cfg.Now()
+		je.Event = e
+	}
+	je.ID = len(j.events) + 1
 	j.events = append(j.events, je)
 	if state == "" {
 		j.meta.Progress, j.meta.Stage, j.meta.Message = e.Percent, e.Stage, e.Message
@@ -237,8 +247,8 @@ type errLimit struct {
 
 func (e *errLimit) Error() string { return e.msg }
 
-// submit creates and queues a job for validated input.
-func (js *jobs) submit(owner, src, dst, services string, sport, flows int) (*jobMeta, int, error) {
+// submit creates and queues a job for a validated plan.
+func (js *jobs) submit(owner string, plan *jobPlan) (*jobMeta, int, error) {
 	id, err := newJobID()
 	if err != nil {
 		return nil, 0, err
@@ -263,12 +273,20 @@ func (js *jobs) submit(owner, src, dst, services string, sport, flows int) (*job
 	if err := os.Mkdir(js.dir(id), 0o700); err != nil {
 		return nil, 0, err
 	}
+	for name, data := range plan.files {
+		if err := fsx.WriteFileAtomic(filepath.Join(js.dir(id), name), data, 0o600); err != nil {
+			os.RemoveAll(js.dir(id))
+			return nil, 0, err
+		}
+	}
 	now := js.s.cfg.Now()
-	j := &job{changed: make(chan struct{}), meta: jobMeta{ID: id, State: StateQueued, Owner: owner, Src: src, Dst: dst,
-		Services: services, SPort: sport, Flows: flows, Created: now}}
+	meta := plan.meta
+	meta.ID, meta.State, meta.Owner, meta.Created = id, StateQueued, owner, now
+	j := &job{changed: make(chan struct{}), meta: meta}
 	js.all[id] = j
 	js.queue = append(js.queue, j)
-	js.addEventLocked(j, progress.Event{Time: now, Stage: StateQueued, Message: fmt.Sprintf("queued at position %d", len(js.queue))}, StateQueued)
+	js.appendEventLocked(j, jobEvent{Event: progress.Event{Time: now, Stage: StateQueued,
+		Message: fmt.Sprintf("queued at position %d", len(js.queue))}, State: StateQueued, Position: len(js.queue)})
 	js.persistLocked(j)
 	js.cond.Signal()
 	m := j.meta
@@ -287,7 +305,18 @@ func (js *jobs) next() *job {
 	}
 	j := js.queue[0]
 	js.queue = js.queue[1:]
+	js.movedUpLocked(0)
 	return j
+}
+
+// movedUpLocked tells every queued job from index i on its new position
+// (an event on its stream).
+func (js *jobs) movedUpLocked(i int) {
+	for k := i; k < len(js.queue); k++ {
+		q := js.queue[k]
+		js.appendEventLocked(q, jobEvent{Event: progress.Event{Stage: StateQueued,
+			Message: fmt.Sprintf("queued at position %d", k+1)}, State: StateQueued, Position: k + 1})
+	}
 }
 
 func (js *jobs) worker() {
@@ -318,8 +347,22 @@ func (js *jobs) shutdown() {
 	js.cond.Broadcast()
 }
 
+// notRun marks the lines of a batch job that ended before its probes
+// answered. It makes a new slice: copies of the metadata handed out
+// earlier share the old one.
+func notRun(m *jobMeta) {
+	tests := slices.Clone(m.Tests)
+	for i := range tests {
+		if tests[i].Result == "PENDING" {
+			tests[i].Result = "NOT RUN"
+		}
+	}
+	m.Tests = tests
+}
+
 func (js *jobs) finishLocked(j *job, state, msg string, now time.Time) {
 	j.meta.State, j.meta.Error, j.meta.Finished = state, msg, &now
+	notRun(&j.meta)
 	if state == StateDone {
 		j.meta.Progress = 100
 	}
@@ -354,7 +397,30 @@ func (js *jobs) run(j *job) {
 
 	log := js.s.log.With().Str("job", m.ID).Str("owner", m.Owner).Logger()
 	dir := js.dir(m.ID)
-	res, err := js.execute(ctx, m, dir, progress.Func(func(e progress.Event) {
+	// A batch job's lines are judged as soon as the probes answered, so the
+	// page shows PASS/FAIL while the PDF is still being drawn.
+	reached := func(docs []*doc.Document) {
+		if !m.Batch {
+			return
+		}
+		cases, file, err := judgeBatch(dir, docs)
+		if err != nil {
+			log.Error().Err(err).Msg("judging the flows file")
+			return
+		}
+		tests := testsOf(cases, file)
+		sum := flowtest.Summarize(cases)
+		js.mu.Lock()
+		defer js.mu.Unlock()
+		if j.meta.State == StateRunning {
+			j.meta.Tests = tests
+			js.persistLocked(j)
+			js.appendEventLocked(j, jobEvent{Event: progress.Event{Stage: "reach", Percent: j.meta.Progress,
+				Message: "tests: " + sum.String()}, Tests: tests})
+		}
+	}
+	res, err := js.execute(ctx, m, dir, reached, progress.Func(func(e progress.Event) {
+		e.Message, e.Step = scrubPaths(e.Message), scrubPaths(e.Step)
 		js.mu.Lock()
 		defer js.mu.Unlock()
 		if j.meta.State == StateRunning {
@@ -368,9 +434,14 @@ func (js *jobs) run(j *job) {
 	if res != nil {
 		j.meta.Lab = res.LabID
 		if len(res.Docs) > 0 {
-			j.meta.Result = summarize(res.Docs)
+			j.meta.Result = summarize(res.Docs, cfg.Facts)
 			if werr := writeDocs(filepath.Join(dir, documentFile), res.Docs); werr != nil && err == nil {
 				err = werr
+			}
+			if m.Batch && err == nil {
+				if werr := js.finishBatch(j, dir, res); werr != nil {
+					err = werr
+				}
 			}
 		}
 	}
@@ -386,7 +457,7 @@ func (js *jobs) run(j *job) {
 	case js.s.ctx.Err() != nil:
 		js.finishLocked(j, StateCancelled, "the server shut down while the job ran", now)
 	case err != nil:
-		js.finishLocked(j, StateFailed, err.Error(), now)
+		js.finishLocked(j, StateFailed, scrubPaths(err.Error()), now)
 	default:
 		js.finishLocked(j, StateDone, "", now)
 	}
@@ -397,26 +468,97 @@ func (js *jobs) run(j *job) {
 
 // execute builds the flows again (they were validated at submission) and
 // calls the pipeline; a panic in it fails the job, not the server.
-func (js *jobs) execute(ctx context.Context, m jobMeta, dir string, sink progress.Sink, log zerolog.Logger) (res *pipeline.Result, err error) {
+func (js *jobs) execute(ctx context.Context, m jobMeta, dir string, reached func([]*doc.Document), sink progress.Sink, log zerolog.Logger) (res *pipeline.Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error().Interface("panic", p).Msg("pipeline panicked")
 			res, err = nil, fmt.Errorf("internal error: %v", p)
 		}
 	}()
-	flows, err := trace.FlowsFromSpec(m.Src, m.Dst, m.Services, m.SPort)
+	cfg := &js.s.cfg
+	groups, given, err := jobFlows(m, dir)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &js.s.cfg
-	req := pipeline.Request{Facts: cfg.Facts, Groups: [][]*doc.Flow{flows}, Output: filepath.Join(dir, reportFile),
-		Paper: cfg.Paper, Now: cfg.Now(), ProbeTimeout: cfg.ProbeTimeout, Scope: cfg.Scope, Registry: cfg.Registry}
-	return cfg.Runner(ctx, req, pipeline.Deps{Pool: cfg.Pool, Progress: sink, Log: log})
+	req := pipeline.Request{Facts: cfg.Facts, Groups: groups, Given: given, Output: filepath.Join(dir, reportFile),
+		Paper: cfg.Paper, Now: cfg.Now(), ProbeTimeout: cfg.ProbeTimeout, Scope: cfg.Scope, Registry: cfg.Registry,
+		Label: labLabel(m.ID)}
+	return cfg.Runner(ctx, req, pipeline.Deps{Pool: cfg.Pool, Progress: sink, Log: log, Reached: reached})
 }
 
+// finishBatch judges the lines of a finished batch job and writes its
+// JUnit XML.
+func (js *jobs) finishBatch(j *job, dir string, res *pipeline.Result) error {
+	cases, file, err := judgeBatch(dir, res.Docs)
+	if err != nil {
+		return err
+	}
+	j.meta.Tests = testsOf(cases, file)
+	sum := flowtest.Summarize(cases)
+	r := j.meta.Result
+	r.Passed, r.Failed, r.Unknown, r.NoExpect = sum.Passed, sum.Failed, sum.Unknown, sum.NoExpect
+	r.Summary += "; " + sum.String()
+	started := j.meta.Created
+	if j.meta.Started != nil {
+		started = *j.meta.Started
+	}
+	var ref *doc.FactsRef
+	if len(res.Docs) > 0 {
+		ref = res.Docs[0].Facts
+	}
+	return writeJUnit(dir, j.meta.ID, cases, ref, res.LabID, started, js.s.cfg.Now())
+}
+
+// jobFlows builds a job's flows again from its metadata and the files
+// of its directory (all validated at submission): one group per line of
+// a flows file, or one group with the user's path as its traces.
+func jobFlows(m jobMeta, dir string) ([][]*doc.Flow, [][]*doc.Trace, error) {
+	if m.Batch {
+		data, err := os.ReadFile(filepath.Join(dir, flowsFile))
+		if err != nil {
+			return nil, nil, err
+		}
+		file, err := readFlows(data)
+		if err != nil {
+			return nil, nil, err
+		}
+		return groupsOf(file), nil, nil
+	}
+	flows, err := trace.FlowsFromSpec(m.Src, m.Dst, m.Services, m.SPort)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.PathFrom != "" {
+		data, err := os.ReadFile(filepath.Join(dir, pathFile))
+		if err != nil {
+			return nil, nil, err
+		}
+		var up userPath
+		if err := json.Unmarshal(data, &up); err != nil {
+			return nil, nil, fmt.Errorf("the uploaded path: %w", err)
+		}
+		return [][]*doc.Flow{flows}, [][]*doc.Trace{up.traces(flows)}, nil
+	}
+	for _, fl := range flows {
+		fl.Ingress = m.Ingress
+	}
+	return [][]*doc.Flow{flows}, nil, nil
+}
+
+// writeDocs keeps the documents users download; the report paths in them
+// are the file names only (where the server keeps files is not theirs).
 func writeDocs(path string, docs []*doc.Document) error {
 	var buf bytes.Buffer
 	for _, d := range docs {
+		if d.Report != nil {
+			d.Report.PDF = filepath.Base(d.Report.PDF)
+		}
+		if d.Merged != nil {
+			d.Merged.PDF = filepath.Base(d.Merged.PDF)
+		}
+		for _, e := range d.Errors {
+			e.Message = scrubPaths(e.Message)
+		}
 		if err := doc.Write(&buf, d); err != nil {
 			return err
 		}
@@ -424,34 +566,18 @@ func writeDocs(path string, docs []*doc.Document) error {
 	return fsx.WriteFileAtomic(path, buf.Bytes(), 0o600)
 }
 
-// summarize picks, per flow, the simulated disposition and the emulated
-// verdict.
-func summarize(docs []*doc.Document) *jobResult {
-	r := &jobResult{Reachable: true, Flows: []flowResult{}}
-	for _, d := range docs {
-		if !pipeline.Reachable(d) {
-			r.Reachable = false
-		}
-		traces := map[string]*doc.Trace{}
-		for _, t := range d.Trace {
-			traces[t.Flow] = t
-		}
-		reach := map[string]*doc.Reach{}
-		for _, x := range d.Reach {
-			reach[x.Flow] = x
-		}
-		for _, f := range d.Flows {
-			fr := flowResult{Flow: f.ID, Service: f.Service, Proto: f.Proto, DPort: f.DPort}
-			if t := traces[f.ID]; t != nil {
-				fr.Disposition = t.Disposition
-			}
-			if x := reach[f.ID]; x != nil && x.E2E != nil {
-				fr.Verdict, fr.Agrees, fr.Reason = x.E2E.Verdict, x.E2E.Agrees, x.E2E.Reason
-			}
-			r.Flows = append(r.Flows, fr)
-		}
+// noteReaped records on a kept job that its lab was left behind by a
+// crash and removed at start-up.
+func (js *jobs) noteReaped(id, lab string) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	j := js.all[id]
+	if j == nil {
+		return
 	}
-	return r
+	j.meta.Lab = lab
+	j.meta.Error = strings.TrimSpace(j.meta.Error + "; its lab " + lab + " was removed when the server started again")
+	js.persistLocked(j)
 }
 
 // get returns a copy of the job's metadata.
@@ -528,6 +654,7 @@ func (js *jobs) cancelJob(id, by string) (bool, error) {
 		for i, q := range js.queue {
 			if q == j {
 				js.queue = append(js.queue[:i:i], js.queue[i+1:]...)
+				js.movedUpLocked(i)
 				break
 			}
 		}
@@ -577,5 +704,32 @@ func sortNewest(ms []jobMeta) {
 			return ms[i].Created.After(ms[j].Created)
 		}
 		return ms[i].ID < ms[j].ID
+	})
+}
+
+// labLabel is the label of a job's lab in the lab registry; jobOfLab
+// reads it back (the admin page and start-up reaping match labs to jobs).
+func labLabel(id string) string { return "serve:" + id }
+
+func jobOfLab(label string) string {
+	if id, ok := strings.CutPrefix(label, "serve:"); ok && validID(id) {
+		return id
+	}
+	return ""
+}
+
+// absPath is an absolute file path inside a message.
+var absPath = regexp.MustCompile(`(^|[\s"'(=:,])(/[^\s"'(),:;]+)`)
+
+// scrubPaths replaces absolute paths in a message shown to users by their
+// last element: where the server keeps its files is not their business
+// ("merge: /srv/tsim/jobs/…/report.pdf: 3 pages" -> "merge: report.pdf: 3 pages").
+func scrubPaths(msg string) string {
+	if !strings.Contains(msg, "/") {
+		return msg
+	}
+	return absPath.ReplaceAllStringFunc(msg, func(m string) string {
+		i := strings.IndexByte(m, '/')
+		return m[:i] + filepath.Base(m[i:])
 	})
 }

@@ -2,7 +2,12 @@ package serve
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,18 +16,23 @@ import (
 	"github.com/tsim-dev/tsim/trace"
 )
 
-// TestLoadTenJobs submits 10 jobs at once through the API with the real
-// pipeline: all must finish with results that match the simulation, no lab
-// may be left, and the API must stay responsive meanwhile (latency of
-// GET /api/jobs/{id} and GET /api/me sampled every 100 ms).
+// TestLoadTenJobs submits 10 jobs at once from 3 users through the API
+// with the real pipeline: all must finish with results that match the
+// simulation, no lab may be left, and the API must stay responsive
+// meanwhile (latency of GET /api/jobs/{id} and GET /api/me sampled every
+// 100 ms).
 func TestLoadTenJobs(t *testing.T) {
 	requireRoot(t)
 	if testing.Short() {
 		t.Skip("load test: 10 real labs (not in -short)")
 	}
 	e, reg := realEnv(t, 3, nil)
-	c := e.client()
-	c.login("alice")
+	var clients []*client
+	for _, u := range []string{"alice", "bob", "root"} {
+		c := e.client()
+		c.login(u)
+		clients = append(clients, c)
+	}
 	pairs := []struct{ src, dst, spec string }{
 		{"10.1.10.5", "10.3.10.10", "ssh,https"},
 		{"10.1.10.5", "10.3.20.10", "https,icmp"},
@@ -42,7 +52,7 @@ func TestLoadTenJobs(t *testing.T) {
 	for i, p := range pairs {
 		wg.Go(func() {
 			t0 := time.Now()
-			ids[i] = c.submit(p.src, p.dst, p.spec)
+			ids[i] = clients[i%3].submit(p.src, p.dst, p.spec)
 			submitLat[i] = time.Since(t0)
 		})
 	}
@@ -74,7 +84,7 @@ func TestLoadTenJobs(t *testing.T) {
 	var labs []string
 	var runTimes []time.Duration
 	for i, id := range ids {
-		m := c.wait(id, 10*time.Minute, StateDone, StateFailed, StateCancelled)
+		m := clients[i%3].wait(id, 10*time.Minute, StateDone, StateFailed, StateCancelled)
 		if m["state"] != StateDone {
 			t.Errorf("job %d (%v): %v %v", i, pairs[i], m["state"], m["error"])
 			continue
@@ -123,11 +133,101 @@ func TestLoadTenJobs(t *testing.T) {
 		}
 		return d[min(len(d)-1, int(float64(len(d))*p))]
 	}
-	t.Logf("10 jobs, 3 workers: all finished in %s; job run time min %s median %s max %s",
+	t.Logf("10 jobs from 3 users, 3 workers: all finished in %s; job run time min %s median %s max %s",
 		total.Round(time.Millisecond), runTimes[0].Round(time.Millisecond), pct(runTimes, .5).Round(time.Millisecond), runTimes[len(runTimes)-1].Round(time.Millisecond))
 	t.Logf("submit latency (10 concurrent POSTs): median %s max %s", pct(submitLat, .5), submitLat[len(submitLat)-1])
 	t.Logf("API latency under load (%d GETs): p50 %s p95 %s max %s", len(lat), pct(lat, .5), pct(lat, .95), lat[len(lat)-1])
 	if pct(lat, .95) > 500*time.Millisecond || lat[len(lat)-1] > 3*time.Second {
 		t.Errorf("server not responsive under load: p95 %s max %s", pct(lat, .95), lat[len(lat)-1])
 	}
+}
+
+// procStats is what a leak would grow: resident memory, goroutines, open
+// file descriptors.
+type procStats struct {
+	rssKiB     int
+	goroutines int
+	fds        int
+}
+
+func readProcStats(t *testing.T) procStats {
+	t.Helper()
+	runtime.GC()
+	debug.FreeOSMemory()
+	var st procStats
+	st.goroutines = runtime.NumGoroutine()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.fds = len(ents)
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &st.rssKiB)
+		}
+	}
+	return st
+}
+
+// TestSoakHundredJobs runs 100 real jobs from 3 users after a warm-up of
+// 10 and asserts that the process does not grow: resident memory,
+// goroutines and file descriptors are flat, and no lab is left. It takes
+// a minute or two, so it runs when TSIM_SOAK=1 (make test sets it).
+func TestSoakHundredJobs(t *testing.T) {
+	requireRoot(t)
+	if os.Getenv("TSIM_SOAK") == "" {
+		t.Skip("soak test: set TSIM_SOAK=1 (make test does)")
+	}
+	e, reg := realEnv(t, 2, func(c *Config) { c.MaxPerUser = 50; c.MaxQueued = 200 })
+	var clients []*client
+	for _, u := range []string{"alice", "bob", "root"} {
+		c := e.client()
+		c.login(u)
+		clients = append(clients, c)
+	}
+	pairs := []struct{ src, dst, spec string }{
+		{"10.1.10.5", "10.3.10.10", "ssh,https"},
+		{"10.1.10.5", "10.1.50.10", "https,mysql"},
+		{"10.2.10.5", "10.3.20.10", "ssh"},
+		{"10.3.10.5", "10.1.50.10", "https,dns"},
+	}
+	var labs []string
+	run := func(n int) time.Duration {
+		start := time.Now()
+		ids := make([]string, n)
+		for i := range n {
+			p := pairs[i%len(pairs)]
+			ids[i] = clients[i%3].submit(p.src, p.dst, p.spec)
+		}
+		for i, id := range ids {
+			m := clients[i%3].wait(id, 10*time.Minute, StateDone, StateFailed, StateCancelled)
+			if m["state"] != StateDone {
+				t.Fatalf("job %d: %v %v", i, m["state"], m["error"])
+			}
+			labs = append(labs, m["lab"].(string))
+		}
+		return time.Since(start)
+	}
+	run(10)
+	before := readProcStats(t)
+	took := run(100)
+	after := readProcStats(t)
+	t.Logf("100 jobs in %s (%.2f s/job with 2 workers); RSS %d -> %d KiB, goroutines %d -> %d, fds %d -> %d",
+		took.Round(time.Millisecond), took.Seconds()/100, before.rssKiB, after.rssKiB, before.goroutines, after.goroutines, before.fds, after.fds)
+	if after.goroutines > before.goroutines+5 {
+		t.Errorf("goroutines grew from %d to %d", before.goroutines, after.goroutines)
+	}
+	if after.fds > before.fds+5 {
+		t.Errorf("file descriptors grew from %d to %d", before.fds, after.fds)
+	}
+	// Finished jobs stay listed (job.json in memory, a few KiB each); a
+	// leak of a lab's handles or buffers would be MiBs per job.
+	if grow := after.rssKiB - before.rssKiB; grow > 32<<10 {
+		t.Errorf("RSS grew by %d KiB over 100 jobs", grow)
+	}
+	assertNoLabs(t, reg, labs)
 }

@@ -1,9 +1,13 @@
 // Package serve owns `tsim serve`: an authenticated web front (embedded
 // pages and a JSON API under /api/) over the run pipeline. It owns the
-// sessions, login rate limits, the job queue with its workers, per-job
-// results under DATA/jobs/<id>/, retention, and the access and audit logs.
+// sessions, login rate limits and the bound on password hashing, the event
+// streams and their caps, the Host allowlist, the job queue with its
+// workers, per-job results under DATA/jobs/<id>/ (per service the deciding
+// router and rule with FILE:LINE), uploaded paths (the predecessor's trace
+// JSON or a tsim document) and flows files (judged by internal/flowtest),
+// retention, stale labs at start-up, and the access and audit logs.
 // Nothing from a request reaches a shell: jobs call internal/pipeline
-// in-process with flows built by trace.FlowsFromSpec.
+// in-process with flows built by trace.FlowsFromSpec or flowtest.Read.
 package serve
 
 import (
@@ -26,6 +30,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/tsim-dev/tsim/hosts"
 	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/pool"
@@ -56,12 +61,13 @@ type Config struct {
 	Facts   *facts.Facts // required: loaded once, shared by all jobs
 	Pool    *pool.Pool   // shared by all jobs; default pool.New(16, NumCPU)
 
-	Workers     int           // concurrent jobs; default 2
-	JobTimeout  time.Duration // per job, queue wait excluded; default 10m
-	Retention   time.Duration // finished jobs kept; default 720h (30 days)
-	MaxServices int           // flows per job; default 32
-	MaxQueued   int           // jobs waiting in the queue; default 100
-	MaxPerUser  int           // queued+running jobs per user; default 5
+	Workers       int           // concurrent jobs; default 2
+	JobTimeout    time.Duration // per job, queue wait excluded; default 10m
+	Retention     time.Duration // finished jobs kept; default 720h (30 days)
+	MaxServices   int           // flows per job; default 32
+	MaxQueued     int           // jobs waiting in the queue; default 100
+	MaxPerUser    int           // queued+running jobs per user; default 5
+	MaxBatchFlows int           // flows of an uploaded flows file; default 256
 
 	IdleTimeout time.Duration // session idle timeout; default 30m
 	SessionMax  time.Duration // absolute session lifetime; default 12h
@@ -71,6 +77,15 @@ type Config struct {
 	LoginAddrFails int           // failures per client address before lockout; default 20
 	LoginWindow    time.Duration // failures are counted over this window; default 15m
 	LoginLockout   time.Duration // lockout duration; default 15m
+	MaxHashing     int           // password checks at once (argon2id, 19 MiB each); default NumCPU
+
+	MaxStreamsPerUser int // open event streams per user; default 16
+	MaxStreams        int // open event streams in total; default 512
+
+	// Hosts are extra names the Host header may carry (besides localhost,
+	// the loopback addresses and the listen address); anything else is
+	// refused, so a DNS-rebinding page cannot reach the server.
+	Hosts []string
 
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
@@ -111,8 +126,12 @@ func (c *Config) setLimits() {
 	set(&c.MaxServices, 32)
 	set(&c.MaxQueued, 100)
 	set(&c.MaxPerUser, 5)
+	set(&c.MaxBatchFlows, 256)
 	set(&c.LoginUserFails, 5)
 	set(&c.LoginAddrFails, 20)
+	set(&c.MaxHashing, runtime.NumCPU())
+	set(&c.MaxStreamsPerUser, 16)
+	set(&c.MaxStreams, 512)
 	setD(&c.JobTimeout, 10*time.Minute)
 	setD(&c.Retention, 30*24*time.Hour)
 	setD(&c.IdleTimeout, 30*time.Minute)
@@ -159,16 +178,20 @@ func (c *Config) defaults() error {
 // Server is the web front. Create it with New, start the workers with
 // Start, serve Handler, stop with Close.
 type Server struct {
-	cfg      Config
-	log      zerolog.Logger
-	access   zerolog.Logger
-	audit    zerolog.Logger
-	sessions *sessions
-	limiter  *limiter
-	jobs     *jobs
-	engine   *trace.Engine
-	engineMu sync.Mutex // Engine is not documented as safe for concurrent walks
-	handler  http.Handler
+	cfg       Config
+	log       zerolog.Logger
+	access    zerolog.Logger
+	audit     zerolog.Logger
+	sessions  *sessions
+	limiter   *limiter
+	streams   *streams
+	hashing   chan struct{} // semaphore of password checks
+	hashStats hashGauge
+	hosts     map[string]bool // Host header names served
+	jobs      *jobs
+	engine    *trace.Engine
+	engineMu  sync.Mutex // Engine is not documented as safe for concurrent walks
+	handler   http.Handler
 
 	ctx    context.Context // cancelled by Close: ends workers and streams
 	cancel context.CancelFunc
@@ -191,9 +214,15 @@ func New(cfg Config) (*Server, error) {
 		audit:    zerolog.New(&lockedWriter{w: cfg.AuditLog}).With().Timestamp().Logger(),
 		sessions: newSessions(cfg.IdleTimeout, cfg.SessionMax, cfg.Now),
 		limiter:  newLimiter(cfg.LoginWindow, cfg.LoginLockout, cfg.Now),
+		streams:  newStreams(cfg.MaxStreamsPerUser, cfg.MaxStreams),
+		hashing:  make(chan struct{}, cfg.MaxHashing),
+		hosts:    map[string]bool{},
 		engine:   trace.New(cfg.Facts),
 		ctx:      ctx,
 		cancel:   cancel,
+	}
+	for _, h := range append([]string{"localhost", "127.0.0.1", "::1"}, cfg.Hosts...) {
+		s.hosts[normHost(h)] = true
 	}
 	s.jobs = newJobs(s)
 	if err := s.jobs.load(); err != nil {
@@ -251,6 +280,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr, certFile, keyFile str
 	if certFile != "" {
 		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
+	s.allowListenHost(ln.Addr())
 	s.Start()
 	if ready != nil {
 		ready(ln.Addr())
@@ -284,15 +314,19 @@ func (s *Server) sweeper() {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
-		s.jobs.sweep()
-		s.sessions.sweep()
-		s.limiter.sweep()
+		s.sweepOnce()
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+func (s *Server) sweepOnce() {
+	s.jobs.sweep()
+	s.streams.closeSessions(s.sessions.sweep())
+	s.limiter.sweep()
 }
 
 // lockedWriter serialises writes of log lines from many goroutines.
@@ -321,6 +355,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/jobs/{id}/events", s.authed(s.handleEvents))
 	mux.HandleFunc("GET /api/jobs/{id}/report.pdf", s.authed(s.handlePDF))
 	mux.HandleFunc("GET /api/jobs/{id}/document.json", s.authed(s.handleDocument))
+	mux.HandleFunc("GET /api/jobs/{id}/junit.xml", s.authed(s.handleJUnit))
 	mux.HandleFunc("GET /api/admin/overview", s.admin(s.handleAdminOverview))
 	mux.HandleFunc("GET /api/admin/users", s.admin(s.handleAdminUsers))
 	mux.HandleFunc("POST /api/admin/users", s.admin(s.handleAdminAddUser))
@@ -334,21 +369,85 @@ func (s *Server) routes() http.Handler {
 	var h http.Handler = mux
 	h = cop.Handler(h)
 	h = s.limitBody(h)
+	h = s.checkHost(h)
 	h = s.headers(h)
 	h = s.logAccess(h)
 	return h
 }
 
-// maxBody bounds request bodies; the API takes small JSON objects only.
-const maxBody = 64 << 10
+// maxBody bounds request bodies; the API takes small JSON objects only,
+// except a job submission, which may carry an uploaded trace (100 kB) or
+// flows file (256 KiB), JSON-escaped.
+const (
+	maxBody   = 64 << 10
+	maxSubmit = 768 << 10
+)
+
+func bodyLimit(r *http.Request) int64 {
+	if r.Method == http.MethodPost && r.URL.Path == "/api/jobs" {
+		return maxSubmit
+	}
+	return maxBody
+}
 
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > maxBody {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d KiB", maxBody>>10))
+		limit := bodyLimit(r)
+		if r.ContentLength > limit {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d KiB", limit>>10))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// normHost lower-cases a host name and drops a trailing dot and IPv6
+// brackets.
+func normHost(h string) string {
+	h = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
+	return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+}
+
+// allowListenHost adds the bound address to the served names; an
+// unspecified address (0.0.0.0, ::) adds every address of the machine and
+// its host name.
+func (s *Server) allowListenHost(a net.Addr) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	ip, _ := netip.AddrFromSlice(ta.IP)
+	ip = ip.Unmap()
+	if !ip.IsUnspecified() {
+		s.hosts[normHost(ip.String())] = true
+		return
+	}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, x := range addrs {
+			if p, err := netip.ParsePrefix(x.String()); err == nil {
+				s.hosts[normHost(p.Addr().String())] = true
+			}
+		}
+	}
+	if hn, err := os.Hostname(); err == nil {
+		s.hosts[normHost(hn)] = true
+	}
+}
+
+// checkHost refuses requests whose Host header names a host this server
+// was not configured for (DNS rebinding: a page of evil.example whose name
+// now resolves to 127.0.0.1 sends Host: evil.example).
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Host
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
+		if !s.hosts[normHost(h)] {
+			writeError(w, http.StatusMisdirectedRequest, "this server does not answer to that host name (see tsim serve --host)")
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -482,7 +581,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d KiB", maxBody>>10))
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d KiB", bodyLimit(r)>>10))
 			return false
 		}
 		writeError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
@@ -493,4 +592,40 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// ReapStaleLabs removes the labs of the registry whose owner process is
+// gone (as `tsim hosts down --stale`), typically those a crashed server
+// left behind, and records for each which job it belonged to: in the
+// audit log and, for a job still kept, in its job.json. It returns the
+// labs removed.
+func (s *Server) ReapStaleLabs(ctx context.Context) ([]hosts.LabInfo, error) {
+	opts := hosts.Options{RegistryDir: s.cfg.Registry, Log: s.log}
+	labs, err := hosts.List(opts)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]hosts.LabInfo{}
+	for _, l := range labs {
+		if l.Stale {
+			byID[l.ID] = l
+		}
+	}
+	if len(byID) == 0 {
+		return nil, nil
+	}
+	ids, err := hosts.DownStale(ctx, opts)
+	var out []hosts.LabInfo
+	for _, id := range ids {
+		l := byID[id] // a lab that went stale after List has no label here
+		l.ID = id
+		out = append(out, l)
+		job := jobOfLab(l.Label)
+		s.log.Warn().Str("lab", id).Str("job", job).Msg("removed a stale lab left by an earlier run")
+		s.audit.Log().Str("action", "lab_reaped").Str("lab", id).Str("job", job).Bool("success", true).Send()
+		if job != "" {
+			s.jobs.noteReaped(job, id)
+		}
+	}
+	return out, err
 }

@@ -54,6 +54,8 @@ type rtr struct {
 	conns      []conn // connected prefixes (masked), as the kernel's prefix routes
 	forwarding bool
 	gateway    bool // metadata type gateway: its default route leads to the Internet
+	// seed is the multipath hash seed when the facts pin none (SetHashSeed).
+	seed uint32
 	// neighbours per interface: other routers' interfaces on the same segment.
 	neighbours map[string][]owner
 }
@@ -90,6 +92,7 @@ type ifAddr struct {
 	addr netip.Addr
 	pfx  netip.Prefix // connected prefix, masked
 	ifc  string
+	str  string // addr.String(), for hops
 }
 
 type conn struct {
@@ -112,6 +115,7 @@ type route struct {
 	pos     string // file:line, precomputed for steps
 	note    string // "\"text\" (why invalid)" for steps that skip it
 	use     string // "via G dev D", "dev D" or "local delivery": the step detail when chosen
+	gw, dev string // the first path's gateway (as text) and device
 }
 
 // prule is a policy rule with what its steps need, precomputed.
@@ -218,7 +222,7 @@ func newRouter(fr *facts.Router) *rtr {
 			if a.Peer.IsValid() {
 				p = a.Peer.Masked()
 			}
-			r.addrs = append(r.addrs, ifAddr{addr: a.Prefix.Addr(), pfx: p, ifc: ifc.Name})
+			r.addrs = append(r.addrs, ifAddr{addr: a.Prefix.Addr(), pfx: p, ifc: ifc.Name, str: a.Prefix.Addr().String()})
 			if p.Bits() < 32 && !isLoopback(fr, ifc.Name) {
 				r.conns = append(r.conns, conn{pfx: p, ifc: ifc.Name, src: a.Prefix.Addr()})
 			}
@@ -289,11 +293,18 @@ func (r *rtr) prepare() *prep {
 			if rt.invalid = r.validate(p, t.id, rt.r); rt.invalid != "" {
 				rt.note = strconv.Quote(rt.r.Text) + " (" + rt.invalid + ")"
 			}
-			switch gw, dev := r.hopOf(rt.r); {
-			case rt.r.Type == facts.RouteLocal || rt.r.Type == facts.RouteBroadcast || rt.r.Type == facts.RouteAnycast:
+			gw, dev := r.hopOf(rt.r)
+			rt.dev = dev
+			if gw.IsValid() {
+				rt.gw = gw.String()
+			}
+			switch {
+			case rt.r.Type == facts.RouteBroadcast:
+				rt.use = "a broadcast address of " + r.f.Name + ": received as a broadcast (local delivery), never forwarded"
+			case rt.r.Type == facts.RouteLocal || rt.r.Type == facts.RouteAnycast:
 				rt.use = "local delivery"
 			case gw.IsValid():
-				rt.use = "via " + gw.String() + " dev " + dev
+				rt.use = "via " + rt.gw + " dev " + dev
 			default:
 				rt.use = "dev " + dev
 			}
@@ -315,8 +326,8 @@ func (r *rtr) prepare() *prep {
 
 // addKernelRoutes adds the routes the kernel creates by itself when an
 // address is configured and that facts may lack: local routes for every
-// address (table local) and the prefix route of every connected subnet
-// (table main).
+// address and broadcast routes for every subnet broadcast (table local),
+// and the prefix route of every connected subnet (table main).
 func (r *rtr) addKernelRoutes(p *prep) {
 	local := p.tables[facts.TableLocal]
 	if local == nil || len(local.routes) == 0 {
@@ -336,6 +347,33 @@ func (r *rtr) addKernelRoutes(p *prep) {
 			local.routes = append(local.routes, &route{r: &facts.Route{Type: facts.RouteLocal,
 				Dst: netip.PrefixFrom(a.addr, 32), Dev: a.ifc, Scope: "host", Proto: "kernel", Src: a.addr,
 				Text: "local " + s + " dev " + a.ifc + " proto kernel scope host src " + s}})
+		}
+		// The subnet broadcast of every primary address with a prefix
+		// shorter than /31 (fib_add_ifaddr): the kernel adds it whatever
+		// brd says, and brd is the subnet broadcast unless set by hand.
+		seen := map[netip.Addr]bool{}
+		for _, i := range r.f.Interfaces {
+			for _, a := range i.Addrs {
+				if !a.Prefix.Addr().Is4() || a.Secondary {
+					continue
+				}
+				p := a.Prefix.Masked()
+				if a.Peer.IsValid() {
+					p = a.Peer.Masked()
+				}
+				if p.Bits() >= 31 || p.Addr().IsUnspecified() {
+					continue
+				}
+				bc := addrFromU32(u32(p.Addr()) | ^uint32(0)>>p.Bits())
+				if seen[bc] {
+					continue
+				}
+				seen[bc] = true
+				src := a.Prefix.Addr().String()
+				local.routes = append(local.routes, &route{r: &facts.Route{Type: facts.RouteBroadcast,
+					Dst: netip.PrefixFrom(bc, 32), Dev: i.Name, Scope: "link", Proto: "kernel", Src: a.Prefix.Addr(),
+					Text: "broadcast " + bc.String() + " dev " + i.Name + " proto kernel scope link src " + src}})
+			}
 		}
 	}
 	main := p.tables[facts.TableMain]
@@ -511,6 +549,16 @@ func (r *rtr) connectedOn(ifc string, a netip.Addr) (conn, bool) {
 		}
 	}
 	return conn{}, false
+}
+
+// addrString is a.String(), from the router's own addresses when a is one.
+func (r *rtr) addrString(a netip.Addr) string {
+	for i := range r.addrs {
+		if r.addrs[i].addr == a {
+			return r.addrs[i].str
+		}
+	}
+	return a.String()
 }
 
 // addrOn returns the best source address of interface ifc towards a: one

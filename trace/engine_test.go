@@ -67,7 +67,8 @@ type engineCase struct {
 	reason  string // substring of Reason
 	denied  string // "router table chain index"
 	hasStep string // "kind:action" that must appear on some hop
-	alt     bool   // alternatives expected
+	alt     bool   // ECMP branches expected
+	dir     string // direction of a negative disposition ("" = request)
 }
 
 func tcp(src, dst string, dport int) doc.Flow {
@@ -81,8 +82,11 @@ func TestEngine(t *testing.T) {
 		alt  = "10.0.1.5 r1(eth0>eth2) r3(eth0>eth2) r2(eth2>eth1) 10.0.2.5"
 	)
 	cases := []engineCase{
-		{name: "delivered host to host, lowest metric", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.0.3.9", Proto: "icmp"},
-			disp: doc.Delivered, path: "10.0.1.5 r1(eth0>eth2) r3(eth0>eth1) 10.0.3.9", policy: 32766},
+		// r3 does not forward what arrives on eth1 (10.0.3.0/24): the
+		// request arrives, the reply does not come back.
+		{name: "delivered host to host, lowest metric; the reply is not forwarded", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.0.3.9", Proto: "icmp"},
+			disp: doc.NoRoute, dir: doc.Reply, reason: "reply: r3: forwarding is off on eth1",
+			path: "10.0.1.5 r1(eth0>eth2) r3(eth0>eth1) 10.0.3.9", policy: 32766},
 		{name: "baseline main", flow: tcp("10.0.1.5", "10.0.2.5", 999), disp: doc.Delivered, path: main, policy: 32766},
 		{name: "iif", flow: tcp("10.0.1.5", "10.0.2.5", 1001), disp: doc.Delivered, path: alt, policy: 10},
 		{name: "oif never matches forwarded packets", flow: tcp("10.0.1.5", "10.0.2.5", 1002), disp: doc.Delivered, path: main, policy: 32766},
@@ -123,7 +127,7 @@ func TestEngine(t *testing.T) {
 			disp: doc.Delivered, path: "198.51.100.7 r2(eth9>eth1) 10.0.2.10", hasStep: "nat:DNAT"},
 		{name: "denied by REJECT", flow: tcp("10.0.1.5", "10.0.3.9", 23), disp: doc.Denied, denied: "r3 filter FORWARD 5"},
 		{name: "denied by ipset", flow: doc.Flow{Src: "10.0.1.66", Dst: "10.0.3.9", Proto: "icmp"}, disp: doc.Denied, denied: "r3 filter FORWARD 2"},
-		{name: "custom chain RETURN", flow: tcp("10.0.1.77", "10.0.3.9", 25), disp: doc.Delivered,
+		{name: "custom chain RETURN", flow: tcp("10.0.1.77", "10.0.3.9", 25), disp: doc.NoRoute, dir: doc.Reply,
 			path: "10.0.1.77 r1(eth0>eth2) r3(eth0>eth1) 10.0.3.9"},
 		{name: "custom chain REJECT", flow: tcp("10.0.1.77", "10.0.3.9", 26), disp: doc.Denied, denied: "r3 filter CHK 2"},
 		{name: "unknown match", flow: tcp("10.0.1.5", "10.0.3.9", 24), disp: doc.Unknown, reason: "FORWARD rule 3"},
@@ -134,7 +138,7 @@ func TestEngine(t *testing.T) {
 		{name: "unknown source", flow: doc.Flow{Src: "192.0.2.9", Dst: "10.0.1.5", Proto: "icmp"}, disp: doc.UnknownSource, path: "", reason: "r2:eth9"},
 		{name: "next hop is not a router", flow: doc.Flow{Src: "10.0.1.5", Dst: "10.44.1.1", Proto: "icmp"}, disp: doc.NoRoute,
 			path: "10.0.1.5 r1(eth0>eth1)", reason: "next hop 10.0.12.99"},
-		{name: "originated by a router", flow: doc.Flow{Src: "10.0.12.1", Dst: "10.0.3.9", Proto: "icmp"}, disp: doc.Delivered,
+		{name: "originated by a router", flow: doc.Flow{Src: "10.0.12.1", Dst: "10.0.3.9", Proto: "icmp"}, disp: doc.NoRoute, dir: doc.Reply,
 			path: "r1(>eth2) r3(eth0>eth1) 10.0.3.9"},
 		{name: "input policy drop", flow: tcp("10.0.1.5", "10.0.12.2", 80), disp: doc.Denied, denied: "r2 filter INPUT 0"},
 		{name: "input accept", flow: tcp("10.0.1.5", "10.0.12.2", 22), disp: doc.Delivered,
@@ -189,8 +193,21 @@ func TestEngine(t *testing.T) {
 			if c.hasStep != "" && !hasStep(tr, c.hasStep) {
 				t.Errorf("no %s step", c.hasStep)
 			}
-			if c.alt != (len(tr.Alternatives) > 0) {
-				t.Errorf("alternatives %v", tr.Alternatives)
+			if c.alt != (len(tr.Branches) > 1) {
+				t.Errorf("%d ECMP branches", len(tr.Branches))
+			}
+			wantDir := c.dir
+			if wantDir == "" && !Positive(c.disp) && c.disp != doc.UnknownSource {
+				wantDir = doc.Request
+			}
+			if tr.Direction != wantDir {
+				t.Errorf("direction %q, want %q", tr.Direction, wantDir)
+			}
+			if tr.DeniedBy != nil && tr.DeniedBy.Direction != tr.Direction {
+				t.Errorf("denied_by.direction %q, trace direction %q", tr.DeniedBy.Direction, tr.Direction)
+			}
+			if Positive(tr.Disposition) && tr.Flow != "" && len(tr.ReplyHops) == 0 {
+				t.Error("positive disposition without reply hops")
 			}
 			checkQueries(t, tr)
 		})
@@ -275,8 +292,14 @@ func TestPerRouter(t *testing.T) {
 	if len(v) != 2 || v[1].Verdict != doc.Allowed || v[1].Rule == nil || v[1].Rule.Index != 6 {
 		t.Fatalf("%+v", v)
 	}
+	// The request is delivered, the reply not (r3 does not forward from
+	// eth1): every request hop passed it, the connection fails.
+	if tr.Direction != doc.Reply || ExitCode([]*doc.Trace{tr}) != 1 {
+		t.Errorf("reply-stopped flow: direction %q, exit code %d", tr.Direction, ExitCode([]*doc.Trace{tr}))
+	}
+	tr = e.Trace(context.Background(), &doc.Flow{ID: "f4", Src: "10.0.1.5", Dst: "10.0.2.5", Proto: "tcp", DPort: 999})
 	if ExitCode([]*doc.Trace{tr}) != 0 {
-		t.Error("delivered flow: exit code not 0")
+		t.Errorf("delivered flow: exit code not 0 (%s %s)", tr.Disposition, tr.Reason)
 	}
 	tr = e.Trace(context.Background(), &doc.Flow{ID: "f3", Src: "10.0.1.5", Dst: "10.0.3.9", Proto: "tcp", DPort: 24})
 	if v = PerRouter(tr); v[len(v)-1].Verdict != doc.Unknown {

@@ -3,6 +3,8 @@ package trace
 import (
 	"context"
 	"net/netip"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tsim-dev/tsim/internal/doc"
@@ -83,7 +85,77 @@ func check(t *testing.T, e *Engine, fl *doc.Flow, tr *doc.Trace, valid map[strin
 			t.Errorf("%s: delivered to the internet", id)
 		}
 	}
-	for i, h := range tr.Hops {
+	checkHops(t, e, id+" request", tr.Hops)
+	checkConnection(t, e, fl, id, tr)
+}
+
+// checkConnection: the direction of a negative answer, the reply of a
+// positive one, and the ECMP branches.
+func checkConnection(t *testing.T, e *Engine, fl *doc.Flow, id string, tr *doc.Trace) {
+	t.Helper()
+	positive := Positive(tr.Disposition)
+	switch {
+	case positive && tr.Direction != "":
+		t.Errorf("%s: %s with direction %q", id, tr.Disposition, tr.Direction)
+	case !positive && tr.Direction != doc.Request && tr.Direction != doc.Reply:
+		t.Errorf("%s: %s with direction %q", id, tr.Disposition, tr.Direction)
+	}
+	if tr.DeniedBy != nil && tr.DeniedBy.Direction != tr.Direction {
+		t.Errorf("%s: denied_by.direction %q, direction %q", id, tr.DeniedBy.Direction, tr.Direction)
+	}
+	if positive || tr.Direction == doc.Reply {
+		if len(tr.ReplyHops) == 0 {
+			t.Fatalf("%s: %s (%s) without reply hops", id, tr.Disposition, tr.Direction)
+		}
+		checkHops(t, e, id+" reply", tr.ReplyHops)
+	}
+	if positive {
+		// The reply ends where the request started: the source host, the
+		// router that sent it, or outside the network.
+		last, first := tr.ReplyHops[len(tr.ReplyHops)-1], tr.Hops[0]
+		switch {
+		case last.Kind == doc.HopHost && last.Node != fl.Src:
+			t.Errorf("%s: the reply ends at host %s", id, last.Node)
+		case last.Kind == doc.HopRouter && (first.Kind != doc.HopRouter || first.Node != last.Node):
+			t.Errorf("%s: the reply ends at router %s, the request started at %s", id, last.Node, first.Node)
+		}
+	} else if tr.Direction == doc.Request && len(tr.ReplyHops) > 0 && !strings.HasPrefix(tr.Reason, "the handshake's ACK") {
+		t.Errorf("%s: the request was stopped, yet reply hops", id)
+	}
+	if len(tr.Branches) == 1 {
+		t.Errorf("%s: one branch listed", id)
+	}
+	if len(tr.Branches) > 0 {
+		if tr.Branch < 1 || tr.Branch > len(tr.Branches) || tr.KernelBranch > len(tr.Branches) {
+			t.Fatalf("%s: branch %d, kernel branch %d of %d", id, tr.Branch, tr.KernelBranch, len(tr.Branches))
+		}
+		if rep := tr.Branches[tr.Branch-1]; rep.Disposition != tr.Disposition || rep.Direction != tr.Direction {
+			t.Errorf("%s: representative branch %s/%s, flow %s/%s", id, rep.Disposition, rep.Direction, tr.Disposition, tr.Direction)
+		}
+		seen := map[string]bool{}
+		for i, b := range tr.Branches {
+			if b.Branch != i+1 || len(b.Choices) == 0 {
+				t.Errorf("%s: branch %d numbered %d with choices %v", id, i+1, b.Branch, b.Choices)
+			}
+			key := strings.Join(b.Choices, "|")
+			if seen[key] {
+				t.Errorf("%s: two branches with choices %s", id, key)
+			}
+			seen[key] = true
+			if b.Kernel != (tr.KernelBranch == b.Branch) {
+				t.Errorf("%s: branch %d kernel %v, kernel branch %d", id, b.Branch, b.Kernel, tr.KernelBranch)
+			}
+			bt := &doc.Trace{Disposition: b.Disposition, Direction: b.Direction, Reason: b.Reason, Hops: b.Hops, ReplyHops: b.ReplyHops, DeniedBy: b.DeniedBy}
+			checkHops(t, e, id+" branch", b.Hops)
+			checkConnection(t, e, fl, id+" branch "+strconv.Itoa(b.Branch), bt)
+		}
+	}
+}
+
+// checkHops: the structure of one direction's hops.
+func checkHops(t *testing.T, e *Engine, id string, hops []*doc.Hop) {
+	t.Helper()
+	for i, h := range hops {
 		if h.Kind != doc.HopRouter {
 			continue
 		}
@@ -101,7 +173,7 @@ func check(t *testing.T, e *Engine, fl *doc.Flow, tr *doc.Trace, valid map[strin
 				t.Errorf("%s: hop ip %q", id, h.IP)
 			}
 		}
-		if i < len(tr.Hops)-1 && h.Out == "" {
+		if i < len(hops)-1 && h.Out == "" {
 			t.Errorf("%s: router hop %d %s passes the packet on without an out interface", id, i, h.Node)
 		}
 		for _, s := range h.Steps {

@@ -31,9 +31,12 @@ type Packet struct {
 	TCPFlags           string // "SYN" for a new connection
 	InIf, OutIf        string // "" when not applicable on this hook
 	Mark               uint32
-	TOS                uint8  // DSCP<<2
-	CTState            string // "NEW" (always for our flows); "UNTRACKED" after NOTRACK
-	Length             int    // bytes, for length matches (default 60)
+	TOS                uint8 // DSCP<<2
+	// CTState is the conntrack state: "NEW" for a request, "ESTABLISHED"
+	// for the reply of a connection the router saw, "NEW" or "INVALID" for
+	// a reply it did not see, "UNTRACKED" after NOTRACK.
+	CTState string
+	Length  int // bytes, for length matches (default 60)
 
 	// Additions. Zero values are safe defaults.
 
@@ -54,6 +57,13 @@ type Packet struct {
 	// then, meaning "same as Src/Dst/ports").
 	OrigSrc, OrigDst     netip.Addr
 	OrigSPort, OrigDPort uint16
+	// Reply says the packet travels in the connection's reply direction
+	// (--ctdir REPLY); ReplSrc/ReplDst/ReplSPort/ReplDPort are then the
+	// connection's reply tuple (for an original-direction packet it is the
+	// inverse of the current header).
+	Reply                bool
+	ReplSrc, ReplDst     netip.Addr
+	ReplSPort, ReplDPort uint16
 }
 
 // Verdicts.
@@ -744,9 +754,10 @@ func compileTTLTarget(opts map[string]*facts.Option) cTarget {
 }
 
 // hasConntrack reports whether the packet has a conntrack entry here: not
-// in the raw table (conntrack runs after it) and not after NOTRACK.
+// in the raw table (conntrack runs after it), not after NOTRACK and not
+// when conntrack found the packet INVALID (the kernel then attaches none).
 func hasConntrack(p *Packet, e evalCtx) bool {
-	return e.table != "raw" && p.CTState != "UNTRACKED"
+	return e.table != "raw" && p.CTState != "UNTRACKED" && p.CTState != "INVALID"
 }
 
 // ---- NAT ----

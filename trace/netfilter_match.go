@@ -266,8 +266,14 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 					a = orig(p.OrigDst, p.Dst)
 				case "ctreplsrc":
 					a = p.Dst
+					if p.Reply {
+						a = p.ReplSrc
+					}
 				default:
 					a = p.Src
+					if p.Reply {
+						a = p.ReplDst
+					}
 				}
 				return pr.Contains(a)
 			}))
@@ -287,8 +293,14 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 					port = origPort(p.OrigSrc, p.OrigDPort, p.DPort)
 				case "ctreplsrcport":
 					port = p.DPort
+					if p.Reply {
+						port = p.ReplSPort
+					}
 				default:
 					port = p.SPort
+					if p.Reply {
+						port = p.ReplDPort
+					}
 				}
 				return port >= lo && port <= hi
 			}))
@@ -298,7 +310,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 				bad(fmt.Errorf("want ORIGINAL or REPLY"))
 				continue
 			}
-			add(false, ctOnly(o.Neg, noCT, func(*Packet) bool { return orig }))
+			add(false, ctOnly(o.Neg, noCT, func(p *Packet) bool { return orig != p.Reply }))
 		case "mark/mark", "connmark/mark":
 			v, m, _, err := parseValMask(arg, 0xffffffff)
 			if err != nil {
@@ -490,8 +502,9 @@ func ctOnly(neg, noCT bool, f func(p *Packet) bool) matcher {
 }
 
 // ctStateHas reports whether the packet's conntrack state includes s: a
-// probe is NEW (plus DNAT once a DNAT binding exists); in the raw table it
-// has no conntrack entry yet, which the kernel reports as INVALID.
+// request is NEW (plus DNAT once a DNAT binding exists), a reply
+// ESTABLISHED, NEW or INVALID as conntrack decided; in the raw table a
+// packet has no conntrack entry yet, which the kernel reports as INVALID.
 func ctStateHas(p *Packet, e evalCtx, s string) bool {
 	switch {
 	case p.CTState == "UNTRACKED":

@@ -81,60 +81,105 @@ func renderTrace(w io.Writer, p painter, f *doc.Flow, t *doc.Trace) error {
 	if _, err := fmt.Fprintf(w, "%s  %s  %s\n", p.paint(ansiBold, t.Flow), flowTitle(f), dispo(p, t.Disposition)); err != nil {
 		return err
 	}
-	type row struct{ node, ip, ifs, sum, style string }
-	var rows []row
-	wNode, wIP, wIfs := 0, 0, 0
-	for _, h := range t.Hops {
-		r := row{node: h.Node, ip: h.IP}
-		switch h.Kind {
-		case doc.HopRouter:
-			r.style = ansiBold
-			in, out := h.In, h.Out
-			if in == "" {
-				in = "·"
+	var lines []string
+	if len(t.Branches) > 1 {
+		// Every ECMP branch, each with its request, reply and outcome.
+		for _, b := range t.Branches {
+			head := fmt.Sprintf("  ECMP branch %d of %d", b.Branch, len(t.Branches))
+			if b.Kernel {
+				head += " (the kernel's hash takes this one)"
 			}
-			if out == "" {
-				out = "·"
-			}
-			r.ifs = in + " → " + out
-		case doc.HopHost:
-			r.node = "host " + h.Node
-		case doc.HopInternet:
-			r.node, r.ip = "internet", ""
+			head += ": " + strings.Join(b.Choices, "; ")
+			lines = append(lines, p.paint(ansiBold, head))
+			lines = append(lines, legs(p, b.Hops, b.ReplyHops, "    ")...)
+			lines = append(lines, "    ⇒ "+outcome(p, b.Disposition, b.Reason, b.DeniedBy))
 		}
-		r.sum = hopSummary(p, h)
-		wNode = max(wNode, utf8.RuneCountInString(r.node))
-		wIP = max(wIP, utf8.RuneCountInString(r.ip))
-		wIfs = max(wIfs, utf8.RuneCountInString(r.ifs))
-		rows = append(rows, r)
+	} else {
+		lines = append(lines, legs(p, t.Hops, t.ReplyHops, "")...)
 	}
-	for i, r := range rows {
-		line := fmt.Sprintf("  %2d  %s  %s  %s  %s", i+1, p.paint(r.style, pad(r.node, wNode)), pad(r.ip, wIP), pad(r.ifs, wIfs), r.sum)
-		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " ")); err != nil {
+	lines = append(lines, "  ⇒ "+outcome(p, t.Disposition, t.Reason, t.DeniedBy))
+	for _, a := range t.Alternatives {
+		lines = append(lines, "    "+p.paint(ansiDim, "also: "+a))
+	}
+	for _, n := range t.Notes {
+		lines = append(lines, "    "+p.paint(ansiDim, "note: "+n))
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintln(w, l); err != nil {
 			return err
 		}
 	}
-	line := "  ⇒ " + dispo(p, t.Disposition)
-	if t.DeniedBy != nil {
-		db := t.DeniedBy
+	return nil
+}
+
+// legs renders the request's hops and, when there is a reply, the reply's
+// under a "reply" heading, in one set of columns.
+func legs(p painter, req, rep []*doc.Hop, indent string) []string {
+	type row struct{ node, ip, ifs, sum, style string }
+	var rows [2][]row
+	wNode, wIP, wIfs := 0, 0, 0
+	for i, hops := range [][]*doc.Hop{req, rep} {
+		for _, h := range hops {
+			r := row{node: h.Node, ip: h.IP}
+			switch h.Kind {
+			case doc.HopRouter:
+				r.style = ansiBold
+				in, out := h.In, h.Out
+				if in == "" {
+					in = "·"
+				}
+				if out == "" {
+					out = "·"
+				}
+				r.ifs = in + " → " + out
+			case doc.HopHost:
+				r.node = "host " + h.Node
+			case doc.HopInternet:
+				r.node, r.ip = "internet", ""
+			}
+			r.sum = hopSummary(p, h)
+			wNode = max(wNode, utf8.RuneCountInString(r.node))
+			wIP = max(wIP, utf8.RuneCountInString(r.ip))
+			wIfs = max(wIfs, utf8.RuneCountInString(r.ifs))
+			rows[i] = append(rows[i], r)
+		}
+	}
+	var out []string
+	for i, rs := range rows {
+		if i == 1 && len(rs) > 0 {
+			out = append(out, indent+"  "+p.paint(ansiDim, "reply"))
+		}
+		for j, r := range rs {
+			line := fmt.Sprintf("%s  %2d  %s  %s  %s  %s", indent, j+1, p.paint(r.style, pad(r.node, wNode)), pad(r.ip, wIP), pad(r.ifs, wIfs), r.sum)
+			out = append(out, strings.TrimRight(line, " "))
+		}
+	}
+	return out
+}
+
+// outcome is a disposition with its deciding rule or reason.
+func outcome(p painter, disp, reason string, db *doc.RuleRef) string {
+	line := dispo(p, disp)
+	if db != nil {
 		line += fmt.Sprintf(" by %s %s %s %s", p.paint(ansiBold, db.Router), db.Table, db.Chain, ruleNo(db.Index))
 		if db.Index == 0 {
 			line += " " + strings.TrimPrefix(db.Rule, "policy ")
 		} else {
 			line += ": " + db.Rule
 		}
-	} else if t.Reason != "" {
-		line += ": " + t.Reason
-	}
-	if _, err := fmt.Fprintln(w, line); err != nil {
-		return err
-	}
-	for _, a := range t.Alternatives {
-		if _, err := fmt.Fprintln(w, "    "+p.paint(ansiDim, "also: "+a)); err != nil {
-			return err
+		switch {
+		case db.Direction == doc.Reply:
+			line += " (the reply)"
+		case strings.HasPrefix(reason, "the handshake's ACK"):
+			line += " (the handshake's ACK)"
 		}
+		if strings.HasPrefix(reason, "ECMP:") {
+			line += "; " + reason[:strings.Index(reason+";", ";")]
+		}
+	} else if reason != "" {
+		line += ": " + reason
 	}
-	return nil
+	return line
 }
 
 func ruleNo(i int) string {
@@ -174,6 +219,13 @@ func hopSummary(p painter, h *doc.Hop) string {
 				continue
 			}
 			route = shortRoute(s.Text)
+			if s.Nexthops > 1 {
+				via := "dev " + s.Device
+				if s.Gateway != "" {
+					via = "via " + s.Gateway + " " + via
+				}
+				route = strings.Fields(s.Text)[0] + " nexthop " + strconv.Itoa(s.Nexthop) + "/" + strconv.Itoa(s.Nexthops) + " " + via
+			}
 			if s.Action == "local" {
 				route = "local delivery"
 			} else if s.Table != "main" && s.Table != "" {
@@ -214,6 +266,17 @@ func hopSummary(p painter, h *doc.Hop) string {
 			}
 		case doc.StepLocal:
 			route = "local delivery"
+			if s.Text != "" {
+				// A broadcast route of the local table: what the
+				// protocol did with the packet (drop, deliver, unknown).
+				route = "local: " + shortRoute(s.Text) + " (" + s.Action + ", not forwarded)"
+			}
+		case doc.StepConntrack:
+			st := s.Action
+			if st == "INVALID" {
+				st = p.paint(ansiRed, st)
+			}
+			extra = append(extra, "ct "+st)
 		}
 	}
 	parts := []string{}

@@ -177,5 +177,8 @@ func TestGoldenExample(t *testing.T) {
 		{why: "host on a subnet shared by two routers", src: "10.2.0.9", dst: "10.3.10.9", spec: "icmp"},
 		{why: "routing loop; oif and uidrange rules passed over, nop rule used", src: "10.1.10.9", dst: "10.99.0.9", spec: "icmp", want: "LOOP"},
 		{why: "a match not simulated (connlimit)", src: "10.3.100.9", dst: "10.3.10.9", spec: "9090", want: "UNKNOWN"},
+		{why: "a subnet broadcast: the local table's broadcast route, INPUT drops it", src: "10.2.99.5", dst: "198.51.100.7", spec: "https", want: "DENIED"},
+		{why: "a subnet broadcast: INPUT accepts, the echo is ignored", src: "10.1.10.9", dst: "10.1.1.255", spec: "icmp", want: "NULL_ROUTED"},
+		{why: "a broadcast's source validated from 0.0.0.0 (brd_input): the from-rule to isp2 does not apply, rp_filter passes", src: "203.0.113.1", dst: "198.51.100.7", spec: "icmp", want: "NULL_ROUTED"},
 	})
 }

@@ -37,16 +37,18 @@ type decision struct {
 	rule   *facts.Rule
 	reason string
 	steps  []*doc.Step
+	rstep  *doc.Step // the route step of the chosen route (its next hop is filled in)
 }
 
 // query renders the `ip route get` command a kernel would be asked for k.
 func (k flowKey) query() string {
 	var b strings.Builder
 	b.Grow(112)
+	var a [15]byte // an IPv4 address as text, without allocating
 	b.WriteString("ip route get ")
-	b.WriteString(k.dst.String())
+	b.Write(k.dst.AppendTo(a[:0]))
 	b.WriteString(" from ")
-	b.WriteString(k.src.String())
+	b.Write(k.src.AppendTo(a[:0]))
 	if !k.local {
 		b.WriteString(" iif ")
 		b.WriteString(k.iif)
@@ -225,6 +227,9 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 			var s []string
 			for _, x := range skipped {
 				s = append(s, x.note)
+				if keep {
+					rs.Refused = append(rs.Refused, &doc.RefusedRoute{Route: x.r.Text, Reason: x.invalid, Pos: x.pos})
+				}
 			}
 			rs.Detail = "ignored, the kernel refuses: " + strings.Join(s, "; ") + ". "
 		}
@@ -268,6 +273,13 @@ func (r *rtr) decide(k flowKey, a *arena) decision {
 			d.res = resUnicast
 		}
 		rs.Detail += rt.use
+		if d.res == resUnicast {
+			rs.Gateway, rs.Device = rt.gw, rt.dev
+			if n := len(rt.r.Nexthops); n > 1 {
+				rs.Nexthop, rs.Nexthops = 1, n
+			}
+		}
+		d.rstep = rs
 		return d
 	}
 	d.res = resNoRoute

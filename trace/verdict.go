@@ -59,8 +59,9 @@ type RouterVerdict struct {
 	Reason string
 }
 
-// PerRouter predicts each router hop's verdict for a trace, in hop order
-// (a router appears once per visit).
+// PerRouter predicts each router hop's verdict for the request of a
+// trace, in hop order (a router appears once per visit). A connection
+// whose reply was stopped had every request hop pass the request.
 func PerRouter(t *doc.Trace) []RouterVerdict {
 	var out []RouterVerdict
 	last := -1
@@ -79,7 +80,7 @@ func PerRouter(t *doc.Trace) []RouterVerdict {
 				v.Rule = &doc.LiveRule{Table: s.Table, Chain: s.Chain, Index: s.Index, Text: s.Text}
 			}
 		}
-		if i == last {
+		if i == last && t.Direction != doc.Reply {
 			switch t.Disposition {
 			case doc.Denied:
 				v.Verdict, v.Reason = doc.Blocked, t.Reason

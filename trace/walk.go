@@ -84,14 +84,38 @@ func (e *Engine) parseFlow(flow *doc.Flow) (pkt, error) {
 	return p, nil
 }
 
-// walker holds the state of one trace.
+// walker holds the state of one trace: one branch at a time, the request
+// and then the reply (see connection.go).
 type walker struct {
 	e    *Engine
-	t    *doc.Trace
+	flow *doc.Flow
+	p0   pkt // the request as the source sends it
 	p    pkt
 	seen []loopKey // a few entries: a linear scan beats a map
 	pk   Packet    // reused: one packet is in flight at a time
 	a    arena
+
+	// The direction being walked and its outcome.
+	dir    string
+	hops   []*doc.Hop
+	disp   string
+	reason string
+	denied *doc.RuleRef
+	// ct are the conntrack entries the request made, one per router visit.
+	ct []ctEntry
+	// ECMP: forced nexthop choices by multipath point (in walk order)
+	// and the points met.
+	force  []int
+	points []mpPoint
+	alts   []string
+	notes  []string // assumptions (kernel defaults for sysctls the facts lack)
+	// ack: walking the tcp handshake's final ACK along the request's
+	// path (direction request); ackPoint is its next ECMP point.
+	ack      bool
+	ackPoint int
+	// bcSrc: the request was an ICMP echo to a broadcast address that
+	// the router answers from this address of its own (invalid otherwise).
+	bcSrc netip.Addr
 }
 
 // loopKey is what makes a packet "the same packet again" on a router.
@@ -117,18 +141,18 @@ func (e *Engine) Trace(ctx context.Context, flow *doc.Flow) *doc.Trace {
 		t.Disposition, t.Reason = doc.Unknown, ctx.Err().Error()
 		return t
 	}
-	w := &walker{e: e, t: t, p: p}
-	w.start(flow)
+	w := &walker{e: e, flow: flow, p0: p}
+	w.connection(t)
 	return t
 }
 
 func (w *walker) finish(disp, reason string) {
-	w.t.Disposition, w.t.Reason = disp, reason
+	w.disp, w.reason = disp, reason
 }
 
 func (w *walker) hop(node, kind, ip, in string) *doc.Hop {
 	h := &doc.Hop{Node: node, Kind: kind, IP: ip, In: in, Steps: make([]*doc.Step, 0, 8)}
-	w.t.Hops = append(w.t.Hops, h)
+	w.hops = append(w.hops, h)
 	return h
 }
 
@@ -138,10 +162,11 @@ func (w *walker) start(flow *doc.Flow) {
 		w.originate(os[0].r, os[0].ifc)
 		return
 	}
-	if flow.Ingress != "" {
+	if flow.Ingress != "" && w.dir == doc.Request {
 		rn, ifc, _ := strings.Cut(flow.Ingress, ":")
 		r := e.byName[rn]
-		w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+		src := p.src.String()
+		w.hop(src, doc.HopHost, src, "")
 		w.receive(r, ifc, r.addrOn(ifc, p.src))
 		return
 	}
@@ -167,7 +192,18 @@ func (w *walker) start(flow *doc.Flow) {
 		w.finish(doc.UnknownSource, "source "+p.src.String()+" is outside the modelled network: "+hint)
 		return
 	}
-	w.hop(p.src.String(), doc.HopHost, p.src.String(), "")
+	src := p.src.String()
+	w.hop(src, doc.HopHost, src, "")
+	if seg.Contains(p.dst) && seg.Bits() < 31 && p.dst == addrFromU32(u32(seg.Addr())|^uint32(0)>>seg.Bits()) {
+		// The subnet's broadcast: a link-layer broadcast every router
+		// on the subnet receives by its local table's broadcast route.
+		for _, c := range cands {
+			if cn, ok := c.r.connectedOn(c.ifc, p.src); ok && cn.pfx == seg {
+				w.receive(c.r, c.ifc, c.r.addrOn(c.ifc, p.src))
+				return
+			}
+		}
+	}
 	if seg.Contains(p.dst) {
 		// Same subnet: the host talks to the destination directly.
 		if os := e.owners[p.dst]; len(os) > 0 {
@@ -179,7 +215,8 @@ func (w *walker) start(flow *doc.Flow) {
 			}
 		}
 		if p.dst != p.src {
-			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			dst := p.dst.String()
+			w.hop(dst, doc.HopHost, dst, "")
 		}
 		w.finish(doc.Delivered, "source and destination share "+seg.String())
 		return
@@ -209,8 +246,12 @@ func (w *walker) start(flow *doc.Flow) {
 				others = append(others, x.r.f.Name+":"+x.ifc)
 			}
 		}
-		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("source %s is on a subnet shared by several routers; took first hop %s:%s (also %s)",
-			p.src, c.r.f.Name, c.ifc, strings.Join(others, ", ")))
+		what := "source"
+		if w.dir == doc.Reply {
+			what = "the reply's source"
+		}
+		w.note(fmt.Sprintf("%s %s is on a subnet shared by several routers; took first hop %s:%s (also %s)",
+			what, p.src, c.r.f.Name, c.ifc, strings.Join(others, ", ")))
 	}
 	w.receive(c.r, c.ifc, c.r.addrOn(c.ifc, p.src))
 }
@@ -220,11 +261,20 @@ func (w *walker) packet(in, out string, mark uint32) *Packet {
 	p := &w.pk
 	*p = Packet{Src: w.p.src, Dst: w.p.dst, Proto: w.p.proto, SPort: w.p.sport, DPort: w.p.dport,
 		InIf: in, OutIf: out, Mark: mark, TOS: w.p.tos, CTState: "NEW", TTL: uint8(w.p.ttl)}
+	reply := w.dir == doc.Reply
 	switch w.p.proto {
 	case 1:
 		p.ICMPType, p.Length = 8, 84
+		if reply {
+			p.ICMPType = 0 // echo reply
+		}
 	case 6:
 		p.TCPFlags, p.Length = "SYN", 60
+		if reply {
+			p.TCPFlags = "SYN,ACK"
+		} else if w.ack {
+			p.TCPFlags, p.Length = "ACK", 52
+		}
 	default:
 		p.Length = 40
 	}
@@ -238,6 +288,12 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 	ci, ok := r.p().chains[chainKey{tbl, ch}]
 	if !ok || len(ci.c.Rules) == 0 && ci.c.Policy != "DROP" {
 		return true // absent or empty and accepting: nothing to explain
+	}
+	if tbl == "nat" && np.CTState != "NEW" {
+		// The nat table sees only the first packet of a connection;
+		// replies are translated by conntrack, and packets without a
+		// conntrack entry (INVALID, UNTRACKED) are never translated.
+		return true
 	}
 	before := *np
 	res := r.firewall().Traverse(tbl, ch, np)
@@ -262,7 +318,7 @@ func (w *walker) chain(r *rtr, h *doc.Hop, tbl, ch string, np *Packet) bool {
 	}
 	switch res.Verdict {
 	case VerdictDrop, VerdictReject:
-		w.t.DeniedBy = &doc.RuleRef{Router: r.f.Name, Table: tbl, Chain: st.Chain, Index: res.Index, Rule: st.Text}
+		w.denied = &doc.RuleRef{Router: r.f.Name, Table: tbl, Chain: st.Chain, Index: res.Index, Rule: st.Text, Direction: w.dir, Pos: st.Pos}
 		w.finish(doc.Denied, fmt.Sprintf("%s: %s %s %s: %s", r.f.Name, tbl, st.Chain, ruleNo(res.Index), st.Text))
 		return false
 	case VerdictUnknown:
@@ -373,6 +429,8 @@ func (w *walker) applyNAT(r *rtr, h *doc.Hop, res ChainResult, np, before *Packe
 		w.p.src, w.p.sport = np.Src, np.SPort
 	default:
 		st.From, st.To = n.From, n.To
+		// NETMAP: the packet goes on (and is routed) with the mapped address.
+		w.p.src, w.p.dst = np.Src, np.Dst
 	}
 	st.Detail = n.Kind + " " + st.From + " -> " + st.To
 	h.Steps = append(h.Steps, st)
@@ -410,7 +468,7 @@ func (w *walker) key(in string, mark uint32, local bool) flowKey {
 func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	ipS := ""
 	if ip.IsValid() {
-		ipS = ip.String()
+		ipS = r.addrString(ip)
 	}
 	h := w.hop(r.f.Name, doc.HopRouter, ipS, in)
 	state := loopKey{r, in, w.p.src, w.p.dst, w.p.sport, w.p.dport, w.p.tos}
@@ -420,11 +478,17 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	}
 	w.seen = append(w.seen, state)
 	np := w.packet(in, "", 0)
-	for _, c := range [][2]string{{"raw", "PREROUTING"}, {"mangle", "PREROUTING"}, {"nat", "PREROUTING"}} {
+	orig := w.tuple()
+	if !w.chain(r, h, "raw", "PREROUTING", np) {
+		return
+	}
+	ct := w.track(r, h, np)
+	for _, c := range [][2]string{{"mangle", "PREROUTING"}, {"nat", "PREROUTING"}} {
 		if !w.chain(r, h, c[0], c[1], np) {
 			return
 		}
 	}
+	w.unSNAT(h, ct, np)
 	d := r.decide(w.key(in, np.Mark, false), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
 	switch d.res {
@@ -441,12 +505,19 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 		w.finish(doc.NoRoute, r.f.Name+": forwarding is off on "+in+" (net.ipv4.ip_forward / conf."+in+".forwarding), the packet is not forwarded")
 		return
 	}
-	if !w.validateSource(r, h, in, ic, np.Mark, d) {
+	// The kernel selects the multipath nexthop before it validates the
+	// source against it (ip_mkroute_input, then __mkroute_input).
+	var gw netip.Addr
+	var dev string
+	if d.res == resUnicast {
+		gw, dev = w.outOf(r, d, w.key(in, np.Mark, false))
+	}
+	if !w.validateSource(r, h, in, ic, np.Mark, d, dev) {
 		return
 	}
 	if d.res == resLocal {
 		np.InIf = in
-		w.input(r, h, np)
+		w.input(r, h, np, ct, orig, d.route)
 		return
 	}
 	if w.p.ttl <= 1 {
@@ -455,7 +526,6 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 	}
 	w.p.ttl-- // ip_forward decrements before the FORWARD hook
 	np.TTL = uint8(w.p.ttl)
-	gw, dev := w.outOf(r, d)
 	h.Out = dev
 	np.OutIf, np.Gateway = dev, gw
 	for _, c := range [][2]string{{"mangle", "FORWARD"}, {"filter", "FORWARD"}, {"mangle", "POSTROUTING"}, {"nat", "POSTROUTING"}} {
@@ -463,6 +533,8 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 			return
 		}
 	}
+	w.unDNAT(h, ct, np)
+	w.commit(r, orig, np)
 	w.next(r, d, gw, dev)
 }
 
@@ -470,22 +542,31 @@ func (w *walker) receive(r *rtr, in string, ip netip.Addr) {
 // on interface ifc): routing first, then the OUTPUT chains, rerouting when
 // mangle or nat OUTPUT changed what routing looks at (ip_route_me_harder).
 func (w *walker) originate(r *rtr, ifc string) {
-	h := w.hop(r.f.Name, doc.HopRouter, w.p.src.String(), "")
+	h := w.hop(r.f.Name, doc.HopRouter, r.addrString(w.p.src), "")
+	orig := w.tuple()
 	d := r.decide(w.key("lo", 0, true), &w.a)
 	h.Steps = append(h.Steps, d.steps...)
 	if d.res == resNull || d.res == resNoRoute || d.res == resUnknown {
 		w.stop(d)
 		return
 	}
-	gw, dev := w.outOf(r, d)
+	npoints, nack := len(w.points), w.ackPoint
+	gw, dev := w.outOf(r, d, w.key("lo", 0, true))
 	if d.res == resLocal {
 		dev = "lo"
 	}
 	np := w.packet("", dev, 0)
+	var ct *ctEntry
 	for _, c := range [][2]string{{"raw", "OUTPUT"}, {"mangle", "OUTPUT"}, {"nat", "OUTPUT"}, {"filter", "OUTPUT"}} {
 		mark, dst, tos := np.Mark, np.Dst, np.TOS
 		if !w.chain(r, h, c[0], c[1], np) {
 			return
+		}
+		switch c[0] {
+		case "raw":
+			ct = w.track(r, h, np)
+		case "nat":
+			w.unSNAT(h, ct, np)
 		}
 		if np.Mark != mark || np.Dst != dst || np.TOS != tos {
 			d = r.decide(w.key("lo", np.Mark, true), &w.a)
@@ -497,7 +578,11 @@ func (w *walker) originate(r *rtr, ifc string) {
 				w.stop(d)
 				return
 			}
-			gw, dev = w.outOf(r, d)
+			// The first route's nexthop choice is void: only the
+			// rerouted one counts as an ECMP point.
+			w.dropPointsFrom(npoints)
+			w.ackPoint = nack
+			gw, dev = w.outOf(r, d, w.key("lo", np.Mark, true))
 			if d.res == resLocal {
 				dev = "lo"
 			}
@@ -513,7 +598,7 @@ func (w *walker) originate(r *rtr, ifc string) {
 			}
 		}
 		np.InIf = "lo"
-		w.input(r, h, np)
+		w.input(r, h, np, ct, orig, d.route)
 		return
 	}
 	h.Out = dev
@@ -523,6 +608,8 @@ func (w *walker) originate(r *rtr, ifc string) {
 			return
 		}
 	}
+	w.unDNAT(h, ct, np)
+	w.commit(r, orig, np)
 	w.next(r, d, gw, dev)
 }
 
@@ -534,12 +621,8 @@ func (w *walker) originate(r *rtr, ifc string) {
 // swapped, the mark only with src_valid_mark) must not be local, must be
 // usable when rp_filter is on, and in strict mode must leave by in. It records the
 // check when it drops the packet.
-func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark uint32, d decision) bool {
+func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark uint32, d decision, oif string) bool {
 	rpf, acceptLocal := ic.rpFilter, ic.acceptLocal
-	oif := ""
-	if d.res == resUnicast {
-		_, oif = r.hopOf(d.route.r)
-	}
 	drop := func(table, text, pos, why string) bool {
 		mode := "source validation"
 		if rpf > 0 {
@@ -564,6 +647,13 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 		}
 	}
 	back := flowKey{src: w.p.dst, dst: w.p.src, iif: "lo", tos: w.p.tos, proto: w.p.proto, sport: w.p.dport, dport: w.p.sport}
+	if d.route != nil && d.route.r.Type == facts.RouteBroadcast {
+		// ip_route_input_slow validates a broadcast with no local
+		// address (brd_input: fib_validate_source(…, daddr 0, …)): the
+		// route back is looked up from 0.0.0.0, so rules selecting
+		// the source do not match it.
+		back.src = netip.IPv4Unspecified()
+	}
 	if oif != "" {
 		back.iif = oif
 	}
@@ -587,6 +677,11 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 			text = rd.rule.Text
 		}
 		return drop(table, text, pos, "there is no usable route back to "+w.p.src.String())
+	case rd.res == resLocal && rd.route != nil && rd.route.r.Type == facts.RouteBroadcast:
+		// Only a local route may be accepted (accept_local); a
+		// broadcast source never is.
+		return drop(table, text, pos, "the source "+w.p.src.String()+" is a broadcast address of "+r.f.Name+
+			" (broadcast "+w.p.src.String()+" dev "+rd.route.r.Dev+", local table)")
 	case rd.res == resLocal:
 		if acceptLocal {
 			return true
@@ -604,13 +699,20 @@ func (w *walker) validateSource(r *rtr, h *doc.Hop, in string, ic ifConf, mark u
 	return drop(table, text, pos, "the route back to "+w.p.src.String()+" leaves by "+dev+", not "+in)
 }
 
-// input runs the INPUT chains of a packet delivered locally.
-func (w *walker) input(r *rtr, h *doc.Hop, np *Packet) {
+// input runs the INPUT chains of a packet delivered locally by route rt
+// (a local, broadcast or anycast route of the local table).
+func (w *walker) input(r *rtr, h *doc.Hop, np *Packet, ct *ctEntry, orig tuple, rt *route) {
 	np.OutIf, np.Gateway = "", netip.Addr{}
 	for _, c := range [][2]string{{"mangle", "INPUT"}, {"filter", "INPUT"}, {"nat", "INPUT"}} {
 		if !w.chain(r, h, c[0], c[1], np) {
 			return
 		}
+	}
+	w.unDNAT(h, ct, np)
+	w.commit(r, orig, np)
+	if rt != nil && rt.r.Type == facts.RouteBroadcast {
+		w.broadcast(r, h, rt)
+		return
 	}
 	h.Steps = append(h.Steps, &doc.Step{Kind: doc.StepLocal, Action: "deliver", Detail: w.p.dst.String() + " is an address of " + r.f.Name})
 	w.finish(doc.Delivered, "")
@@ -628,23 +730,19 @@ func (w *walker) stop(d decision) {
 	}
 }
 
-// outOf returns the gateway and device of a unicast decision, noting ECMP
-// alternatives and resolving a missing device from the connected subnets.
-func (w *walker) outOf(r *rtr, d decision) (netip.Addr, string) {
+// outOf returns the gateway and device of a unicast decision for the
+// packet k, resolving a missing device from the connected subnets. For a
+// multipath route it takes the nexthop of the branch being walked (an ECMP
+// point, see connection.go) and records it on the route step.
+func (w *walker) outOf(r *rtr, d decision, k flowKey) (netip.Addr, string) {
 	if d.route == nil {
 		return netip.Addr{}, ""
 	}
 	rt := d.route.r
-	gw, dev := r.hopOf(rt)
-	if len(rt.Nexthops) > 1 {
-		var alt []string
-		for _, n := range rt.Nexthops[1:] {
-			alt = append(alt, "via "+n.Gateway.String()+" dev "+n.Dev)
-		}
-		w.t.Alternatives = append(w.t.Alternatives, fmt.Sprintf("%s: ECMP route %s: took via %s dev %s; also %s",
-			r.f.Name, rt.Dst, gw, dev, strings.Join(alt, ", ")))
+	if len(rt.Nexthops) > 1 && d.res == resUnicast {
+		return w.multipath(r, d, k)
 	}
-	return gw, dev
+	return r.hopOf(rt)
 }
 
 // hopOf returns the gateway and device of a route's first path, resolving a
@@ -687,7 +785,8 @@ func (w *walker) next(r *rtr, d decision, gw netip.Addr, dev string) {
 	alone := len(r.neighbours[dev]) == 0
 	if !gw.IsValid() {
 		if _, ok := r.connectedOn(dev, p.dst); ok {
-			w.hop(p.dst.String(), doc.HopHost, p.dst.String(), "")
+			dst := p.dst.String()
+			w.hop(dst, doc.HopHost, dst, "")
 			w.finish(doc.Delivered, "")
 			return
 		}
@@ -741,4 +840,71 @@ func segmentPeer(r *rtr, dev string, o *rtr, oifc string, target netip.Addr) (st
 		return oifc, target, true
 	}
 	return "", netip.Addr{}, false
+}
+
+// sysEchoIgnoreBcast is the switch that makes the kernel ignore ICMP echo
+// requests sent to a broadcast address (kernel default 1).
+const sysEchoIgnoreBcast = "net.ipv4.icmp_echo_ignore_broadcasts"
+
+// broadcast decides a packet that router r received by a broadcast route
+// rt of its local table and that passed INPUT: the kernel never forwards
+// it, and its protocols treat it as a broadcast. TCP discards it without
+// an answer (tcp_v4_rcv takes only unicast segments; a SYN to a broadcast
+// address is never answered, not even with a reset); ICMP echo is ignored
+// unless icmp_echo_ignore_broadcasts is 0, and then answered from the
+// router's own address (fib_compute_spec_dst); UDP goes only to a socket
+// bound to the port, which the facts do not list, and a broadcast never
+// draws a port unreachable.
+func (w *walker) broadcast(r *rtr, h *doc.Hop, rt *route) {
+	dst := w.p.dst.String()
+	what := fmt.Sprintf("%s is a broadcast address of %s (broadcast %s dev %s, local table)", dst, r.f.Name, dst, rt.r.Dev)
+	st := &doc.Step{Kind: doc.StepLocal, Table: "local", Text: rt.r.Text, Pos: rt.pos}
+	h.Steps = append(h.Steps, st)
+	switch w.p.proto {
+	case 6:
+		st.Action = "drop"
+		st.Detail = what + ": received as a broadcast, not forwarded; TCP discards a segment sent to a broadcast address without an answer"
+		w.finish(doc.NullRouted, r.f.Name+": "+st.Detail)
+	case 1:
+		if _, ok := r.f.Sysctls[sysEchoIgnoreBcast]; !ok {
+			w.notes = appendNew(w.notes, r.f.Name+": the facts lack "+sysEchoIgnoreBcast+"; the kernel default 1 is assumed")
+		}
+		if r.sysctlInt(sysEchoIgnoreBcast, 1) != 0 || w.dir != doc.Request {
+			st.Action = "drop"
+			st.Detail = what + ": received as a broadcast, not forwarded; an ICMP echo request to a broadcast address is ignored (" + sysEchoIgnoreBcast + "=1)"
+			w.finish(doc.NullRouted, r.f.Name+": "+st.Detail)
+			return
+		}
+		src := w.bcastReplySrc(r, h.In)
+		w.bcSrc = src
+		st.Action = "deliver"
+		st.Detail = what + ": received as a broadcast, not forwarded; " + sysEchoIgnoreBcast + "=0, so " + r.f.Name + " answers the echo from its address " + src.String()
+		w.finish(doc.Delivered, "")
+	default:
+		st.Action = "unknown"
+		st.Detail = fmt.Sprintf("%s: received as a broadcast, not forwarded; the kernel hands a UDP datagram to a broadcast address only to a socket of %s bound to port %d (and never answers port unreachable): the facts do not list sockets",
+			what, r.f.Name, w.p.dport)
+		w.finish(doc.Unknown, r.f.Name+": "+st.Detail)
+	}
+}
+
+// bcastReplySrc is the source of r's answer to a packet received by a
+// broadcast route (fib_compute_spec_dst): the preferred source of the
+// route back to the sender, else r's address on that route's device.
+func (w *walker) bcastReplySrc(r *rtr, in string) netip.Addr {
+	scratch := arena{quiet: true}
+	d := r.decide(flowKey{src: netip.IPv4Unspecified(), dst: w.p.src, iif: "lo", proto: w.p.proto, local: true}, &scratch)
+	if d.route != nil && (d.res == resUnicast || d.res == resLocal) {
+		if d.route.r.Src.IsValid() {
+			return d.route.r.Src
+		}
+		gw, dev := r.hopOf(d.route.r)
+		if !gw.IsValid() {
+			gw = w.p.src
+		}
+		if a := r.addrOn(dev, gw); a.IsValid() {
+			return a
+		}
+	}
+	return r.addrOn(in, w.p.src)
 }

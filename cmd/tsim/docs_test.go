@@ -57,6 +57,7 @@ type docBlock struct {
 // docsRun are the pages whose sh examples are run, relative to the repo.
 var docsRun = []string{
 	"README.md",
+	"docs/diff.md",
 	"docs/document.md",
 	"docs/exit-codes.md",
 	"docs/facts.md",

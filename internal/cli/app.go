@@ -195,6 +195,8 @@ func (a *app) command() *ucli.Command {
 		Commands: []*ucli.Command{
 			a.factsCommand(),
 			a.traceCommand(),
+			a.sweepCommand(),
+			a.diffCommand(),
 			a.runCommand(),
 			a.hostsCommand(),
 			a.reachCommand(),

@@ -40,6 +40,7 @@ func commandExamples() map[string][]example {
 		"tsim facts check": {
 			{"Lint a facts directory; exit 1 when any error-level finding exists", "tsim --facts /srv/facts facts check"},
 			{"Only the errors", "tsim --facts /srv/facts facts check | grep ': error: '"},
+			{"Also the filter rules no traced flow of the whole network reaches", "tsim --facts /srv/facts facts check --unreachable-rules"},
 		},
 		"tsim facts parse": {
 			{"Normalize a directory of raw or JSON facts into one file that loads faster", "tsim --facts /srv/facts facts parse -o facts.json && tsim --facts facts.json facts show"},
@@ -50,12 +51,21 @@ func commandExamples() map[string][]example {
 		},
 		"tsim trace": {
 			{"Which router and rule decides https and 3306/tcp?", "tsim trace -s " + src + " -d " + dst + " -p https,3306/tcp"},
-			{"A source on the Internet entering at inet-gw's uplink", "tsim trace -s 198.51.100.7 -d " + dst + " -p https --ingress inet-gw:eth2"},
+			{"A source on the Internet entering at inet-gw's uplink", "tsim trace -s 198.51.100.5 -d " + dst + " -p https --ingress inet-gw:eth2"},
 			{"The disposition of each flow with jq", "tsim trace -s " + src + " -d " + dst + " -p 22/tcp,3306/tcp --json | jq -r '.trace[] | \"\\(.flow) \\(.disposition)\"'"},
-			{"The predecessor's JSON for existing scripts", "tsim trace -s " + src + " -d " + dst + " --format legacy-json"},
+			{"ECMP and an asymmetric return: every branch, the kernel's for hash seed 1", "tsim trace -s 10.1.10.5 -d 10.3.100.10 --hash-seed 1 --text"},
+			{"The predecessor's JSON for existing scripts (the request alone, one path)", "tsim trace -s " + src + " -d " + dst + " --format legacy-json"},
 			{"One row per flow (src, dst, service, disposition, deciding router and rule, FILE:LINE) for a spreadsheet", "tsim trace -s " + src + " -d " + dst + " -p https,3306/tcp --format csv > flows-result.csv"},
 			{"Firewall unit tests without root: PASS/FAIL/UNKNOWN per line of a CSV with an expect column, JUnit XML for CI", "tsim trace --flows flows.csv --junit junit.xml"},
 			{"The same tests, one document per line for jq (the summary on stderr)", "tsim trace --flows flows.csv --json > traces.ndjson"},
+		},
+		"tsim sweep": {
+			{"Every TCP port from the HQ users to the database subnet, grouped by deciding rule", "tsim sweep -s 10.1.10.0/24 -d 10.3.20.0/24 -p 1-65535/tcp"},
+			{"The whole 10/8 on every TCP port as CSV", "tsim sweep -s 10.0.0.0/8 -d 10.0.0.0/8 -p tcp --format csv > space.csv"},
+		},
+		"tsim diff": {
+			{"What a proposed change does to the flows of the firewall unit tests; exit 1 if anything changed", "tsim diff --facts after/ --reference before/ --flows flows.csv -o change.pdf"},
+			{"Every flow between two sites on any TCP port whose answer changed", "tsim diff --facts after.json --reference before.json -s 10.1.0.0/16 -d 10.3.0.0/16 -p 1-65535/tcp"},
 		},
 		"tsim run": {
 			{"One question, lab to PDF; exit 1 when anything is blocked", "sudo tsim run -s " + src + " -d " + dst + " -p https,3306/tcp -o report.pdf"},

@@ -15,6 +15,7 @@ import (
 	"github.com/tsim-dev/tsim/internal/facts"
 	"github.com/tsim-dev/tsim/internal/fsx"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
+	"github.com/tsim-dev/tsim/sweep"
 )
 
 func (a *app) factsCommand() *ucli.Command {
@@ -35,10 +36,17 @@ func (a *app) factsCommand() *ucli.Command {
 			{
 				Name:      "check",
 				Usage:     "lint the facts: one PATH:LINE: error|warning: message per finding; exit 1 on any error",
-				UsageText: "tsim facts check [--facts PATH] [--json]",
+				UsageText: "tsim facts check [--facts PATH] [--json] [--unreachable-rules]",
 				Description: "Prints one finding per line and the summary `N errors, M warnings` (on stderr when\n" +
 					"stdout is not a terminal, so scripts read only findings; --text puts it on stdout).\n" +
-					"--json prints {\"findings\":[{\"pos\":{\"file\",\"line\"},\"severity\",\"router\",\"message\"}],\"errors\":N,\"warnings\":M}.",
+					"--json prints {\"findings\":[{\"pos\":{\"file\",\"line\"},\"severity\",\"router\",\"message\"}],\"errors\":N,\"warnings\":M}.\n" +
+					"Warns, among others, about iptables rules that can never match because earlier rules of\n" +
+					"their chain with terminating targets match everything they match (shadowed).\n" +
+					"--unreachable-rules also sweeps every flow the simulation traces through the whole network\n" +
+					"(as `tsim sweep`) and warns about filter rules that decide none of them.",
+				Flags: []ucli.Flag{
+					&ucli.BoolFlag{Name: "unreachable-rules", Usage: "also report filter rules no traced flow of the whole network reaches (slower: sweeps every flow)"},
+				},
 				Action: a.factsCheck,
 			},
 			{
@@ -159,6 +167,15 @@ func (a *app) factsCheck(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	findings := a.lint(f)
+	if cmd.Bool("unreachable-rules") {
+		more, st, err := sweep.Undecided(ctx, f, findings)
+		if err != nil {
+			return err
+		}
+		a.log.Info().Int("classes", st.Classes).Int("traces", st.Traces).Msg("swept for unreachable rules")
+		findings = append(findings, more...)
+		facts.SortFindings(findings)
+	}
 	if err := a.writeFindings(cmd, findings); err != nil {
 		return err
 	}

@@ -24,6 +24,10 @@ func exitMeanings(key string) (ok, negative string) {
 			"some flow is DENIED, NO_ROUTE, NULL_ROUTED, LOOP, UNKNOWN_SOURCE or UNKNOWN (with --flows: an expectation failed or a line is UNKNOWN). " +
 				"With --format legacy-json the predecessor's codes apply instead: 0 path found, 1 no route " +
 				"but some router reaches the destination, 2 no route (or unknown source), 10 invalid input"
+	case "tsim sweep":
+		return "every flow of the space is DELIVERED or EXITS_NETWORK", "some flow of the space is not"
+	case "tsim diff":
+		return "no flow's answer changed", "some flow's answer changed (listed)"
 	case "tsim run":
 		return "every flow is REACHABLE (with --flows: every line met its expect column, none is UNKNOWN)",
 			"some flow is not REACHABLE, or an expectation failed, or a line is UNKNOWN"

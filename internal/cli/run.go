@@ -205,18 +205,7 @@ func renderRun(d *doc.Document) string {
 	trace.RenderText(&b, d, false)
 	b.WriteString("\n")
 	for _, r := range d.Reach {
-		v := "?"
-		if r.E2E != nil {
-			v = r.E2E.Verdict
-		}
-		fmt.Fprintf(&b, "%s  live %s", r.Flow, v)
-		if r.E2E != nil && r.E2E.BlockedBy != nil {
-			bb := r.E2E.BlockedBy
-			fmt.Fprintf(&b, " — blocked by %s %s %s #%d: %s", bb.Router, bb.Table, bb.Chain, bb.Index, bb.Rule)
-		} else if r.E2E != nil && r.E2E.Reason != "" {
-			fmt.Fprintf(&b, " — %s", r.E2E.Reason)
-		}
-		b.WriteString("\n")
+		b.WriteString(liveText(r))
 		for _, rr := range r.Routers {
 			agree := ""
 			if !rr.Agrees {

@@ -24,11 +24,15 @@ func (a *app) serveCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "serve",
 		Usage:     "web front: log in, submit tests, watch progress, read the PDF (root, like run)",
-		UsageText: "tsim serve --listen ADDR --data DIR --users FILE [--tls-cert F --tls-key F] [--workers N]",
+		UsageText: "tsim serve --listen ADDR --data DIR --users FILE [--tls-cert F --tls-key F] [--workers N] [--host NAME]",
 		Description: "Serves the pages and the JSON API under /api/ (docs/api.md). Jobs run the same pipeline\n" +
 			"as `tsim run`, each in its own lab; results stay under DATA/jobs/<id>/ for --retention.\n" +
 			"Access and audit logs are JSON lines in DATA/access.log and DATA/audit.log.\n" +
-			"SIGINT/SIGTERM cancel running jobs (their labs are removed) and stop the server.",
+			"SIGINT/SIGTERM cancel running jobs (their labs are removed) and stop the server; at start\n" +
+			"the labs a crashed server left (owner gone) are removed first.\n" +
+			"The pages show per service the router and rule in the way (FILE:LINE), take an uploaded\n" +
+			"trace (the predecessor's trace JSON or a tsim document) or a flows file (PASS/FAIL per\n" +
+			"line, JUnit XML), and answer only to localhost, the listen address and --host names.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "address to listen on"},
 			&ucli.StringFlag{Name: "data", Usage: "directory for jobs and logs (created 0700)", Required: true, TakesFile: true},
@@ -45,6 +49,7 @@ func (a *app) serveCommand() *ucli.Command {
 			&ucli.DurationFlag{Name: "session-max", Value: serveDefaults.SessionMax, Usage: "absolute session lifetime"},
 			&ucli.StringFlag{Name: "pam-service", Usage: "also accept system accounts through this PAM service (needs a -tags pam build)"},
 			&ucli.StringFlag{Name: "pam-admin-group", Value: "tsim-admin", Usage: "Unix group whose PAM users get the admin role"},
+			&ucli.StringSliceFlag{Name: "host", Usage: "a host name clients use to reach the server (repeatable); the Host header must be one of these, localhost or the listen address"},
 			&ucli.StringSliceFlag{Name: "trusted-proxy", Usage: "address or CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)"},
 			&ucli.DurationFlag{Name: "probe-timeout", Value: serveDefaults.ProbeTimeout, Usage: "wait for one probe's answer (longer than tsim run's: jobs share the CPUs)"},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "PDF paper: a4 or letter"},
@@ -119,11 +124,15 @@ func (a *app) serve(ctx context.Context, cmd *ucli.Command) error {
 		Workers: int(cmd.Int("workers")), JobTimeout: cmd.Duration("job-timeout"), Retention: cmd.Duration("retention"),
 		MaxServices: int(cmd.Int("max-services")), MaxQueued: int(cmd.Int("max-queued")), MaxPerUser: int(cmd.Int("max-per-user")),
 		IdleTimeout: cmd.Duration("session-idle"), SessionMax: cmd.Duration("session-max"), TLS: cert != "",
-		TrustedProxies: proxies, Paper: paper, ProbeTimeout: cmd.Duration("probe-timeout"), Registry: cmd.String("registry"),
+		TrustedProxies: proxies, Hosts: cmd.StringSlice("host"), Paper: paper, ProbeTimeout: cmd.Duration("probe-timeout"), Registry: cmd.String("registry"),
 		Log: a.log, AccessLog: access, AuditLog: audit,
 	})
 	if err != nil {
 		return err
+	}
+	// Labs whose owner died (a crash of an earlier serve) go first.
+	if _, err := s.ReapStaleLabs(ctx); err != nil {
+		a.log.Warn().Err(err).Msg("removing stale labs")
 	}
 	return s.ListenAndServe(ctx, cmd.String("listen"), cert, key, func(addr net.Addr) {
 		scheme := "http"

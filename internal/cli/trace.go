@@ -17,19 +17,24 @@ import (
 	"github.com/tsim-dev/tsim/internal/flowtest"
 	"github.com/tsim-dev/tsim/internal/pipeline"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
+	"github.com/tsim-dev/tsim/sweep"
 	"github.com/tsim-dev/tsim/trace"
 )
 
 func (a *app) traceCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "trace",
-		Usage: "simulate flows hop by hop: policy rules, routes, firewall rules, NAT",
-		UsageText: "tsim trace -s SRC -d DST [-p SPEC] [--sport N] [--ingress ROUTER:IFACE] [--format json|text|table|csv|legacy-json]\n" +
+		Usage: "simulate connections hop by hop: policy rules, routes, firewall rules, NAT, conntrack; the reply and every ECMP branch",
+		UsageText: "tsim trace -s SRC -d DST [-p SPEC] [--sport N] [--ingress ROUTER:IFACE] [--hash-seed N] [--format json|text|table|csv|legacy-json]\n" +
 			"tsim trace --flows FILE [--junit FILE] [--format text|table|csv|json]",
 		Description: "SPEC is a comma list of PORT[/PROTO], A-B[/PROTO] or service names (ssh, https, dns …);\n" +
-			"protocols tcp, udp, icmp; default: one ICMP echo flow. Exit 0 when every flow is delivered\n" +
-			"(or leaves the network through a gateway), 1 otherwise. --format table and csv print one\n" +
-			"row per flow: src, dst, service, disposition, deciding router and rule, its FILE:LINE.\n\n" +
+			"protocols tcp, udp, icmp; default: one ICMP echo flow. Each flow is a connection: the request,\n" +
+			"then the reply from the destination back (routers that saw the request match it as\n" +
+			"ESTABLISHED, others as NEW or INVALID like the kernel's conntrack), down every ECMP branch.\n" +
+			"Exit 0 when every flow's request is delivered (or leaves the network through a gateway) and\n" +
+			"its reply comes back on every branch, 1 otherwise. --format table and csv print one\n" +
+			"row per flow: src, dst, service, disposition, deciding router and rule, its FILE:LINE.\n" +
+			"--format legacy-json: the request alone, one path, as the predecessor printed it.\n\n" +
 			"--flows FILE runs firewall unit tests without root: FILE is CSV with a header row\n" +
 			"(src,dst,spec,expect and optionally ingress, sport, name; quoted fields, empty cells, CRLF)\n" +
 			"or NDJSON. expect is allow|permit|accept|pass or deny|block|drop|reject, or empty. Every\n" +
@@ -42,6 +47,7 @@ func (a *app) traceCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "flows", Usage: "test every line of FILE (CSV or NDJSON) against its expect column", TakesFile: true},
 			junitFlag(),
 			shardFlag(),
+			&ucli.Uint32Flag{Name: "hash-seed", Usage: "net.ipv4.fib_multipath_hash_seed of routers whose facts pin none (e.g. a lab's): names the ECMP branch the kernel takes"},
 		),
 		Action: a.trace,
 	}
@@ -52,6 +58,9 @@ var traceFormats = []string{"json", "text", "table", "csv", "legacy-json"}
 
 func parseIPv4(flag, s string) (netip.Addr, error) {
 	ip, err := netip.ParseAddr(s)
+	if err != nil && sweep.IsRange(s) {
+		return netip.Addr{}, tsimerr.Inputf("--%s %s is a range of addresses; this command takes one address: `tsim sweep -s SRC -d DST -p SPEC` answers for ranges", flag, s)
+	}
 	if err != nil {
 		return netip.Addr{}, tsimerr.Inputf("--%s %q is not an IP address", flag, s)
 	}
@@ -122,6 +131,7 @@ func (a *app) trace(ctx context.Context, cmd *ucli.Command) error {
 		return err
 	}
 	eng := trace.New(f)
+	eng.SetHashSeed(cmd.Uint32("hash-seed"))
 	d := pipeline.NewDoc(f)
 	d.Flows = flows
 	if d.Trace, err = eng.TraceAll(ctx, flows); err != nil {
@@ -185,7 +195,9 @@ func (a *app) traceBatch(ctx context.Context, cmd *ucli.Command, format string) 
 	color := a.color(cmd)
 	var cases []*flowtest.Case
 	start := time.Now()
-	err = flowtest.TraceFile(ctx, trace.New(f), file, func(c *flowtest.Case, ts []*doc.Trace) error {
+	eng := trace.New(f)
+	eng.SetHashSeed(cmd.Uint32("hash-seed"))
+	err = flowtest.TraceFile(ctx, eng, file, func(c *flowtest.Case, ts []*doc.Trace) error {
 		cases = append(cases, c)
 		switch format {
 		case "json":

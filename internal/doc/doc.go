@@ -59,14 +59,61 @@ const (
 	Unknown       = "UNKNOWN"
 )
 
-// Trace is the simulation result of one flow.
+// Directions of a connection.
+const (
+	Request = "request"
+	Reply   = "reply"
+)
+
+// Trace is the simulation result of one flow: a connection, the request
+// and (for tcp, udp and icmp echo) its reply, down every ECMP branch.
+//
+// Disposition, Reason, Direction and DeniedBy are the connection's: positive
+// only when every branch delivers the request and brings the reply back.
+// Hops and ReplyHops are the representative branch's: the first branch
+// whose disposition is the flow's (branch 1 when all agree).
 type Trace struct {
-	Flow         string   `json:"flow"`
-	Disposition  string   `json:"disposition"`
-	Reason       string   `json:"reason,omitempty"` // one line: why (UNKNOWN rule, hint, …)
-	Hops         []*Hop   `json:"hops"`
-	DeniedBy     *RuleRef `json:"denied_by,omitempty"`
-	Alternatives []string `json:"alternatives,omitempty"` // ECMP notes
+	Flow        string `json:"flow"`
+	Disposition string `json:"disposition"`
+	Reason      string `json:"reason,omitempty"` // one line: why (UNKNOWN rule, hint, …)
+	// Direction is where a negative disposition was decided: request or
+	// reply ("" when positive or when nothing was sent).
+	Direction string `json:"direction,omitempty"`
+	Hops      []*Hop `json:"hops"`
+	// ReplyHops is the reply's path, from the destination back to the
+	// source; absent when the request did not arrive.
+	ReplyHops []*Hop   `json:"reply_hops,omitempty"`
+	DeniedBy  *RuleRef `json:"denied_by,omitempty"`
+	// Branches lists every ECMP branch when multipath routes gave more
+	// than one path (absent otherwise); Branch is the 1-based number of
+	// the representative one.
+	Branches []*Branch `json:"branches,omitempty"`
+	Branch   int       `json:"branch,omitempty"`
+	// KernelBranch is the branch the kernel's multipath hash takes with
+	// the routers' hash settings and seeds (0: not computable, e.g. a
+	// random seed).
+	KernelBranch int      `json:"kernel_branch,omitempty"`
+	Alternatives []string `json:"alternatives,omitempty"` // choices the model made (a subnet shared by several routers)
+	// Notes lists assumptions, e.g. kernel defaults used for sysctls the
+	// facts lack.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Branch is one ECMP path of a flow: one choice of nexthop at every
+// multipath route on the request and reply paths.
+type Branch struct {
+	Branch int `json:"branch"` // 1-based
+	// Choices names the nexthop taken at each multipath route, in path
+	// order: "request dc-gw: nexthop 2 of 2 via 10.3.0.3 dev eth2".
+	Choices     []string `json:"choices"`
+	Disposition string   `json:"disposition"`
+	Reason      string   `json:"reason,omitempty"`
+	Direction   string   `json:"direction,omitempty"`
+	Hops        []*Hop   `json:"hops"`
+	ReplyHops   []*Hop   `json:"reply_hops,omitempty"`
+	DeniedBy    *RuleRef `json:"denied_by,omitempty"`
+	// Kernel: the kernel's hash takes this branch (see Trace.KernelBranch).
+	Kernel bool `json:"kernel,omitempty"`
 }
 
 // Hop kinds.
@@ -94,6 +141,10 @@ const (
 	StepNAT    = "nat"
 	StepMangle = "mangle"
 	StepLocal  = "local"
+	// StepConntrack is the connection state a packet has on a router
+	// (ESTABLISHED for a reply of a connection the router saw, NEW or
+	// INVALID otherwise), with the kernel's reason.
+	StepConntrack = "conntrack"
 )
 
 // Step explains one decision on a hop.
@@ -113,6 +164,27 @@ type Step struct {
 	From string `json:"from,omitempty"`
 	To   string `json:"to,omitempty"`
 	Pos  string `json:"pos,omitempty"` // file:line of the deciding line
+
+	// Route (unicast): the next hop the packet leaves by. Gateway is ""
+	// for a directly connected destination.
+	Gateway string `json:"gateway,omitempty"`
+	Device  string `json:"device,omitempty"`
+	// Route: routes of the table that matched but that the kernel refuses
+	// (it would not have them), skipped by the lookup.
+	Refused []*RefusedRoute `json:"refused,omitempty"`
+	// Route (multipath): the nexthop this branch took, 1-based, of
+	// Nexthops; HashNexthop is the one the kernel's hash picks (0: not
+	// computable).
+	Nexthop     int `json:"nexthop,omitempty"`
+	Nexthops    int `json:"nexthops,omitempty"`
+	HashNexthop int `json:"hash_nexthop,omitempty"`
+}
+
+// RefusedRoute is a route of the facts the kernel would refuse to install.
+type RefusedRoute struct {
+	Route  string `json:"route"`  // the route line
+	Reason string `json:"reason"` // why the kernel refuses it
+	Pos    string `json:"pos,omitempty"`
 }
 
 // RuleRef names a firewall rule that decided a flow.
@@ -122,6 +194,11 @@ type RuleRef struct {
 	Chain  string `json:"chain"`
 	Index  int    `json:"index"`
 	Rule   string `json:"rule"`
+	// Direction is request or reply: which packet of the connection the
+	// rule dropped ("" in documents written before replies were traced).
+	Direction string `json:"direction,omitempty"`
+	// Pos is FILE:LINE of the rule in the facts, when known.
+	Pos string `json:"pos,omitempty"`
 }
 
 // Lab describes a lab built by `hosts up`.
@@ -138,6 +215,10 @@ type LabRouter struct {
 	Name    string     `json:"name"`
 	Netns   string     `json:"netns"`
 	Refused []*Refusal `json:"refused"`
+	// HashSeed is the net.ipv4.fib_multipath_hash_seed the lab pinned on
+	// this router (0: the kernel has no such sysctl, the seed is random),
+	// so that ECMP picks the same nexthop on every run.
+	HashSeed uint32 `json:"hash_seed,omitempty"`
 }
 
 // Refusal is something the kernel refused to apply.
@@ -184,6 +265,25 @@ type E2E struct {
 	// Routers is what each router on the path did to the end-to-end probe
 	// (from its counter deltas), in path order up to where it stopped.
 	Routers []*RouterReach `json:"routers,omitempty"`
+	// Cause is what stopped an UNREACHABLE connection at BlockedBy.Router:
+	// filter (an iptables rule or policy: BlockedBy names it) or a routing
+	// cause (blackhole, unreachable, prohibit, no_route, rp_filter,
+	// forwarding, loop, no_neighbour, broadcast). BlockedBy.Direction says whether
+	// the request or the reply died.
+	Cause string `json:"cause,omitempty"`
+	// Path and ReplyPath are the routers the probe's packets really
+	// crossed, request and reply, as "router(in>out)": found from every
+	// lab router's counters, in the order the kernel's routes link them.
+	// PredictedPath and PredictedReplyPath are trace's.
+	Path               []string `json:"path,omitempty"`
+	ReplyPath          []string `json:"reply_path,omitempty"`
+	PredictedPath      []string `json:"predicted_path,omitempty"`
+	PredictedReplyPath []string `json:"predicted_reply_path,omitempty"`
+	// PathDiffers: the packets took another path than predicted (the
+	// request's or the reply's routers differ, or routers off both paths
+	// saw the probe: AlsoSeen).
+	PathDiffers bool     `json:"path_differs,omitempty"`
+	AlsoSeen    []string `json:"also_seen,omitempty"`
 }
 
 // RouterReach is one router's verdict for a flow.

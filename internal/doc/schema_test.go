@@ -87,8 +87,8 @@ var goldenCases = []struct {
 	{"trace-exits-network", []string{"-s", "10.1.10.5", "-d", "192.0.2.80", "-p", "http,53/udp"}, 0},
 	// A mangle MARK selects policy table mpls.
 	{"trace-mangle-mark", []string{"-s", "10.1.10.5", "-d", "10.3.10.5", "-p", "8443/tcp"}, 0},
-	// ECMP: alternatives.
-	{"trace-ecmp", []string{"-s", "10.1.10.5", "-d", "10.3.100.10"}, 0},
+	// ECMP: two branches; the reply of one dies INVALID at dc-core.
+	{"trace-ecmp", []string{"-s", "10.1.10.5", "-d", "10.3.100.10"}, 1},
 	// NULL_ROUTED by an unreachable rule, NO_ROUTE, LOOP, UNKNOWN (a match
 	// tsim does not simulate) and UNKNOWN_SOURCE.
 	{"trace-null-routed", []string{"-s", "10.1.30.10", "-d", "192.0.2.80", "-p", "https"}, 1},
@@ -233,6 +233,8 @@ var defOf = map[reflect.Type]string{
 	reflect.TypeOf(doc.Flow{}):         "flow",
 	reflect.TypeOf(doc.Trace{}):        "trace",
 	reflect.TypeOf(doc.Hop{}):          "hop",
+	reflect.TypeOf(doc.Branch{}):       "branch",
+	reflect.TypeOf(doc.RefusedRoute{}): "refusedRoute",
 	reflect.TypeOf(doc.Step{}):         "step",
 	reflect.TypeOf(doc.RuleRef{}):      "ruleRef",
 	reflect.TypeOf(doc.Lab{}):          "lab",

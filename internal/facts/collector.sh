@@ -190,7 +190,7 @@ section iptables_save 'iptables-save Output' "$ipt"
 section ipset_save 'Ipset Save Output' 'ipset save'
 
 section ip_forwarding 'IP Forwarding Status' 'cat /proc/sys/net/ipv4/ip_forward'
-section sysctls 'Routing sysctls' "sysctl -a 2>/dev/null | grep -E '^net\\.ipv4\\.(ip_forward|ip_nonlocal_bind|fib_multipath_hash_policy|fwmark_reflect|conf\\.[^.]+\\.(forwarding|rp_filter|accept_local|src_valid_mark|proxy_arp|send_redirects|accept_redirects)) '"
+section sysctls 'Routing sysctls' "sysctl -a 2>/dev/null | grep -E '^net\\.ipv4\\.(ip_forward|ip_nonlocal_bind|fib_multipath_hash_(policy|fields|seed)|fwmark_reflect|conf\\.[^.]+\\.(forwarding|rp_filter|accept_local|src_valid_mark|proxy_arp|send_redirects|accept_redirects)) |^net\\.netfilter\\.nf_conntrack_tcp_(loose|be_liberal) '"
 section kernel_version 'Kernel Version' 'uname -r'
 section hostname 'System Hostname' "$hostcmd"
 

@@ -144,6 +144,17 @@ func TestCollectorRuns(t *testing.T) {
 	if !collHas(trailer, "HOSTNAME: unit-router") {
 		t.Errorf("trailer = %q", trailer)
 	}
+	// What the reply and ECMP model reads: the multipath hash settings and
+	// conntrack's tcp pick-up settings, where this kernel has them.
+	for _, k := range []string{"net.ipv4.fib_multipath_hash_policy", "net.ipv4.fib_multipath_hash_fields",
+		"net.ipv4.fib_multipath_hash_seed", "net.netfilter.nf_conntrack_tcp_loose", "net.netfilter.nf_conntrack_tcp_be_liberal"} {
+		if _, err := os.Stat("/proc/sys/" + strings.ReplaceAll(k, ".", "/")); err != nil {
+			continue
+		}
+		if s := names["sysctls"]; s.exit == "0" && !strings.Contains(s.body, k+" = ") {
+			t.Errorf("sysctls section lacks %s:\n%s", k, s.body)
+		}
+	}
 }
 
 // TestCollectorMissingCommands runs the collector with an empty command

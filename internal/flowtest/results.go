@@ -22,7 +22,10 @@ func FromTrace(f *doc.Flow, t *doc.Trace) *Result {
 	}
 	if db := t.DeniedBy; db != nil {
 		r.Router, r.Rule, r.Text = db.Router, ruleName(db.Table, db.Chain, db.Index), db.Rule
-		r.Pos = PosOf(t, db.Router, db.Table, db.Chain, db.Index)
+		r.Pos = db.Pos
+		if r.Pos == "" {
+			r.Pos = PosOf(t, db.Router, db.Table, db.Chain, db.Index)
+		}
 		return r
 	}
 	// Otherwise the last deciding step: the last firewall rule that
@@ -102,7 +105,7 @@ func PosOf(t *doc.Trace, router, table, chain string, index int) string {
 	if t == nil {
 		return ""
 	}
-	for _, h := range t.Hops {
+	for _, h := range append(t.Hops[:len(t.Hops):len(t.Hops)], t.ReplyHops...) {
 		if h.Node != router {
 			continue
 		}

@@ -35,13 +35,17 @@ type Veth struct {
 type Socket struct{ h *nl.SocketHandle }
 
 // OpenSocket opens a route socket inside ns.
+//
+// The namespace to return to is taken by GetNetlinkSocketAt itself, after it
+// has locked the thread (curNs None). Taking it here, on an unlocked
+// goroutine, races: netns.Get reads /proc/PID/task/TID/ns/net of the thread
+// the goroutine ran on a moment ago, which by then may be another
+// goroutine's thread inside a lab namespace; the socket's thread then
+// "returned" into that lab and served other goroutines from there
+// (serve's soak saw loopback connections refused and a pool thread left in
+// a lab namespace).
 func OpenSocket(ns netns.NsHandle) (*Socket, error) {
-	cur, err := netns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close()
-	s, err := nl.GetNetlinkSocketAt(ns, cur, unix.NETLINK_ROUTE)
+	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, err
 	}

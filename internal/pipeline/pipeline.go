@@ -46,6 +46,12 @@ type Request struct {
 	IsolateAll bool
 	// Registry overrides the lab registry directory (tests).
 	Registry string
+	// Label is recorded with the lab (hosts.Options.Label).
+	Label string
+	// Given, when not nil, holds per group the traces to use instead of
+	// simulating (a path the user supplied): Given[g][i] is the trace of
+	// Groups[g][i]; its Flow is set to the flow's id. A nil group is traced.
+	Given [][]*doc.Trace
 }
 
 // Deps are the shared machinery a job runs on.
@@ -53,6 +59,10 @@ type Deps struct {
 	Pool     *pool.Pool
 	Progress progress.Sink
 	Log      zerolog.Logger
+	// Reached, when set, receives the documents once every probe has
+	// answered, before the reports are drawn (serve shows test results
+	// while the PDF is still being written). It must not keep or change them.
+	Reached func(docs []*doc.Document)
 }
 
 // Result is what a job produced.
@@ -102,21 +112,35 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 			fl.ID = fmt.Sprintf("f%d", n)
 			d.Flows = append(d.Flows, fl)
 		}
-		ts, err := eng.TraceAll(ctx, d.Flows)
-		if err != nil {
-			return nil, err
+		if gi < len(req.Given) && req.Given[gi] != nil {
+			if len(req.Given[gi]) != len(g) {
+				return nil, tsimerr.Inputf("group %d: %d given traces for %d flows", gi+1, len(req.Given[gi]), len(g))
+			}
+			for i, t := range req.Given[gi] {
+				t.Flow = g[i].ID
+				d.Trace = append(d.Trace, t)
+			}
+		} else {
+			ts, err := eng.TraceAll(ctx, d.Flows)
+			if err != nil {
+				return nil, err
+			}
+			d.Trace = ts
 		}
-		d.Trace = ts
 		res.Docs = append(res.Docs, d)
 		all.Flows = append(all.Flows, d.Flows...)
 		all.Trace = append(all.Trace, d.Trace...)
-		st.Report("trace", float64(gi+1)/float64(len(req.Groups)), "", fmt.Sprintf("%d flows traced", n))
+		msg := fmt.Sprintf("%d flows traced", n)
+		if len(req.Given) > 0 {
+			msg = fmt.Sprintf("%d flows on the given path (simulation skipped)", n)
+		}
+		st.Report("trace", float64(gi+1)/float64(len(req.Groups)), "", msg)
 	}
 	all.Facts = res.Docs[0].Facts
 
 	// 2. Lab.
 	st.Report("hosts-up", 0, "", "building the lab")
-	hopts := hosts.Options{Scope: req.Scope, RegistryDir: req.Registry, Log: deps.Log, Pool: deps.Pool}
+	hopts := hosts.Options{Scope: req.Scope, RegistryDir: req.Registry, Log: deps.Log, Pool: deps.Pool, Label: req.Label}
 	lab, err := hosts.Up(ctx, f, all, hopts)
 	if err != nil {
 		return nil, err
@@ -157,6 +181,9 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 		d.Lab = cloneLab(lab)
 	}
 	st.Report("reach", 1, "", "probes done")
+	if deps.Reached != nil {
+		deps.Reached(res.Docs)
+	}
 
 	if req.Output == "" {
 		return res, nil

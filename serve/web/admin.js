@@ -9,19 +9,26 @@
     if (!confirm('Cancel job ' + j.id.slice(0, 12) + ' of ' + j.owner + '?')) return;
     try { await tsim.api('DELETE', '/api/jobs/' + j.id); load(); } catch (e) { showErr(e.message); }
   } }, 'Cancel');
+  // A progress bar per running job (CSSOM width: CSP forbids style attributes).
+  const minibar = (pct) => {
+    const fill = tsim.el('div', {});
+    fill.style.width = Math.max(0, Math.min(100, Math.round(pct || 0))) + '%';
+    return tsim.el('span', { class: 'minibar', role: 'progressbar', 'aria-valuenow': String(Math.round(pct || 0)) }, fill);
+  };
   const link = (j) => tsim.el('a', { href: '/job.html?id=' + j.id }, j.id.slice(0, 12));
   const load = async () => {
     const o = await tsim.api('GET', '/api/admin/overview');
     $('n-running').textContent = o.running.length;
     $('running').replaceChildren(...o.running.map((j) => tsim.el('tr', {}, tsim.el('td', {}, link(j)), tsim.el('td', {}, j.owner),
       tsim.el('td', {}, j.src + ' → ' + j.dst), tsim.el('td', {}, tsim.services(j)),
-      tsim.el('td', {}, Math.round(j.progress) + ' % ' + (j.message || '')), tsim.el('td', {}, tsim.time(j.started)), tsim.el('td', {}, cancel(j)))));
+      tsim.el('td', {}, minibar(j.progress), Math.round(j.progress) + ' % ' + (j.message || '')), tsim.el('td', {}, tsim.time(j.started)), tsim.el('td', {}, cancel(j)))));
     $('n-queued').textContent = o.queued.length;
     $('queued').replaceChildren(...o.queued.map((j) => tsim.el('tr', {}, tsim.el('td', {}, j.queue_position || ''), tsim.el('td', {}, link(j)),
       tsim.el('td', {}, j.owner), tsim.el('td', {}, j.src + ' → ' + j.dst), tsim.el('td', {}, tsim.services(j)),
       tsim.el('td', {}, tsim.time(j.created)), tsim.el('td', {}, cancel(j)))));
     $('n-labs').textContent = o.labs.length;
-    $('labs').replaceChildren(...o.labs.map((l) => tsim.el('tr', {}, tsim.el('td', {}, l.id), tsim.el('td', {}, l.owner_pid),
+    $('labs').replaceChildren(...o.labs.map((l) => tsim.el('tr', {}, tsim.el('td', {}, l.id),
+      tsim.el('td', {}, l.job ? tsim.el('a', { href: '/job.html?id=' + l.job }, l.job.slice(0, 12)) : ''), tsim.el('td', {}, l.owner_pid),
       tsim.el('td', {}, tsim.time(l.created)), tsim.el('td', {}, (l.routers || []).length), tsim.el('td', {}, (l.hosts || []).length),
       tsim.el('td', {}, l.stale ? 'yes' : ''))));
     $('labs-error').textContent = o.labs_error || '';

@@ -31,13 +31,22 @@
     $('log').append(tsim.el('li', { class: cls }, '[' + t + '] ' + what));
     $('log').scrollTop = $('log').scrollHeight;
   };
+  const setState = (st, pos) => {
+    $('state').replaceChildren(tsim.stateCell(st), st === 'queued' && pos ? tsim.el('span', { id: 'queue-pos' }, ' (queue position ' + pos + ')') : '');
+  };
   const render = (j) => {
     $('route').textContent = j.src + ' → ' + j.dst;
     $('services').textContent = tsim.services(j) + ' (' + j.flows + ' flow' + (j.flows === 1 ? '' : 's') + ')';
-    $('state').replaceChildren(tsim.stateCell(j.state), j.queue_position ? ' (queue position ' + j.queue_position + ')' : '');
+    if (j.batch) $('route').textContent = 'from the uploaded flows file';
+    setState(j.state, j.queue_position);
+    if (j.path_from) {
+      $('path-from').textContent = 'given by the user (' + j.path_from + '): the simulation was skipped and the lab tested exactly this path';
+      $('path-from-row').hidden = false;
+    }
     $('created').textContent = tsim.time(j.created);
     $('cancel').hidden = !(j.state === 'queued' || j.state === 'running');
     setBar(j.progress, j.message || j.stage);
+    if (j.batch && j.tests) tsim.renderTests(j.tests, j, $);
   };
   const finish = (j) => {
     finished = true;
@@ -46,11 +55,7 @@
     $('conn').textContent = '';
     render(j);
     if (j.result) {
-      $('verdict').textContent = j.result.reachable ? 'reachable' : 'not (fully) reachable';
-      $('flows').replaceChildren(...j.result.flows.map((f) => tsim.el('tr', {},
-        tsim.el('td', {}, f.flow), tsim.el('td', {}, f.service || (f.proto + (f.dport ? '/' + f.dport : ''))),
-        tsim.el('td', {}, f.disposition || ''), tsim.el('td', {}, f.verdict || ''),
-        tsim.el('td', {}, f.agrees === undefined ? '' : (f.agrees ? 'yes' : 'NO')))));
+      tsim.renderResult(j, $);
       $('result').hidden = false;
     }
     if (j.report) {
@@ -103,7 +108,8 @@
     if (e.id <= last) return; // replayed after a reconnect
     last = e.id;
     logLine(e);
-    if (e.state) $('state').replaceChildren(tsim.stateCell(e.state));
+    if (e.state) setState(e.state, e.queue_position);
+    if (e.tests) tsim.renderTests(e.tests, null, $);
     if (!e.state || e.state === 'running') setBar(e.percent, e.message || e.stage);
   });
   es.addEventListener('end', (ev) => finish(JSON.parse(ev.data)));

@@ -1,0 +1,166 @@
+package reach
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// A bridge floods a frame whose destination MAC it has not learnt to every
+// port; each router on the segment counts it in its IP InReceives and then
+// drops it as not its own (PACKET_OTHERHOST), before any netfilter hook.
+// Those frames are not the probe arriving: the kernel counts them per
+// interface (rx_otherhost_dropped, Linux 5.19+), so a router's packets
+// received for itself are InReceives minus the sum of those counters.
+
+// rtnlStats64 offsets: rx_otherhost_dropped is field 25 of struct
+// rtnl_link_stats64 (linux/if_link.h).
+const (
+	iflaStats64          = 23
+	otherhostOffset      = 24 * 8
+	sizeofIfInfomsg      = 16
+	otherhostUnavailable = ^uint64(0)
+)
+
+// otherhostReader dumps the links of one namespace over a route netlink
+// socket opened inside it.
+type otherhostReader struct {
+	fd  int
+	seq uint32
+	buf []byte
+}
+
+func newOtherhostReader(ns nsRef) (*otherhostReader, error) {
+	r := &otherhostReader{fd: -1, buf: make([]byte, 1<<16)}
+	err := inNS(ns, func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("route netlink socket: %w", err)
+		}
+		r.fd = fd
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Bind(r.fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *otherhostReader) Close() {
+	if r != nil && r.fd >= 0 {
+		unix.Close(r.fd)
+		r.fd = -1
+	}
+}
+
+// read returns the sum of rx_otherhost_dropped over the namespace's links
+// (otherhostUnavailable when the kernel does not report it).
+func (r *otherhostReader) read() (uint64, error) {
+	if r == nil || r.fd < 0 {
+		return otherhostUnavailable, nil
+	}
+	r.seq++
+	req := make([]byte, unix.SizeofNlMsghdr+sizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], unix.RTM_GETLINK)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint32(req[8:], r.seq)
+	if err := unix.Sendto(r.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return 0, err
+	}
+	sum, have := uint64(0), false
+	for {
+		n, _, err := unix.Recvfrom(r.fd, r.buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return 0, err
+		}
+		b := r.buf[:n]
+		for len(b) >= unix.SizeofNlMsghdr {
+			l := int(binary.NativeEndian.Uint32(b[0:]))
+			typ := binary.NativeEndian.Uint16(b[4:])
+			seq := binary.NativeEndian.Uint32(b[8:])
+			if l < unix.SizeofNlMsghdr || l > len(b) {
+				return 0, errors.New("link dump: truncated netlink message")
+			}
+			body := b[unix.SizeofNlMsghdr:l]
+			b = b[nlAlign(l):]
+			if seq != r.seq {
+				continue
+			}
+			switch typ {
+			case unix.NLMSG_DONE:
+				if !have {
+					return otherhostUnavailable, nil
+				}
+				return sum, nil
+			case unix.NLMSG_ERROR:
+				return 0, errors.New("link dump failed")
+			}
+			if len(body) < sizeofIfInfomsg {
+				continue
+			}
+			for t, v := range nlAttrs(body[sizeofIfInfomsg:]) {
+				if t == iflaStats64 && len(v) >= otherhostOffset+8 {
+					sum += binary.NativeEndian.Uint64(v[otherhostOffset:])
+					have = true
+				}
+			}
+		}
+	}
+}
+
+// request sends one netlink request (not a dump) and returns the body of
+// its answer, or the kernel's error as a syscall.Errno.
+func (r *otherhostReader) request(typ uint16, payload []byte) ([]byte, error) {
+	r.seq++
+	req := make([]byte, unix.SizeofNlMsghdr+len(payload))
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], typ)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	binary.NativeEndian.PutUint32(req[8:], r.seq)
+	copy(req[unix.SizeofNlMsghdr:], payload)
+	if err := unix.Sendto(r.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, err
+	}
+	for {
+		n, _, err := unix.Recvfrom(r.fd, r.buf, 0)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return nil, err
+		}
+		b := r.buf[:n]
+		for len(b) >= unix.SizeofNlMsghdr {
+			l := int(binary.NativeEndian.Uint32(b[0:]))
+			t := binary.NativeEndian.Uint16(b[4:])
+			seq := binary.NativeEndian.Uint32(b[8:])
+			if l < unix.SizeofNlMsghdr || l > len(b) {
+				return nil, errors.New("truncated netlink message")
+			}
+			body := b[unix.SizeofNlMsghdr:l]
+			b = b[nlAlign(l):]
+			if seq != r.seq {
+				continue
+			}
+			if t == unix.NLMSG_ERROR {
+				if len(body) >= 4 {
+					if e := int32(binary.NativeEndian.Uint32(body)); e != 0 {
+						return nil, unix.Errno(-e)
+					}
+				}
+				return nil, errors.New("netlink: empty answer")
+			}
+			return append([]byte(nil), body...), nil
+		}
+	}
+}
