@@ -173,9 +173,10 @@ func readFlows(t *testing.T, dir string) [][]string {
 	return recs[1:]
 }
 
-// TestLab builds a lab of a small generated network (every router), with
-// nothing refused by the kernel, probes a sample of the flows and checks
-// every conclusive verdict against the expect column the simulation wrote.
+// TestLab builds a lab of a small generated network (the default scope: the
+// routers the flows can touch, here every one), with nothing refused by the
+// kernel, probes a sample of the flows and checks every conclusive verdict
+// against the expect column the simulation wrote.
 // Inconclusive probes (UNKNOWN on a loaded machine) decide nothing.
 func TestLab(t *testing.T) {
 	testenv.NeedRoot(t, "sudo go test ./scripts/gen-network/")
@@ -200,7 +201,7 @@ func TestLab(t *testing.T) {
 		groups = append(groups, []*doc.Flow{fl})
 	}
 	reg := filepath.Join(t.TempDir(), "labs")
-	res, err := pipeline.Run(context.Background(), pipeline.Request{Facts: f, Groups: groups, Scope: "all", Registry: reg},
+	res, err := pipeline.Run(context.Background(), pipeline.Request{Facts: f, Groups: groups, Registry: reg},
 		pipeline.Deps{Pool: pool.New(0, 0)})
 	if err != nil {
 		t.Fatal(err)
@@ -212,8 +213,8 @@ func TestLab(t *testing.T) {
 		t.Errorf("namespaces of lab %s left behind", res.LabID)
 	}
 	d0 := res.Docs[0]
-	if d0.Lab == nil || len(d0.Lab.Routers) != 12 {
-		t.Fatalf("lab: %+v, want 12 routers", d0.Lab)
+	if d0.Lab == nil || len(d0.Lab.Routers) == 0 || len(d0.Lab.Routers) > 12 {
+		t.Fatalf("lab: %+v, want 1 to 12 routers", d0.Lab)
 	}
 	for _, r := range d0.Lab.Routers {
 		for _, x := range r.Refused {
