@@ -45,8 +45,10 @@ const (
 
 // Options tune Up, Down and List.
 type Options struct {
-	// Scope is ScopeAll (default: every router) or ScopePath (routers on
-	// the traced paths of the document).
+	// Scope is ScopePath (routers the document's flows can touch: request,
+	// reply and every ECMP branch, see pathRouters) or ScopeAll (every
+	// router of the facts). "" is ScopePath, or ScopeAll when the document
+	// has no trace or its flows touch no router.
 	Scope string
 	// Strict turns any kernel refusal into an Env error (exit 3), after
 	// the lab is removed again.
@@ -214,26 +216,36 @@ func checkTools() ([]string, error) {
 }
 
 func selectRouters(f *facts.Facts, d *doc.Document, scope string) ([]*facts.Router, error) {
+	explicit := scope != ""
 	switch scope {
-	case "", ScopeAll:
-		return f.Routers, nil
-	case ScopePath:
+	case "":
 		if len(d.Trace) == 0 {
-			return nil, tsimerr.Input(doc.Need("trace", "hosts up --scope path"))
+			return f.Routers, nil
 		}
-		on := pathRouters(d)
-		var out []*facts.Router
-		for _, r := range f.Routers {
-			if on[r.Name] {
-				out = append(out, r)
-			}
-		}
-		if len(out) == 0 {
-			return nil, tsimerr.Inputf("hosts up --scope path: the trace crosses no router of the facts")
-		}
-		return out, nil
+		scope = ScopePath
+	case ScopeAll:
+		return f.Routers, nil
 	}
-	return nil, tsimerr.Inputf("hosts up: unknown scope %q (want all or path)", scope)
+	if scope != ScopePath {
+		return nil, tsimerr.Inputf("hosts up: unknown scope %q (want all or path)", scope)
+	}
+	if len(d.Trace) == 0 {
+		return nil, tsimerr.Input(doc.Need("trace", "hosts up --scope path"))
+	}
+	on := pathRouters(f, d)
+	var out []*facts.Router
+	for _, r := range f.Routers {
+		if on[r.Name] {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		if !explicit {
+			return f.Routers, nil // nothing to go by: every router, as before
+		}
+		return nil, tsimerr.Inputf("hosts up --scope path: the trace crosses no router of the facts")
+	}
+	return out, nil
 }
 
 // labBuild is one Up in progress.

@@ -323,25 +323,3 @@ func firstV4(ifc *facts.Interface) netip.Addr {
 	}
 	return netip.Addr{}
 }
-
-// pathRouters returns the routers named by router hops of the traces:
-// request and reply, of every ECMP branch.
-func pathRouters(d *doc.Document) map[string]bool {
-	m := map[string]bool{}
-	add := func(hops []*doc.Hop) {
-		for _, h := range hops {
-			if h.Kind == doc.HopRouter {
-				m[h.Node] = true
-			}
-		}
-	}
-	for _, t := range d.Trace {
-		add(t.Hops)
-		add(t.ReplyHops)
-		for _, b := range t.Branches {
-			add(b.Hops)
-			add(b.ReplyHops)
-		}
-	}
-	return m
-}

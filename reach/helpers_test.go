@@ -42,6 +42,13 @@ func loadFacts(t testing.TB, path string) *facts.Facts {
 // their paths); the lab is removed when the test ends.
 func labDoc(t testing.TB, f *facts.Facts, flows []*doc.Flow) *doc.Document {
 	t.Helper()
+	return labDocScope(t, f, flows, "")
+}
+
+// labDocScope is labDoc with a lab of the given scope ("": the default,
+// the routers the flows can touch).
+func labDocScope(t testing.TB, f *facts.Facts, flows []*doc.Flow, scope string) *doc.Document {
+	t.Helper()
 	d := doc.New()
 	d.Facts = &doc.FactsRef{Source: f.Source, Digest: f.Digest, Routers: len(f.Routers)}
 	d.Flows = flows
@@ -51,7 +58,7 @@ func labDoc(t testing.TB, f *facts.Facts, flows []*doc.Flow) *doc.Document {
 	}
 	d.Trace = ts
 	reg := filepath.Join(t.TempDir(), "labs")
-	lab, err := hosts.Up(context.Background(), f, d, hosts.Options{RegistryDir: reg})
+	lab, err := hosts.Up(context.Background(), f, d, hosts.Options{RegistryDir: reg, Scope: scope})
 	if err != nil {
 		t.Fatalf("hosts up: %v", err)
 	}

@@ -63,6 +63,7 @@ var docsRun = []string{
 	"docs/facts.md",
 	"docs/migration.md",
 	"docs/scale-out.md",
+	"docs/scale.md",
 	"docs/serve.md",
 	"docs/api.md",
 }

@@ -77,7 +77,7 @@ func commandExamples() map[string][]example {
 			{"List labs, then remove the ones whose owner process is gone", "sudo tsim hosts ls && sudo tsim hosts down --stale"},
 		},
 		"tsim hosts up": {
-			{"Only the routers on the traced path", "tsim trace -s " + src + " -d " + dst + " -p https | sudo tsim hosts up --scope path > lab.json"},
+			{"Every router of the facts, not only those the flows can touch", "tsim trace -s " + src + " -d " + dst + " -p https | sudo tsim hosts up --scope all > lab.json"},
 			{"Look around inside a router of the lab", "sudo ip netns exec \"$(jq -r '.lab.routers[0].netns' lab.json)\" iptables -L -v -n"},
 			{"Fail (exit 3) when the kernel refuses any facts line", "tsim --facts /srv/facts trace -s " + src + " -d " + dst + " | sudo tsim --facts /srv/facts hosts up --strict"},
 		},

@@ -32,7 +32,7 @@ func (a *app) hostsCommand() *ucli.Command {
 				Usage:     "build a lab for the flows of the document on stdin (or -s/-d/-p)",
 				UsageText: "tsim trace -s SRC -d DST -p SPEC | tsim hosts up [--scope all|path] [--strict] [--hash-seed N]",
 				Flags: append([]ucli.Flag{
-					&ucli.StringFlag{Name: "scope", Value: "all", Usage: "all: every router of the facts; path: only routers on the traced paths"},
+					&ucli.StringFlag{Name: "scope", Value: "path", Usage: "path: only the routers the flows can touch (request, reply, every ECMP branch); all: every router of the facts"},
 					&ucli.BoolFlag{Name: "strict", Usage: "exit 3 (after removing the lab) when the kernel refused any line"},
 					&ucli.Uint32Flag{Name: "hash-seed", Usage: "pin net.ipv4.fib_multipath_hash_seed to `N` on every router whose facts pin none (default 1; recorded in .lab.routers[].hash_seed; `tsim trace --hash-seed N` names the ECMP branch the lab takes)"},
 				}, flowFlags()...),
@@ -117,6 +117,9 @@ func (a *app) hostsUp(ctx context.Context, cmd *ucli.Command) error {
 		}
 	}
 	opts := a.hostsOptions()
+	if !cmd.IsSet("scope") {
+		scope = "" // path, or every router without a trace or when the flows cross none
+	}
 	opts.Scope, opts.Strict, opts.HashSeed = scope, cmd.Bool("strict"), cmd.Uint32("hash-seed")
 	d.Lab = nil
 	if _, err := hosts.Up(ctx, f, d, opts); err != nil {

@@ -39,7 +39,7 @@ func (a *app) runCommand() *ucli.Command {
 			shardFlag(),
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "report.pdf", Usage: "the PDF report of every document (\"\" to skip the report)", TakesFile: true},
 			&ucli.StringFlag{Name: "paper", Value: "a4", Usage: "a4 or letter"},
-			&ucli.StringFlag{Name: "scope", Value: "all", Usage: "lab scope: all routers, or only those on the traced paths"},
+			&ucli.StringFlag{Name: "scope", Value: "path", Usage: "lab scope: path (only the routers the flows can touch: request, reply, every ECMP branch) or all (every router)"},
 			&ucli.DurationFlag{Name: "timeout", Usage: "stop the whole run after this long (exit 3), e.g. 30s"},
 			&ucli.DurationFlag{Name: "probe-timeout", Usage: "per-probe timeout (default: reach's)"},
 			isolateAllFlag(),
@@ -91,6 +91,9 @@ func (a *app) run(ctx context.Context, cmd *ucli.Command) error {
 	scope := cmd.String("scope")
 	if scope != "all" && scope != "path" {
 		return tsimerr.Inputf("--scope %q: want all or path", scope)
+	}
+	if !cmd.IsSet("scope") {
+		scope = "" // path, or every router when the flows cross none
 	}
 	var groups [][]*doc.Flow
 	var file *flowtest.File

@@ -39,7 +39,7 @@ type Request struct {
 	Now    time.Time // report date (SOURCE_DATE_EPOCH)
 	// ProbeTimeout bounds each probe (0: reach's default).
 	ProbeTimeout time.Duration
-	Scope        string // hosts.ScopeAll (default) or hosts.ScopePath
+	Scope        string // hosts.ScopePath ("": path when traced) or hosts.ScopeAll
 	// IsolateAll tests every router of a path in its own harness, also
 	// those the end-to-end probe crossed (whose answer it already gave
 	// from the same packet's counters); slower, same verdicts.
