@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tsim-dev/tsim/internal/facts"
+	"github.com/tsim-dev/tsim/trace"
 )
 
 // A cut is where an interval of addresses (or ports) may be treated
@@ -528,30 +529,8 @@ func portNumber(s string) (uint32, bool) {
 	return n, ok
 }
 
-// parsePrefix parses ADDR, ADDR/BITS or ADDR/DOTTED-MASK (IPv4).
+// parsePrefix parses ADDR, ADDR/BITS or ADDR/DOTTED-MASK (IPv4) as trace does.
 func parsePrefix(s string) (netip.Prefix, bool) {
-	a, m, hasMask := strings.Cut(strings.TrimSpace(s), "/")
-	addr, err := netip.ParseAddr(a)
-	if err != nil || !addr.Is4() {
-		return netip.Prefix{}, false
-	}
-	bits := 32
-	if hasMask {
-		if n, err := strconv.Atoi(m); err == nil {
-			bits = n
-		} else if mk, err := netip.ParseAddr(m); err == nil && mk.Is4() {
-			v := u32(mk)
-			bits = 0
-			for v&0x80000000 != 0 {
-				bits, v = bits+1, v<<1
-			}
-			if v != 0 {
-				return netip.Prefix{}, false
-			}
-		} else {
-			return netip.Prefix{}, false
-		}
-	}
-	p, err := addr.Prefix(bits)
+	p, err := trace.ParsePrefix(strings.TrimSpace(s))
 	return p, err == nil
 }

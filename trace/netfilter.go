@@ -263,7 +263,7 @@ func (cr *cRule) inline(m *facts.Match) bool {
 		if strings.Contains(o.Args[0], ",") {
 			return false
 		}
-		pr, err := parsePrefix(o.Args[0])
+		pr, err := ParsePrefix(o.Args[0])
 		if err != nil {
 			return false
 		}
@@ -862,7 +862,7 @@ func compileNAT(t *facts.Target, opts map[string]*facts.Option, fw *Firewall) cT
 		if o == nil || len(o.Args) != 1 {
 			return unknown("needs --to")
 		}
-		if netmap, err = parsePrefix(o.Args[0]); err != nil {
+		if netmap, err = ParsePrefix(o.Args[0]); err != nil {
 			return unknown("%v", err)
 		}
 	}

@@ -204,7 +204,7 @@ func elemPrefixes(x, typ string, netmask, k int) ([]netip.Prefix, error) {
 		}
 		return rangePrefixes(lo, hi), nil
 	}
-	p, err := parsePrefix(x)
+	p, err := ParsePrefix(x)
 	if err != nil {
 		return nil, err
 	}

@@ -249,7 +249,7 @@ func compileMatch(m *facts.Match, table string, fw *Firewall, sets map[string]*c
 			}
 			add(false, ctOnly(o.Neg, noCT, func(p *Packet) bool { return n == 0 || p.Proto == n }))
 		case "conntrack/ctorigsrc", "conntrack/ctorigdst", "conntrack/ctreplsrc", "conntrack/ctrepldst":
-			pr, err := parsePrefix(arg)
+			pr, err := ParsePrefix(arg)
 			if err != nil {
 				bad(err)
 				continue
@@ -676,8 +676,9 @@ func addrFromU32(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// parsePrefix parses ADDR, ADDR/BITS or ADDR/DOTTED-MASK (IPv4) and masks it.
-func parsePrefix(s string) (netip.Prefix, error) {
+// ParsePrefix parses ADDR, ADDR/BITS or ADDR/DOTTED-MASK (IPv4), as iptables
+// and ipset write them; the sweep cuts the header space with the same parser.
+func ParsePrefix(s string) (netip.Prefix, error) {
 	a, m, hasMask := strings.Cut(s, "/")
 	addr, err := netip.ParseAddr(a)
 	if err != nil || !addr.Is4() {
@@ -710,7 +711,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func parsePrefixList(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, x := range strings.Split(s, ",") {
-		p, err := parsePrefix(x)
+		p, err := ParsePrefix(x)
 		if err != nil {
 			return nil, err
 		}
