@@ -80,15 +80,7 @@ func (r *renderer) diffSection(res *sweep.DiffResult) {
 			bv = "DENIED"
 		}
 	}
-	fill, strong := verdictColours(bv)
-	r.fill(fill)
-	r.draw(strong)
-	r.f.SetLineWidth(0.4)
-	r.f.RoundedRect(margin, r.y, r.contentW(), 9, 1.5, "1234", "FD")
-	r.textColor(strong)
-	r.c.textCenter(r.pw/2, r.y+2.3, banner, face{famSans, "B", 11})
-	r.textColor(colText)
-	r.y += 9 + sectionG
+	r.banner(banner, bv)
 
 	r.heading("Compared")
 	flows := count(res.Flows)

@@ -367,15 +367,7 @@ func (r *renderer) summary() {
 	if good < len(v.services) {
 		bv = doc.Unreachable
 	}
-	fill, strong := verdictColours(bv)
-	r.fill(fill)
-	r.draw(strong)
-	r.f.SetLineWidth(0.4)
-	r.f.RoundedRect(margin, r.y, r.contentW(), 9, 1.5, "1234", "FD")
-	r.textColor(strong)
-	r.c.textCenter(r.pw/2, r.y+2.3, banner, face{famSans, "B", 11})
-	r.textColor(colText)
-	r.y += 9 + sectionG
+	r.banner(banner, bv)
 
 	r.heading("Test information")
 	mode := "simulation (trace) and emulation (reach in a namespace lab)"
@@ -783,4 +775,18 @@ func orDash(s string) string {
 		return "—"
 	}
 	return s
+}
+
+// banner draws the full-width verdict box at the top of a summary page,
+// coloured by verdict.
+func (r *renderer) banner(text, verdict string) {
+	fill, strong := verdictColours(verdict)
+	r.fill(fill)
+	r.draw(strong)
+	r.f.SetLineWidth(0.4)
+	r.f.RoundedRect(margin, r.y, r.contentW(), 9, 1.5, "1234", "FD")
+	r.textColor(strong)
+	r.c.textCenter(r.pw/2, r.y+2.3, text, face{famSans, "B", 11})
+	r.textColor(colText)
+	r.y += 9 + sectionG
 }
