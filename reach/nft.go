@@ -66,22 +66,11 @@ type nftReader struct {
 }
 
 func newNftReader(ns netns.NsHandle) (*nftReader, error) {
-	r := &nftReader{fd: -1, buf: make([]byte, 1<<16)}
-	err := netx.Do(ns, func() error {
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
-		if err != nil {
-			return fmt.Errorf("netfilter netlink socket: %w", err)
-		}
-		r.fd = fd
-		return nil
-	})
+	fd, err := netlinkSocket(ns, unix.NETLINK_NETFILTER, "netfilter")
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Bind(r.fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		r.Close()
-		return nil, fmt.Errorf("bind netfilter netlink socket: %w", err)
-	}
+	r := &nftReader{fd: fd, buf: make([]byte, 1<<16)}
 	// Large dumps (corpus routers have hundreds of rules) need room.
 	unix.SetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20)
 	return r, nil
@@ -373,4 +362,26 @@ func nftAvailable() bool {
 		return true // unknown: try nftables and verify against the facts
 	}
 	return p != "" && !strings.Contains(p, "legacy")
+}
+
+// netlinkSocket opens a netlink socket of proto inside namespace ns (a
+// socket keeps the namespace it was created in) and binds it.
+func netlinkSocket(ns netns.NsHandle, proto int, what string) (int, error) {
+	fd := -1
+	err := netx.Do(ns, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+		if err != nil {
+			return fmt.Errorf("%s netlink socket: %w", what, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind %s netlink socket: %w", what, err)
+	}
+	return fd, nil
 }

@@ -3,7 +3,6 @@ package reach
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,23 +32,11 @@ type otherhostReader struct {
 }
 
 func newOtherhostReader(ns nsRef) (*otherhostReader, error) {
-	r := &otherhostReader{fd: -1, buf: make([]byte, 1<<16)}
-	err := inNS(ns, func() error {
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
-		if err != nil {
-			return fmt.Errorf("route netlink socket: %w", err)
-		}
-		r.fd = fd
-		return nil
-	})
+	fd, err := netlinkSocket(ns.h, unix.NETLINK_ROUTE, "route")
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Bind(r.fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		r.Close()
-		return nil, err
-	}
-	return r, nil
+	return &otherhostReader{fd: fd, buf: make([]byte, 1<<16)}, nil
 }
 
 func (r *otherhostReader) Close() {
