@@ -204,6 +204,17 @@ type client struct {
 	hc *http.Client
 }
 
+// loggedIn returns one client per user, each logged in.
+func (e *testEnv) loggedIn(users ...string) []*client {
+	var out []*client
+	for _, u := range users {
+		c := e.client()
+		c.login(u)
+		out = append(out, c)
+	}
+	return out
+}
+
 func (e *testEnv) client() *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{e: e, hc: &http.Client{Jar: jar, Timeout: 60 * time.Second,

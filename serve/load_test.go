@@ -27,12 +27,7 @@ func TestLoadTenJobs(t *testing.T) {
 		t.Skip("load test: 10 real labs (not in -short)")
 	}
 	e, reg := realEnv(t, 3, nil)
-	var clients []*client
-	for _, u := range []string{"alice", "bob", "root"} {
-		c := e.client()
-		c.login(u)
-		clients = append(clients, c)
-	}
+	clients := e.loggedIn("alice", "bob", "root")
 	pairs := []struct{ src, dst, spec string }{
 		{"10.1.10.5", "10.3.10.10", "ssh,https"},
 		{"10.1.10.5", "10.3.20.10", "https,icmp"},
@@ -183,12 +178,7 @@ func TestSoakHundredJobs(t *testing.T) {
 		t.Skip("soak test: set TSIM_SOAK=1 (make test does)")
 	}
 	e, reg := realEnv(t, 2, func(c *Config) { c.MaxPerUser = 50; c.MaxQueued = 200 })
-	var clients []*client
-	for _, u := range []string{"alice", "bob", "root"} {
-		c := e.client()
-		c.login(u)
-		clients = append(clients, c)
-	}
+	clients := e.loggedIn("alice", "bob", "root")
 	pairs := []struct{ src, dst, spec string }{
 		{"10.1.10.5", "10.3.10.10", "ssh,https"},
 		{"10.1.10.5", "10.1.50.10", "https,mysql"},
