@@ -14,6 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
@@ -609,7 +610,11 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 		spec := probeSpec{ns: from, proto: it.fp.proto, src: hp.srcIn, sport: uint16(it.fp.flow.SPort), dst: hp.dstIn,
 			token: token(it.fp, "router "+lr.name, it.n)}
 		lr.mu.Lock()
-		out, err := r.probeWatch(ctx, srv, spec, []*watched{w}, false, "")
+		silent := ""
+		if lr.blackholes(hp, it.fp.proto, uint16(it.fp.flow.SPort)) {
+			silent = lr.name
+		}
+		out, err := r.probeWatch(ctx, srv, spec, []*watched{w}, false, silent)
 		lr.mu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -629,4 +634,18 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// blackholes asks the router's kernel whether it routes the hop's packet
+// into a blackhole (which drops it without a counter or an answer).
+func (x *labRouter) blackholes(hp *hopPlan, proto string, sport uint16) bool {
+	if hp.kind == hopInput {
+		return false
+	}
+	p := map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1}[proto]
+	ans, err := x.routeGet(hp.dstOut.Addr(), hp.srcIn, hp.in, p, sport, hp.dstOut.Port(), hp.mark)
+	if err != nil {
+		return routeError(err) == causeBlackhole
+	}
+	return ans.typ == unix.RTN_BLACKHOLE
 }
