@@ -345,6 +345,8 @@ func (r *runner) restorePort(fab *netlink.Handle, lr *labRouter, p *isoPort) err
 	if s := p.in; s != nil {
 		if err := s.release(r.fabric); err != nil {
 			errs = append(errs, fmt.Errorf("take %s %s back from its harness: %w", lr.name, p.iface, err))
+		} else {
+			r.recycle(s)
 		}
 	}
 	// Released ends come back on their bridge and up; check, and repair
@@ -425,18 +427,23 @@ func newAnonNS() (netns.NsHandle, error) {
 // takes the router's fabric end of port (from the fabric or from the side
 // of the previous round) and owns addrs on it.
 func (r *runner) newSide(fab *netlink.Handle, fabSock *netx.Socket, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
-	h, err := newAnonNS()
-	if err != nil {
-		return nil, fmt.Errorf("harness namespace: %w", err)
+	s := r.reuseSide()
+	if s == nil {
+		h, err := newAnonNS()
+		if err != nil {
+			return nil, fmt.Errorf("harness namespace: %w", err)
+		}
+		s = &side{ns: nsRef{h: h}}
+		if s.nl, err = netlink.NewHandleAt(h); err == nil {
+			s.sock, err = netx.OpenSocket(h)
+		}
+		if err != nil {
+			s.drop()
+			return nil, err
+		}
 	}
-	s := &side{port: p, ns: nsRef{name: fmt.Sprintf("harness %s/%s", lr.name, p.iface), h: h}}
-	if s.nl, err = netlink.NewHandleAt(h); err == nil {
-		s.sock, err = netx.OpenSocket(h)
-	}
-	if err != nil {
-		s.drop()
-		return nil, err
-	}
+	h := s.ns.h
+	s.port, s.ns.name = p, fmt.Sprintf("harness %s/%s", lr.name, p.iface)
 	from, fromSock := fab, fabSock
 	if p.in != nil {
 		from, fromSock = p.in.nl, p.in.sock
@@ -450,7 +457,7 @@ func (r *runner) newSide(fab *netlink.Handle, fabSock *netx.Socket, lr *labRoute
 		return nil, fmt.Errorf("move %s %s into its harness: %w", lr.name, p.iface, err)
 	}
 	if p.in != nil {
-		p.in.drop()
+		r.recycle(p.in)
 	}
 	p.in = s
 	lo, err := s.nl.LinkByName("lo")
@@ -524,8 +531,35 @@ func (s *side) release(fabric nsRef) error {
 		return err
 	}
 	s.port.in = nil
-	s.drop()
 	return nil
+}
+
+// A side's namespace, once its link has moved on (to the next round's
+// side or back to the fabric), holds only its loopback: addresses, routes
+// and neighbours went with the link, its sockets are closed. The next side
+// takes it instead of a new namespace, whose creation (and the sysctls it
+// needs, disable_ipv6 taking the kernel's rtnl lock) was a large part of
+// the harness's time.
+
+// recycle keeps the namespace of a side whose link has left it.
+func (r *runner) recycle(s *side) {
+	r.sidesMu.Lock()
+	defer r.sidesMu.Unlock()
+	s.port = nil
+	r.freeSides = append(r.freeSides, s)
+}
+
+// reuseSide takes a recycled side's namespace (nil if none).
+func (r *runner) reuseSide() *side {
+	r.sidesMu.Lock()
+	defer r.sidesMu.Unlock()
+	n := len(r.freeSides)
+	if n == 0 {
+		return nil
+	}
+	s := r.freeSides[n-1]
+	r.freeSides = r.freeSides[:n-1]
+	return s
 }
 
 // drop closes the side's handles; its namespace vanishes once nothing in
