@@ -221,7 +221,7 @@ func (pl *planner) plan(ctx context.Context, fl *doc.Flow) *flowPlan {
 		if hp.branch != nil {
 			br = hp.branch
 		}
-		t := predictionFor(e.Trace(ctx, fl), br)
+		t := predictionFor(e.Trace(ctx, fl), br, nil)
 		for _, v := range trace.PerRouter(t) {
 			if v.Router == hp.router {
 				hp.pred, hp.hasPred = v, true
