@@ -162,7 +162,7 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 			}
 			return s, d
 		}
-		repQ := walkQuery{proto: proto, sport: fp.finalDst.Port(), dport: uint16(fp.flow.SPort), mark: func(string) uint32 { return 0 }}
+		repQ := walkQuery{proto: proto, sport: fp.finalDst.Port(), dport: uint16(fp.flow.SPort), mark: func(router string) uint32 { return fp.replyMark[router] }}
 		if last.end == "delivered" {
 			rep = r.walk(last.router, "", rs, rd, repQ, repNAT)
 		} else if last.end == causeBroadcast {
@@ -173,6 +173,15 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 		} else if o, ok := r.firstHop(dst.ns, rs, rd); ok && o.router != "" {
 			rep = r.walk(o.router, o.iface, rs, rd, repQ, repNAT)
 		}
+	}
+	if e := r.opts.Log.Debug(); e.Enabled() {
+		text := func(w []*walkStep) (s []string) {
+			for _, st := range w {
+				s = append(s, fmt.Sprintf("%s(%s>%s %s next %s %s)", st.router, st.in, st.out, st.kind, st.next, st.end))
+			}
+			return s
+		}
+		e.Str("flow", fp.flow.ID).Strs("request", text(req)).Strs("reply", text(rep)).Msg("walked")
 	}
 	// Packets the request alone accounts for at a router on both paths:
 	// what reached the destination host (a TCP connection sends several),

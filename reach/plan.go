@@ -55,6 +55,8 @@ type flowPlan struct {
 	real  *doc.Trace // trace as the facts decide it
 	open  *doc.Trace // trace with every filter table open: the whole path
 	hops  []*hopPlan // router visits of the open path
+	// replyMark is the mark trace gives the reply at each router.
+	replyMark map[string]uint32
 	// extra are the router visits only other ECMP branches make: the
 	// per-router harness tests them too.
 	extra    []*hopPlan
@@ -182,6 +184,7 @@ func (pl *planner) plan(ctx context.Context, fl *doc.Flow) *flowPlan {
 		fp.seeded = e.Trace(ctx, fl)
 	}
 	fp.open = pl.open.Trace(ctx, fl)
+	fp.replyMark = replyMarks(fp.real)
 	src, _ := netip.ParseAddr(fl.Src)
 	dst, _ := netip.ParseAddr(fl.Dst)
 	fp.src = src
@@ -289,14 +292,7 @@ func branchHops(fl *doc.Flow, src, dst netip.Addr, hops []*doc.Hop, disposition 
 			}
 		}
 		hp.srcOut, hp.dstOut = cur.src, cur.dst
-		for _, st := range h.Steps {
-			if st.Kind == doc.StepMangle && strings.EqualFold(st.Action, "MARK") {
-				v, _, _ := strings.Cut(st.To, "/")
-				if m, err := strconv.ParseUint(v, 0, 32); err == nil {
-					hp.mark = uint32(m)
-				}
-			}
-		}
+		hp.mark = hopMark(h)
 		switch {
 		case h.In == "":
 			hp.kind = hopOutput
@@ -380,4 +376,46 @@ func broadcastHop(h *doc.Hop) bool {
 		}
 	}
 	return false
+}
+
+// hopMark is the firewall mark trace's mangle steps give the packet at
+// a hop before routing (0: none).
+func hopMark(h *doc.Hop) uint32 {
+	mark := uint32(0)
+	for _, st := range h.Steps {
+		if st.Kind == doc.StepMangle && strings.EqualFold(st.Action, "MARK") {
+			v, _, _ := strings.Cut(st.To, "/")
+			if m, err := strconv.ParseUint(v, 0, 32); err == nil {
+				mark = uint32(m)
+			}
+		}
+	}
+	return mark
+}
+
+// replyMarks are the marks trace's reply hops get per router (a reply
+// restored from a connection mark, or marked by a mangle rule of its
+// own): the reply's route queries need them as the request's do.
+func replyMarks(t *doc.Trace) map[string]uint32 {
+	m := map[string]uint32{}
+	if t == nil {
+		return m
+	}
+	add := func(hops []*doc.Hop) {
+		for _, h := range hops {
+			if h.Kind != doc.HopRouter {
+				continue
+			}
+			if _, ok := m[h.Node]; !ok {
+				if v := hopMark(h); v != 0 {
+					m[h.Node] = v
+				}
+			}
+		}
+	}
+	add(t.ReplyHops)
+	for _, b := range t.Branches {
+		add(b.ReplyHops)
+	}
+	return m
 }

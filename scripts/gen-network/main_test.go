@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -200,6 +202,23 @@ func TestLab(t *testing.T) {
 		}
 		groups = append(groups, []*doc.Flow{fl})
 	}
+	// Syslog from each full site's management LAN to the other's server:
+	// the server's gateway marks the reply (sport 514) and an fwmark rule
+	// sends it by the management hub, tr-2. The reply's route queries
+	// need that mark, or reach follows the unmarked route (ECMP over both
+	// hubs) and loses the reply at a hub it never crossed.
+	syslog := map[string]bool{}
+	for a := 1; a <= 2; a++ {
+		for b := 1; b <= 2; b++ {
+			if a == b {
+				continue
+			}
+			id := fmt.Sprintf("syslog-%d-%d", a, b)
+			syslog[id] = true
+			groups = append(groups, []*doc.Flow{{ID: id, Src: fmt.Sprintf("10.%d.30.10", a), Dst: fmt.Sprintf("10.%d.20.12", b),
+				Service: "514/udp", Proto: "udp", DPort: 514, Expect: "allow"}})
+		}
+	}
 	reg := filepath.Join(t.TempDir(), "labs")
 	res, err := pipeline.Run(context.Background(), pipeline.Request{Facts: f, Groups: groups, Registry: reg},
 		pipeline.Deps{Pool: pool.New(0, 0)})
@@ -243,6 +262,9 @@ func TestLab(t *testing.T) {
 		// and reply) the packets took.
 		for _, s := range d.Reach[0].Disagreements {
 			t.Errorf("%s→%s %s: %s", fl.Src, fl.Dst, fl.Service, s)
+		}
+		if e := d.Reach[0].E2E; syslog[fl.ID] && !slices.ContainsFunc(e.ReplyPath, func(h string) bool { return strings.HasPrefix(h, "tr-2(") }) {
+			t.Errorf("%s: reply path %v, want it through tr-2 (the marked reply's table)", fl.ID, e.ReplyPath)
 		}
 		// The transit hubs forward out of the interface a packet came in
 		// on: the per-router harness tests that hairpin too.
