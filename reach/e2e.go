@@ -92,7 +92,11 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	dstBefore, _ := dstStats.read()
 	spec := probeSpec{ns: src.ns, proto: fp.proto, src: fp.src, sport: uint16(fp.flow.SPort),
 		dst: netip.AddrPortFrom(dst0, uint16(fp.flow.DPort)), token: token(fp, "e2e", 0)}
-	out, err := r.probeWatch(ctx, srv, spec, ws)
+	silent := ""
+	if n := len(req); n > 0 && req[n-1].end == causeBlackhole {
+		silent = req[n-1].router
+	}
+	out, err := r.probeWatch(ctx, srv, spec, ws, true, silent)
 	if err != nil {
 		return unknown(err.Error())
 	}

@@ -609,7 +609,7 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 		spec := probeSpec{ns: from, proto: it.fp.proto, src: hp.srcIn, sport: uint16(it.fp.flow.SPort), dst: hp.dstIn,
 			token: token(it.fp, "router "+lr.name, it.n)}
 		lr.mu.Lock()
-		out, err := r.probeWatch(ctx, srv, spec, []*watched{w})
+		out, err := r.probeWatch(ctx, srv, spec, []*watched{w}, false, "")
 		lr.mu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
