@@ -182,6 +182,9 @@ type runner struct {
 	// gate tells which routers an end-to-end probe touched (gate.go);
 	// nil: every router is read.
 	gate *fabricGate
+	// freeSides are harness namespaces whose link has left (harness.go).
+	sidesMu   sync.Mutex
+	freeSides []*side
 }
 
 func openNS(lab *doc.Lab, name string) (netns.NsHandle, error) {
@@ -296,6 +299,9 @@ func (r *runner) close() {
 		r.undo[i]()
 	}
 	r.gate.Close()
+	for _, s := range r.freeSides {
+		s.drop()
+	}
 	for _, x := range r.routers {
 		if x.reader != nil {
 			x.reader.Close()
