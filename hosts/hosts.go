@@ -249,6 +249,13 @@ func selectRouters(f *facts.Facts, d *doc.Document, scope string) ([]*facts.Rout
 }
 
 // labBuild is one Up in progress.
+//
+// It holds a file descriptor open only while it works in a namespace: the
+// fabric's for the whole build, a router's or a host's while a worker
+// builds it (openNS, then close). A lab of every router of a large network
+// (500 routers, 600 namespaces) would otherwise keep a namespace handle
+// and its netlink sockets open per namespace and run out of descriptors
+// under the common RLIMIT_NOFILE of 1024 (as it did: 4 per namespace).
 type labBuild struct {
 	opts *Options
 	reg  *registry
@@ -297,27 +304,49 @@ func nsInit(router bool) func() error {
 	}
 }
 
-// createNS creates a namespace (already recorded) and a netlink handle in it.
-func (b *labBuild) createNS(name string, init func() error) (netns.NsHandle, *netlink.Handle, error) {
+// createNS creates a namespace (already recorded) and closes its handle:
+// the namespace lives on at its bind mount, and the worker that builds it
+// opens it again (openNS).
+func (b *labBuild) createNS(name string, init func() error) error {
 	h, err := netx.Create(name, init)
 	if h.IsOpen() {
-		b.keep(h)
+		h.Close()
 	}
 	if err != nil {
-		return netns.None(), nil, tsimerr.Envf("create namespace %s: %w", name, err)
+		return tsimerr.Envf("create namespace %s: %w", name, err)
 	}
-	nh, err := netlink.NewHandleAt(h)
-	if err != nil {
-		return netns.None(), nil, tsimerr.Envf("netlink in %s: %w", name, err)
-	}
-	b.keep(netns.None(), nh)
-	return h, nh, nil
+	return nil
 }
 
-// nsBuild is one namespace of the plan once created.
+// openNS opens a lab namespace and a route netlink handle in it; the
+// caller closes both (nsBuild.close). Only NETLINK_ROUTE: the handle's
+// default also opens xfrm and netfilter sockets that a lab never uses.
+func openNS(name string) (nsBuild, error) {
+	h, err := netns.GetFromPath(netx.Path(name))
+	if err != nil {
+		return nsBuild{}, tsimerr.Envf("open namespace %s: %w", name, err)
+	}
+	nh, err := netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
+	if err != nil {
+		h.Close()
+		return nsBuild{}, tsimerr.Envf("netlink in %s: %w", name, err)
+	}
+	return nsBuild{h: h, nl: nh}, nil
+}
+
+// nsBuild is one namespace of the plan, open.
 type nsBuild struct {
 	h  netns.NsHandle
 	nl *netlink.Handle
+}
+
+func (n nsBuild) close() {
+	if n.nl != nil {
+		n.nl.Close()
+	}
+	if n.h.IsOpen() {
+		n.h.Close()
+	}
 }
 
 func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab, error) {
@@ -365,19 +394,21 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	defer func() { b.opts.Log.Debug().Dur("took", time.Since(t0)).Msg("lab built") }()
 
 	// Phase 1, sequential: every namespace.
-	fab, err := b.phaseNS(ctx, p.fabric, nsInit(false))
+	if err := b.phaseNS(ctx, p.fabric, nsInit(false)); err != nil {
+		return nil, err
+	}
+	fab, err := openNS(p.fabric)
 	if err != nil {
 		return nil, err
 	}
-	rns := make([]nsBuild, len(p.routers))
-	for i, rp := range p.routers {
-		if rns[i], err = b.phaseNS(ctx, rp.ns, nsInit(true)); err != nil {
+	b.keep(fab.h, fab.nl)
+	for _, rp := range p.routers {
+		if err := b.phaseNS(ctx, rp.ns, nsInit(true)); err != nil {
 			return nil, err
 		}
 	}
-	hns := make([]nsBuild, len(p.hosts))
-	for i, hp := range p.hosts {
-		if hns[i], err = b.phaseNS(ctx, hp.ns, nsInit(false)); err != nil {
+	for _, hp := range p.hosts {
+		if err := b.phaseNS(ctx, hp.ns, nsInit(false)); err != nil {
 			return nil, err
 		}
 	}
@@ -419,10 +450,17 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 				return tsimerr.Envf("netlink in %s: %w", p.fabric, err)
 			}
 			defer fs.Close()
-			rb := &routerBuild{rp: rp, idx: i, ns: rns[i].h, rh: rns[i].nl, fs: fs, bridges: bridges, log: b.opts.Log,
+			rn, err := openNS(rp.ns)
+			if err != nil {
+				return err
+			}
+			defer rn.close()
+			rb := &routerBuild{rp: rp, idx: i, ns: rn.h, rh: rn.nl, fs: fs, bridges: bridges, log: b.opts.Log,
 				seed: HashSeed(rp.r, *b.opts)}
 			builds[i] = rb
-			if err := rb.configure(gctx); err != nil {
+			err = rb.configure(gctx)
+			rb.ns, rb.rh = netns.None(), nil // closed when this worker returns
+			if err != nil {
 				return err
 			}
 			lab.Routers[i] = &doc.LabRouter{Name: rp.r.Name, Netns: rp.ns, Refused: rb.refused, HashSeed: rb.seeded}
@@ -456,7 +494,12 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 					return nil
 				}
 			}
-			if err := buildHost(hp, hostIndex(i), hns[i], fab.h, bridges); err != nil {
+			hn, err := openNS(hp.ns)
+			if err != nil {
+				return err
+			}
+			defer hn.close()
+			if err := buildHost(hp, hostIndex(i), hn, fab.h, bridges); err != nil {
 				return err
 			}
 			ips := []netip.Addr{hp.ip}
@@ -475,11 +518,14 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	for _, hs := range hostsOut {
 		lab.Hosts = append(lab.Hosts, hs...)
 	}
-	handles := []*netlink.Handle{fab.nl}
-	for _, n := range append(rns, hns...) {
-		handles = append(handles, n.nl)
+	names := []string{p.fabric}
+	for _, rp := range p.routers {
+		names = append(names, rp.ns)
 	}
-	if err := waitReady(ctx, handles, 3*time.Second); err != nil {
+	for _, hp := range p.hosts {
+		names = append(names, hp.ns)
+	}
+	if err := waitReady(ctx, names, 3*time.Second); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -500,32 +546,18 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 // `hosts up` would see a lab that is not there yet. Asking for one link
 // (RTM_GETLINK, not a dump) makes the kernel run its pending link-watch
 // work at once; polling covers kernels that do not.
-func waitReady(ctx context.Context, handles []*netlink.Handle, timeout time.Duration) error {
+func waitReady(ctx context.Context, namespaces []string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	pending := handles
+	pending := namespaces
 	wait := time.Millisecond
 	for {
-		var still []*netlink.Handle
+		var still []string
 		var last string
-		for _, h := range pending {
-			links, err := h.LinkList()
-			if err != nil {
+		for _, name := range pending {
+			if busy, err := linksComing(name); err != nil {
 				return err
-			}
-			for _, l := range links {
-				a := l.Attrs()
-				if a.Flags&net.FlagUp == 0 || a.Flags&net.FlagLoopback != 0 || a.RawFlags&unix.IFF_LOWER_UP == 0 {
-					continue // down by design, or no carrier (its peer is down)
-				}
-				if a.OperState == netlink.OperUp {
-					continue
-				}
-				// UNKNOWN too: link-watch has not run for it yet.
-				if l2, err := h.LinkByIndex(a.Index); err == nil && l2.Attrs().OperState == netlink.OperUp {
-					continue
-				}
-				still, last = append(still, h), a.Name
-				break
+			} else if busy != "" {
+				still, last = append(still, name), busy
 			}
 		}
 		if len(still) == 0 {
@@ -544,12 +576,41 @@ func waitReady(ctx context.Context, handles []*netlink.Handle, timeout time.Dura
 	}
 }
 
-func (b *labBuild) phaseNS(ctx context.Context, name string, init func() error) (nsBuild, error) {
-	if err := ctx.Err(); err != nil {
-		return nsBuild{}, err
+// linksComing names a link of the namespace that has carrier but is not
+// operationally up yet ("" when there is none). The namespace is opened
+// for the question only (see labBuild).
+func linksComing(name string) (string, error) {
+	n, err := openNS(name)
+	if err != nil {
+		return "", err
 	}
-	h, nl, err := b.createNS(name, init)
-	return nsBuild{h, nl}, err
+	defer n.close()
+	links, err := n.nl.LinkList()
+	if err != nil {
+		return "", err
+	}
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Flags&net.FlagUp == 0 || a.Flags&net.FlagLoopback != 0 || a.RawFlags&unix.IFF_LOWER_UP == 0 {
+			continue // down by design, or no carrier (its peer is down)
+		}
+		if a.OperState == netlink.OperUp {
+			continue
+		}
+		// UNKNOWN too: link-watch has not run for it yet.
+		if l2, err := n.nl.LinkByIndex(a.Index); err == nil && l2.Attrs().OperState == netlink.OperUp {
+			continue
+		}
+		return a.Name, nil
+	}
+	return "", nil
+}
+
+func (b *labBuild) phaseNS(ctx context.Context, name string, init func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.createNS(name, init)
 }
 
 // resolveInternet asks the gateway router's kernel how it forwards the
@@ -564,9 +625,14 @@ func resolveInternet(hp *hostPlan, rb *routerBuild) error {
 		opts.Iif = hp.inIface
 		opts.SrcAddr = net.IP(hp.srcIP.AsSlice())
 	}
-	rs, err := rb.rh.RouteGetWithOptions(dst, opts)
+	rn, err := openNS(rb.rp.ns)
+	if err != nil {
+		return err
+	}
+	defer rn.close()
+	rs, err := rn.nl.RouteGetWithOptions(dst, opts)
 	if err != nil || len(rs) == 0 {
-		rs, err = rb.rh.RouteGet(dst)
+		rs, err = rn.nl.RouteGet(dst)
 	}
 	if err != nil || len(rs) == 0 {
 		return fmt.Errorf("%s has no route to %s: %v", hp.router, hp.dsts[0], err)

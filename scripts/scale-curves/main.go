@@ -8,6 +8,12 @@
 //	    --work /var/tmp/scale -o docs/scale/results.ndjson
 //	go run ./scripts/scale-curves render -i docs/scale/results.ndjson -o docs/scale
 //
+// Labs of every router (`--scope all`), records with "scope": "all":
+//
+//	go run ./scripts/scale-curves measure --tsim /tmp/tsim --gen /tmp/gen-network \
+//	    --routers 200,500 --flows 100 --lab-flows 100 --only floor,lab,run --scope all \
+//	    --work /var/tmp/scale-all -o docs/scale/results.ndjson
+//
 // measure appends one JSON line per figure to -o (so a long run that is
 // stopped keeps what it measured), each with the load average at that
 // moment: the machine these figures come from was shared. render writes
@@ -24,7 +30,13 @@
 //     stages from --progress json (hosts up, reach, report, hosts down);
 //   - floor: the same router namespaces, veths, bridges, addresses, routes,
 //     ipsets and iptables built and removed by plain ip/ipset/iptables-restore
-//     commands (no hosts, no probes), for the ratio.
+//     commands (no hosts, no probes), for the ratio;
+//   - lab (only when asked, --only lab): `tsim hosts up` of the document of
+//     the M flows traced, then `tsim hosts down`, as processes: wall of each,
+//     peak RSS and peak open descriptors of hosts up, and the kernel's ARP
+//     table (shared by every namespace) before and after.
+//
+// --scope all makes run, floor and lab use every router of the network.
 package main
 
 import (

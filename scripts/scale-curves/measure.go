@@ -26,15 +26,19 @@ import (
 
 // Record is one measured figure.
 type Record struct {
-	What       string             `json:"what"` // load, trace, trace-process, run, floor
+	What       string             `json:"what"` // load, trace, trace-process, run, floor, lab
 	Routers    int                `json:"routers"`
+	Scope      string             `json:"scope,omitempty"` // run, floor, lab: "all" for a lab of every router (--scope all), else the flows' routers
 	Flows      int                `json:"flows,omitempty"`
 	LabRouters int                `json:"lab_routers,omitempty"`
 	Ms         float64            `json:"ms,omitempty"`          // the figure's wall time
 	PerFlowUs  float64            `json:"per_flow_us,omitempty"` // trace: µs per flow
 	Per100kMs  float64            `json:"per_100k_ms,omitempty"` // trace: 100,000 traces
 	RSSMB      float64            `json:"rss_mb,omitempty"`      // peak RSS of the process
-	Stages     map[string]float64 `json:"stages,omitempty"`      // run: ms per stage; floor: up, down
+	Stages     map[string]float64 `json:"stages,omitempty"`      // run: ms per stage; floor, lab: up, down
+	Hosts      int                `json:"hosts,omitempty"`       // lab: endpoint host namespaces
+	FDs        int                `json:"fds,omitempty"`         // lab: peak open descriptors of hosts up
+	Neigh      string             `json:"neigh,omitempty"`       // run, lab: the kernel's ARP table (shared by every namespace) before → after
 	Exit       int                `json:"exit,omitempty"`
 	Load1      float64            `json:"load1"` // load average (1 min) when the figure was taken
 	Load1After float64            `json:"load1_after,omitempty"`
@@ -74,11 +78,15 @@ type measurer struct {
 	seed            string
 	probeTimeout    string
 	version         string
+	scope           string // "all": labs of every router (--scope all)
 }
 
 func (m *measurer) emit(r Record) {
 	r.Time = time.Now().UTC().Format(time.RFC3339)
 	r.Tsim = m.version
+	if m.scope == hosts.ScopeAll && (r.What == "run" || r.What == "floor" || r.What == "lab") {
+		r.Scope = hosts.ScopeAll
+	}
 	if r.Load1After == 0 {
 		r.Load1After = load1()
 	}
@@ -98,13 +106,17 @@ func measure(ctx context.Context, args []string) error {
 	work := fs.String("work", "", "scratch directory for networks, PDFs and documents")
 	out := fs.String("o", "", "results file (JSON lines, appended)")
 	seed := fs.String("seed", "1", "gen-network seed")
-	only := fs.String("only", "load,trace,trace-process,run,floor", "figures to take")
+	only := fs.String("only", "load,trace,trace-process,run,floor", "figures to take (also: lab, hosts up and down as processes)")
+	scope := fs.String("scope", "path", "labs of run, floor and lab: path (the routers the flows can touch) or all (every router, records with scope all)")
 	probeTimeout := fs.String("probe-timeout", "2s", "run --probe-timeout")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *gen == "" || *work == "" || *out == "" {
 		return fmt.Errorf("measure needs --gen, --work and -o")
+	}
+	if *scope != hosts.ScopePath && *scope != hosts.ScopeAll {
+		return fmt.Errorf("--scope %q: want path or all", *scope)
 	}
 	ns, err := ints(*routers)
 	if err != nil {
@@ -123,7 +135,7 @@ func measure(ctx context.Context, args []string) error {
 		return err
 	}
 	defer f.Close()
-	m := &measurer{tsim: *tsim, gen: *gen, work: *work, out: f, seed: *seed, probeTimeout: *probeTimeout}
+	m := &measurer{tsim: *tsim, gen: *gen, work: *work, out: f, seed: *seed, probeTimeout: *probeTimeout, scope: *scope}
 	if b, err := exec.Command(*tsim, "--json", "version").Output(); err == nil {
 		var v struct{ Version string }
 		if json.Unmarshal(b, &v) == nil {
@@ -162,6 +174,11 @@ func measure(ctx context.Context, args []string) error {
 		for _, k := range lms {
 			if want["floor"] {
 				if err := m.floor(ctx, n, dir, k); err != nil {
+					return err
+				}
+			}
+			if want["lab"] {
+				if err := m.lab(ctx, n, dir, k); err != nil {
 					return err
 				}
 			}
@@ -297,12 +314,18 @@ func (m *measurer) run(n int, dir string, k int) {
 	l := load1()
 	var stderr bytes.Buffer
 	pdf := filepath.Join(dir, fmt.Sprintf("run-%d.pdf", k))
-	cmd := exec.Command(m.tsim, "--facts", filepath.Join(dir, "facts"), "run", "--flows", filepath.Join(dir, fmt.Sprintf("flows-%d.csv", k)),
-		"--probe-timeout", m.probeTimeout, "--progress", "json", "-o", pdf)
+	args := []string{"--facts", filepath.Join(dir, "facts"), "run", "--flows", filepath.Join(dir, fmt.Sprintf("flows-%d.csv", k)),
+		"--probe-timeout", m.probeTimeout, "--progress", "json", "-o", pdf}
+	if m.scope == hosts.ScopeAll {
+		args = append(args, "--scope", hosts.ScopeAll)
+	}
+	cmd := exec.Command(m.tsim, args...)
 	cmd.Stderr = &stderr
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
+	n0 := neigh()
 	d, rss, code := timed(cmd)
+	n1 := neigh()
 	stages := map[string]float64{}
 	var evs []event
 	sc := bufio.NewScanner(&stderr)
@@ -340,7 +363,7 @@ func (m *measurer) run(n int, dir string, k int) {
 		}
 	}
 	m.emit(Record{What: "run", Routers: n, Flows: k, LabRouters: labRouters, Ms: ms(d), RSSMB: rss, Exit: code,
-		Stages: stages, Load1: l, Note: summary})
+		Stages: stages, Load1: l, Note: summary, Neigh: n0 + " → " + n1})
 	os.Remove(pdf)
 }
 
@@ -376,7 +399,11 @@ func (m *measurer) floor(ctx context.Context, n int, dir string, k int) error {
 	for _, fl := range flows {
 		d.Trace = append(d.Trace, eng.Trace(ctx, fl))
 	}
-	rs, err := hosts.Select(f, d, "")
+	scope := ""
+	if m.scope == hosts.ScopeAll {
+		scope = hosts.ScopeAll
+	}
+	rs, err := hosts.Select(f, d, scope)
 	if err != nil {
 		return err
 	}
@@ -512,4 +539,154 @@ func (m *measurer) floor(ctx context.Context, n int, dir string, k int) error {
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
+}
+
+// neigh reads the kernel's ARP table statistics: entries (one table for
+// every namespace of the machine, bounded by gc_thresh3 of the host's
+// namespace) and table_fulls (summed over CPUs: times a new entry was
+// refused because the table was full).
+func neigh() string {
+	b, err := os.ReadFile("/proc/net/stat/arp_cache")
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 {
+		return ""
+	}
+	head := strings.Fields(lines[0])
+	col := slices.Index(head, "table_fulls")
+	var entries, fulls uint64
+	for i, l := range lines[1:] {
+		f := strings.Fields(l)
+		if i == 0 && len(f) > 0 {
+			entries, _ = strconv.ParseUint(f[0], 16, 64)
+		}
+		if col >= 0 && col < len(f) {
+			v, _ := strconv.ParseUint(f[col], 16, 64)
+			fulls += v
+		}
+	}
+	return fmt.Sprintf("%d entries, %d table_fulls", entries, fulls)
+}
+
+// lab times `tsim hosts up` and `tsim hosts down` as processes, for the
+// document of the first k flows traced (what run --flows builds its lab
+// from): wall, peak RSS and peak open descriptors of hosts up.
+func (m *measurer) lab(ctx context.Context, n int, dir string, k int) error {
+	fdir := filepath.Join(dir, "facts")
+	f, err := facts.Load(ctx, fdir)
+	if err != nil {
+		return err
+	}
+	flows, err := readFlows(filepath.Join(dir, fmt.Sprintf("flows-%d.csv", k)))
+	if err != nil {
+		return err
+	}
+	d := doc.New()
+	d.Flows = flows
+	eng := trace.New(f)
+	for _, fl := range flows {
+		d.Trace = append(d.Trace, eng.Trace(ctx, fl))
+	}
+	var buf bytes.Buffer
+	if err := doc.Write(&buf, d); err != nil {
+		return err
+	}
+	args := []string{"--facts", fdir, "hosts", "up"}
+	if m.scope == hosts.ScopeAll {
+		args = append(args, "--scope", hosts.ScopeAll)
+	}
+	l := load1()
+	n0 := neigh()
+	up := exec.Command(m.tsim, args...)
+	up.Stdin = &buf
+	var labJSON, upErr bytes.Buffer
+	up.Stdout, up.Stderr = &labJSON, &upErr
+	dUp, rss, fds, code := timedFDs(up)
+	rec := Record{What: "lab", Routers: n, Flows: k, RSSMB: rss, FDs: fds, Exit: code, Load1: l,
+		Note: "tsim hosts up < document of the flows traced; tsim hosts down < its output"}
+	if code != 0 {
+		rec.Ms = ms(dUp)
+		rec.Note += "; hosts up failed: " + firstLine(upErr.String())
+		m.emit(rec)
+		return nil
+	}
+	var out struct {
+		Lab struct {
+			Routers []struct {
+				Refused []json.RawMessage `json:"refused"`
+			} `json:"routers"`
+			Hosts []struct {
+				Netns string `json:"netns"`
+			} `json:"hosts"`
+		} `json:"lab"`
+	}
+	if err := json.Unmarshal(labJSON.Bytes(), &out); err != nil {
+		return fmt.Errorf("hosts up output: %w", err)
+	}
+	refused := 0
+	for _, r := range out.Lab.Routers {
+		refused += len(r.Refused)
+	}
+	hostNS := map[string]bool{}
+	for _, h := range out.Lab.Hosts {
+		hostNS[h.Netns] = true
+	}
+	down := exec.Command(m.tsim, "hosts", "down")
+	down.Stdin = bytes.NewReader(labJSON.Bytes())
+	var downErr bytes.Buffer
+	down.Stderr = &downErr
+	dDown, _, dcode := timed(down)
+	rec.LabRouters, rec.Hosts = len(out.Lab.Routers), len(hostNS)
+	rec.Ms = ms(dUp + dDown)
+	rec.Stages = map[string]float64{"up": ms(dUp), "down": ms(dDown)}
+	rec.Neigh = n0 + " → " + neigh()
+	rec.Note += fmt.Sprintf("; %d lines refused by the kernel", refused)
+	if dcode != 0 {
+		rec.Exit = dcode
+		rec.Note += "; hosts down failed: " + firstLine(downErr.String())
+	}
+	m.emit(rec)
+	return nil
+}
+
+// timedFDs is timed, also sampling the process's open descriptors.
+func timedFDs(cmd *exec.Cmd) (time.Duration, float64, int, int) {
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, 0, -1
+	}
+	done := make(chan struct{})
+	peak := make(chan int, 1)
+	go func() {
+		p := 0
+		dir := fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid)
+		for {
+			if ents, err := os.ReadDir(dir); err == nil {
+				p = max(p, len(ents))
+			}
+			select {
+			case <-done:
+				peak <- p
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
+	d := time.Since(t0)
+	close(done)
+	code := 0
+	if err != nil {
+		code = -1
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+	}
+	rss := 0.0
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = float64(ru.Maxrss) / 1024
+	}
+	return d, rss, <-peak, code
 }

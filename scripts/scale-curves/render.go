@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"codeberg.org/go-pdf/fpdf"
+
+	"github.com/tsim-dev/tsim/hosts"
 )
 
 func readRecords(path string) ([]Record, error) {
@@ -41,14 +43,14 @@ func readRecords(path string) ([]Record, error) {
 // figure replaces the earlier one.
 func latest(rs []Record) []Record {
 	type key struct {
-		what    string
-		routers int
-		flows   int
+		what, scope string
+		routers     int
+		flows       int
 	}
 	idx := map[key]int{}
 	var out []Record
 	for _, r := range rs {
-		k := key{r.What, r.Routers, r.Flows}
+		k := key{r.What, r.Scope, r.Routers, r.Flows}
 		if i, ok := idx[k]; ok {
 			out[i] = r
 			continue
@@ -104,13 +106,25 @@ func render(args []string) error {
 	if err := os.WriteFile(filepath.Join(*out, "table.md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
-	return plot(latest(all), filepath.Join(*out, "curves.png"))
+	var path []Record // the plot: labs of the flows' routers
+	for _, r := range all {
+		if r.Scope != hosts.ScopeAll {
+			path = append(path, r)
+		}
+	}
+	return plot(latest(path), filepath.Join(*out, "curves.png"))
 }
 
-func pick(rs []Record, what string) []Record {
+// pick returns the records of one figure in labs of the flows' routers
+// (pickAll: in labs of every router).
+func pick(rs []Record, what string) []Record { return pickScope(rs, what, "") }
+
+func pickAll(rs []Record, what string) []Record { return pickScope(rs, what, hosts.ScopeAll) }
+
+func pickScope(rs []Record, what, scope string) []Record {
 	var out []Record
 	for _, r := range rs {
-		if r.What == what {
+		if r.What == what && (r.Scope == hosts.ScopeAll) == (scope == hosts.ScopeAll) {
 			out = append(out, r)
 		}
 	}
@@ -128,7 +142,25 @@ func fmtMs(v float64) string {
 }
 
 func table(rs []Record) string {
-	var b strings.Builder
+	var sections []string
+	for _, s := range []struct {
+		has  bool
+		draw func(*strings.Builder, []Record)
+	}{
+		{len(pick(rs, "trace")) > 0, traceTable},
+		{len(pick(rs, "run")) > 0, labTable},
+		{len(pickAll(rs, "lab"))+len(pickAll(rs, "run")) > 0, scopeAllTable},
+	} {
+		if s.has {
+			var b strings.Builder
+			s.draw(&b, rs)
+			sections = append(sections, b.String())
+		}
+	}
+	return strings.Join(sections, "\n")
+}
+
+func traceTable(b *strings.Builder, rs []Record) {
 	b.WriteString("**Facts load and trace** (in process; load = 1-minute load average when taken)\n\n")
 	b.WriteString("| routers | facts load | flows | trace per flow (first pass) | 100k traces | `tsim trace --flows` process | peak RSS | load | tsim |\n")
 	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
@@ -143,10 +175,13 @@ func table(rs []Record) string {
 	for _, r := range pick(rs, "trace") {
 		l := loads[r.Routers]
 		p := procs[[2]int{r.Routers, r.Flows}]
-		fmt.Fprintf(&b, "| %d | %s (load %.0f) | %d | %.0f µs | %s (%.0f µs each) | %s | %.0f MB | %.0f | %s |\n",
+		fmt.Fprintf(b, "| %d | %s (load %.0f) | %d | %.0f µs | %s (%.0f µs each) | %s | %.0f MB | %.0f | %s |\n",
 			r.Routers, fmtMs(l.Ms), l.Load1, r.Flows, r.PerFlowUs, fmtMs(r.Per100kMs), r.Per100kMs/100, fmtMs(p.Ms), p.RSSMB, r.Load1, r.Tsim)
 	}
-	b.WriteString("\n**Lab to PDF** (`tsim run --flows`, as a process) **and the kernel's floor**\n\n")
+}
+
+func labTable(b *strings.Builder, rs []Record) {
+	b.WriteString("**Lab to PDF** (`tsim run --flows`, as a process) **and the kernel's floor**\n\n")
 	b.WriteString("| routers | flows | lab routers | run wall | hosts up | reach | per flow | report | hosts down | peak RSS | floor up+down | hosts up+down ÷ floor | load | result | tsim |\n")
 	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
 	floors := map[[2]int]Record{}
@@ -161,12 +196,76 @@ func table(rs []Record) string {
 			ratio = fmt.Sprintf("%.1f", labMs/fl.Ms)
 		}
 		note, _, _ := strings.Cut(r.Note, "; report")
-		fmt.Fprintf(&b, "| %d | %d | %d | %s | %s | %s | %.0f ms | %s | %s | %.0f MB | %s | %s | %.0f–%.0f | %s | %s |\n",
+		fmt.Fprintf(b, "| %d | %d | %d | %s | %s | %s | %.0f ms | %s | %s | %.0f MB | %s | %s | %.0f–%.0f | %s | %s |\n",
 			r.Routers, r.Flows, r.LabRouters, fmtMs(r.Ms), fmtMs(r.Stages["hosts-up"]), fmtMs(r.Stages["reach"]),
 			r.Stages["reach"]/float64(max(r.Flows, 1)), fmtMs(r.Stages["report"]+r.Stages["merge"]), fmtMs(r.Stages["hosts-down"]),
 			r.RSSMB, fmtMs(fl.Ms), ratio, r.Load1, r.Load1After, note, r.Tsim)
 	}
-	return b.String()
+}
+
+// scopeAllTable: labs of every router (measure --scope all): hosts up and
+// down as processes against the floor of the same routers, and run --flows.
+func scopeAllTable(b *strings.Builder, rs []Record) {
+	b.WriteString("**A lab of every router** (`--scope all`; `tsim hosts up`/`hosts down` as processes, the floor of the same routers, `tsim run --flows --scope all`)\n\n")
+	b.WriteString("| routers | flows | lab routers | hosts | hosts up | hosts down | peak RSS | peak fds | floor up | floor down | up+down ÷ floor | load | run wall | run hosts up | reach per flow | run peak RSS | run load | run result | tsim |\n")
+	b.WriteString("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n")
+	type key [2]int
+	labs, floors, runs := map[key]Record{}, map[key]Record{}, map[key]Record{}
+	var keys []key
+	add := func(m map[key]Record, r Record) {
+		k := key{r.Routers, r.Flows}
+		if _, seen := labs[k]; !seen {
+			if _, seen := runs[k]; !seen {
+				keys = append(keys, k)
+			}
+		}
+		m[k] = r
+	}
+	for _, r := range pickAll(rs, "lab") {
+		add(labs, r)
+	}
+	for _, r := range pickAll(rs, "run") {
+		add(runs, r)
+	}
+	for _, r := range pickAll(rs, "floor") {
+		floors[key{r.Routers, r.Flows}] = r
+	}
+	dash := func(ok bool, s string) string {
+		if !ok {
+			return "–"
+		}
+		return s
+	}
+	for _, k := range keys {
+		l, hasLab := labs[k]
+		fl, hasFloor := floors[k]
+		r, hasRun := runs[k]
+		ratio := "–"
+		if hasLab && hasFloor && fl.Ms > 0 && l.Exit == 0 {
+			ratio = fmt.Sprintf("%.1f", l.Ms/fl.Ms)
+		}
+		lr := l.LabRouters
+		if !hasLab {
+			lr = r.LabRouters
+		}
+		up := dash(hasLab, fmtMs(l.Stages["up"]))
+		if hasLab && l.Exit != 0 {
+			up = fmt.Sprintf("failed (exit %d) after %s", l.Exit, fmtMs(l.Ms))
+		}
+		note, _, _ := strings.Cut(r.Note, "; report")
+		tsim := l.Tsim
+		if !hasLab {
+			tsim = r.Tsim
+		}
+		fmt.Fprintf(b, "| %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			k[0], k[1], lr, dash(hasLab, fmt.Sprint(l.Hosts)), up, dash(hasLab && l.Exit == 0, fmtMs(l.Stages["down"])),
+			dash(hasLab, fmt.Sprintf("%.0f MB", l.RSSMB)), dash(hasLab, fmt.Sprint(l.FDs)),
+			dash(hasFloor, fmtMs(fl.Stages["up"])), dash(hasFloor, fmtMs(fl.Stages["down"])), ratio,
+			dash(hasLab, fmt.Sprintf("%.0f–%.0f", l.Load1, l.Load1After)),
+			dash(hasRun, fmtMs(r.Ms)), dash(hasRun, fmtMs(r.Stages["hosts-up"])),
+			dash(hasRun, fmt.Sprintf("%.0f ms", r.Stages["reach"]/float64(max(r.Flows, 1)))), dash(hasRun, fmt.Sprintf("%.0f MB", r.RSSMB)),
+			dash(hasRun, fmt.Sprintf("%.0f–%.0f", r.Load1, r.Load1After)), dash(hasRun, note), tsim)
+	}
 }
 
 type series struct {
