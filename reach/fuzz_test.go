@@ -34,6 +34,13 @@ func ruleMsg(table, chain string, pk, by uint64) []byte {
 		attr(nftaRuleExpressions|0x8000, attr(nftaListElem|0x8000, counter)))
 }
 
+// addRuleMsg reads one NFT_MSG_NEWRULE answer into its chain, as
+// Snapshot does.
+func (c Counters) addRuleMsg(attrs []byte) {
+	table, chain := ruleChain(attrs)
+	c.chain(string(table), string(chain)).addRule(attrs, true)
+}
+
 func TestNftMessages(t *testing.T) {
 	c := Counters{}
 	c.addChainMsg(cat(attr(nftaChainTable, []byte("filter\x00")), attr(nftaChainName, []byte("FORWARD\x00")),

@@ -1,6 +1,7 @@
 package reach
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ type ChainCounters struct {
 	// kernel has them (ACCEPT, DROP, REJECT, a chain, DNAT …; "" for a
 	// rule without one or one the reader cannot name).
 	Targets []string
+	// Base: a chain hooked into the kernel's path (a built-in chain).
+	Base bool
 }
 
 // Count is a packet and byte counter.
@@ -63,7 +66,21 @@ type nftReader struct {
 	fd  int
 	seq atomic.Uint32
 	buf []byte
+	// targets caches each chain's rule targets from the first snapshot
+	// (the lab's rules do not change while it is probed): later snapshots
+	// parse only the counter expressions, a large part of a snapshot's
+	// cost for rulesets of thousands of rules. A chain whose rule count
+	// changed is parsed again.
+	targets map[string][]string
+	// big: a chain of the router holds more than bigChain rules, so
+	// SnapshotSince reads chain by chain.
+	big bool
 }
+
+// bigChain is the chain length from which reading only the chains a probe
+// entered beats one dump of everything: a dump request per entered chain
+// costs a few tens of µs, a rule's serialization about a µs.
+const bigChain = 500
 
 func newNftReader(ns netns.NsHandle) (*nftReader, error) {
 	fd, err := netlinkSocket(ns, unix.NETLINK_NETFILTER, "netfilter")
@@ -89,10 +106,178 @@ func (r *nftReader) Snapshot() (Counters, error) {
 	if err := r.dump(nftMsgGetChain, func(attrs []byte) error { c.addChainMsg(attrs); return nil }); err != nil {
 		return nil, err
 	}
-	if err := r.dump(nftMsgGetRule, func(attrs []byte) error { c.addRuleMsg(attrs); return nil }); err != nil {
+	cached := r.targets != nil
+	var cur *ChainCounters
+	var curTable, curChain []byte
+	if err := r.dump(nftMsgGetRule, func(attrs []byte) error {
+		// Rules come chain after chain: the chain is looked up once.
+		table, chain := ruleChain(attrs)
+		if cur == nil || !bytes.Equal(table, curTable) || !bytes.Equal(chain, curChain) {
+			curTable, curChain = append(curTable[:0], table...), append(curChain[:0], chain...)
+			cur = c.chain(string(table), string(chain))
+		}
+		cur.addRule(attrs, !cached)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
+	if !cached {
+		r.targets = map[string][]string{}
+		for tn, t := range c {
+			for cn, cc := range t {
+				r.targets[tn+"\x00"+cn] = cc.Targets
+				r.big = r.big || len(cc.Rules) > bigChain
+			}
+		}
+		return c, nil
+	}
+	for tn, t := range c {
+		for cn, cc := range t {
+			tg, ok := r.targets[tn+"\x00"+cn]
+			if !ok || len(tg) != len(cc.Rules) {
+				// Changed since the first snapshot: read this chain whole.
+				r.targets = nil
+				return r.Snapshot()
+			}
+			cc.Targets = tg
+		}
+	}
 	return c, nil
+}
+
+// SnapshotSince reads the counters, knowing those of prev: on a router
+// with a big chain it reads the built-in chains, then only the chains a
+// rule jumped (or went) to since prev — a chain no jump rule's counter
+// moved for was not entered, and its counters are prev's. Elsewhere it
+// is Snapshot.
+func (r *nftReader) SnapshotSince(prev Counters) (Counters, error) {
+	if !r.big || r.targets == nil || prev == nil {
+		return r.Snapshot()
+	}
+	c := Counters{}
+	if err := r.dump(nftMsgGetChain, func(attrs []byte) error { c.addChainMsg(attrs); return nil }); err != nil {
+		return nil, err
+	}
+	type key struct{ table, chain string }
+	var queue []key
+	for tn, t := range c {
+		for cn, cc := range t {
+			if cc.Base {
+				queue = append(queue, key{tn, cn})
+			}
+		}
+	}
+	read := map[key]bool{}
+	for len(queue) > 0 {
+		k := queue[0]
+		queue = queue[1:]
+		if read[k] {
+			continue
+		}
+		read[k] = true
+		cc := c.chain(k.table, k.chain)
+		cc.Rules = cc.Rules[:0]
+		err := r.dump(nftMsgGetRule, func(attrs []byte) error { cc.addRule(attrs, false); return nil },
+			nlAttr(nftaRuleTable, append([]byte(k.table), 0)), nlAttr(nftaRuleChain, append([]byte(k.chain), 0)))
+		if err != nil {
+			return nil, err
+		}
+		tg, ok := r.targets[k.table+"\x00"+k.chain]
+		if !ok || len(tg) != len(cc.Rules) {
+			r.targets = nil // the ruleset changed: start again
+			return r.Snapshot()
+		}
+		cc.Targets = tg
+		var before []Count
+		if p := prev[k.table][k.chain]; p != nil {
+			before = p.Rules
+		}
+		for i, x := range cc.Rules {
+			if next := tg[i]; next != "" && c[k.table][next] != nil && (i >= len(before) || x.Packets > before[i].Packets) {
+				queue = append(queue, key{k.table, next})
+			}
+		}
+	}
+	for tn, t := range c {
+		for cn, cc := range t {
+			if read[key{tn, cn}] {
+				continue
+			}
+			p := prev[tn][cn]
+			tg := r.targets[tn+"\x00"+cn]
+			if p == nil || len(p.Rules) != len(tg) {
+				r.targets = nil
+				return r.Snapshot()
+			}
+			cc.Rules, cc.Targets = p.Rules, tg
+		}
+	}
+	return c, nil
+}
+
+// nlAttr encodes one netlink attribute.
+func nlAttr(t uint16, v []byte) []byte {
+	a := make([]byte, nlAlign(4+len(v)))
+	binary.NativeEndian.PutUint16(a[0:], uint16(4+len(v)))
+	binary.NativeEndian.PutUint16(a[2:], t)
+	copy(a[4:], v)
+	return a
+}
+
+// ruleChain returns the table and chain names of an NFT_MSG_NEWRULE
+// answer (without their terminating NUL).
+func ruleChain(attrs []byte) (table, chain []byte) {
+	for t, v := range nlAttrs(attrs) {
+		switch t {
+		case nftaRuleTable:
+			table = trimNUL(v)
+		case nftaRuleChain:
+			chain = trimNUL(v)
+		}
+	}
+	return table, chain
+}
+
+func trimNUL(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+var counterName = []byte("counter")
+
+// addRule appends one rule's counter (and, with targets, its target).
+func (cc *ChainCounters) addRule(attrs []byte, targets bool) {
+	var cnt Count
+	target := ""
+	for t, v := range nlAttrs(attrs) {
+		if t != nftaRuleExpressions {
+			continue
+		}
+		for _, elem := range nlAttrs(v) {
+			var name, data []byte
+			for et, ev := range nlAttrs(elem) {
+				switch et {
+				case nftaExprName:
+					name = trimNUL(ev)
+				case nftaExprData:
+					data = ev
+				}
+			}
+			if bytes.Equal(name, counterName) {
+				cnt = counterAttrs(data)
+			} else if targets {
+				if x := exprTarget(string(name), data); x != "" {
+					target = x
+				}
+			}
+		}
+	}
+	cc.Rules = append(cc.Rules, cnt)
+	if targets {
+		cc.Targets = append(cc.Targets, target)
+	}
 }
 
 // addChainMsg reads one NFT_MSG_NEWCHAIN answer: a base chain's counters
@@ -115,45 +300,10 @@ func (c Counters) addChainMsg(attrs []byte) {
 		}
 	}
 	cc := c.chain(table, name)
+	cc.Base = hooked
 	if hooked && cnt != nil {
 		cc.Policy = *cnt
 	}
-}
-
-// addRuleMsg reads one NFT_MSG_NEWRULE answer (rules come in chain
-// order): its counter expression.
-func (c Counters) addRuleMsg(attrs []byte) {
-	var table, chain, target string
-	var cnt Count
-	for t, v := range nlAttrs(attrs) {
-		switch t {
-		case nftaRuleTable:
-			table = cstr(v)
-		case nftaRuleChain:
-			chain = cstr(v)
-		case nftaRuleExpressions:
-			for _, elem := range nlAttrs(v) {
-				var name string
-				var data []byte
-				for et, ev := range nlAttrs(elem) {
-					switch et {
-					case nftaExprName:
-						name = cstr(ev)
-					case nftaExprData:
-						data = ev
-					}
-				}
-				if name == "counter" {
-					cnt = counterAttrs(data)
-				} else if x := exprTarget(name, data); x != "" {
-					target = x
-				}
-			}
-		}
-	}
-	cc := c.chain(table, chain)
-	cc.Rules = append(cc.Rules, cnt)
-	cc.Targets = append(cc.Targets, target)
 }
 
 // nf_tables expression attributes that name what a rule does.
@@ -257,11 +407,15 @@ func (c Counters) chain(table, name string) *ChainCounters {
 	return cc
 }
 
-// dump sends one NLM_F_DUMP request for the IPv4 family and calls f with
-// the attributes of each answer message.
-func (r *nftReader) dump(msg uint16, f func(attrs []byte) error) error {
+// dump sends one NLM_F_DUMP request for the IPv4 family (with filter
+// attributes, if any) and calls f with the attributes of each answer
+// message.
+func (r *nftReader) dump(msg uint16, f func(attrs []byte) error, filter ...[]byte) error {
 	seq := r.seq.Add(1)
 	req := make([]byte, unix.SizeofNlMsghdr+4)
+	for _, a := range filter {
+		req = append(req, a...)
+	}
 	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
 	binary.NativeEndian.PutUint16(req[4:], nfnlSubsysNftables<<8|msg)
 	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)

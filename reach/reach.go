@@ -138,6 +138,7 @@ type labRouter struct {
 	rules  *ruleMap
 	reader interface {
 		Snapshot() (Counters, error)
+		SnapshotSince(prev Counters) (Counters, error)
 		Close()
 	}
 	snmp *snmpReader
@@ -458,7 +459,7 @@ wait:
 				if w.quiet || !always(w) && !g.moved(w.r.name, g0, gs) {
 					continue
 				}
-				c, err := w.r.reader.Snapshot()
+				c, err := w.r.reader.SnapshotSince(w.before)
 				if err != nil {
 					continue
 				}
@@ -499,7 +500,7 @@ wait:
 			}
 		}
 		read++
-		c, err := w.r.reader.Snapshot()
+		c, err := w.r.reader.SnapshotSince(w.before)
 		if err != nil {
 			return out, fmt.Errorf("counters of %s: %w", w.r.name, err)
 		}

@@ -28,6 +28,9 @@ func (r *saveReader) Snapshot() (Counters, error) {
 	return parseSave(out)
 }
 
+// SnapshotSince is Snapshot: iptables-save prints everything anyway.
+func (r *saveReader) SnapshotSince(Counters) (Counters, error) { return r.Snapshot() }
+
 func (r *saveReader) Close() {}
 
 // parseSave reads iptables-save -c output: ":CHAIN POLICY [p:b]" lines
