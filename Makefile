@@ -35,6 +35,8 @@ test: deps
 	./scripts/check-self-contained.sh
 	$(MAKE) --no-print-directory check-generated
 	go build -o .testreport ./scripts/testreport
+	# Labs a killed earlier test run left behind (their registries say so).
+	go run ./scripts/reap-test-labs
 	# -p 1: namespace-heavy packages probe real sockets; run them one at a time so a
 	# loaded 2-core CI machine does not turn slow probes into false verdicts.
 	# TSIM_SOAK=1: serve's 100-job soak (flat RSS, goroutines, fds) runs too.

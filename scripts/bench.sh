@@ -14,7 +14,10 @@ work=$(mktemp -d)
 # of the same bytes (the page cache holds the linker's file differently).
 install -m 0755 tsim "$work/tsim"
 T=$work/tsim
-trap 'rm -rf "$work"; "$T" hosts down --stale -q >/dev/null 2>&1 || true' EXIT
+# On an interrupt, remove the lab this script brought up (its document says
+# which); `tsim run` removes its own. Never --stale: other people's labs on
+# this machine are not this script's to remove.
+trap '[ -s "$work/lab.json" ] && "$T" -q hosts down <"$work/lab.json" >/dev/null 2>&1; rm -rf "$work"' EXIT
 
 # Timestamps in µs from EPOCHREALTIME (bash 5): no fork, unlike $(date).
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
