@@ -89,12 +89,30 @@ func TestUpHoldsFewDescriptors(t *testing.T) {
 		t.Errorf("%d descriptors open after Up, %d before: Up left %d open", after, before, after-before)
 	}
 	// Every interface was made: a fabric end per router interface and
-	// per host, all on the fabric's bridges.
+	// per host; every bridge joins at least two of them (an interface
+	// alone on its segment gets none).
 	out, err := exec.Command("ip", "-n", lab.Fabric, "-o", "link", "show", "type", "veth").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(string(out), "master br"); n != 2*routers+2 {
-		t.Errorf("fabric has %d veth ends on a bridge, want %d", n, 2*routers+2)
+	if n := strings.Count(string(out), "\n"); n != 2*routers+2 {
+		t.Errorf("fabric has %d veth ends, want %d", n, 2*routers+2)
+	}
+	ports := map[string]int{}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "br") && f != "brd" {
+			ports[f]++
+		}
+	}
+	brs, err := exec.Command("ip", "-n", lab.Fabric, "-o", "link", "show", "type", "bridge").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(brs)), "\n") {
+		if fs := strings.Fields(l); len(fs) > 1 {
+			if br := strings.TrimSuffix(fs[1], ":"); ports[br] < 2 {
+				t.Errorf("bridge %s has %d ports, want 2 or more", br, ports[br])
+			}
+		}
 	}
 }

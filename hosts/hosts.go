@@ -360,12 +360,15 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 		b.opts.Log.Warn().Msg(w)
 	}
 	p.hosts = hostPlans
+	p.markLone()
 
 	// Record everything before creating anything (one write): a crash at
 	// any point leaves a record listing at least what exists.
 	items := []Item{{Kind: itemNetns, Name: p.fabric}}
 	for _, s := range p.segments {
-		items = append(items, Item{Kind: itemLink, Netns: p.fabric, Name: s.bridge})
+		if !s.lone {
+			items = append(items, Item{Kind: itemLink, Netns: p.fabric, Name: s.bridge})
+		}
 	}
 	for _, rp := range p.routers {
 		items = append(items, Item{Kind: itemNetns, Name: rp.ns})
@@ -417,6 +420,9 @@ func (b *labBuild) build(ctx context.Context, routers []*facts.Router) (*doc.Lab
 	// Phase 2: the fabric's bridges.
 	bridges := map[string]int{}
 	for _, s := range p.segments {
+		if s.lone {
+			continue // its one fabric end stays on no bridge
+		}
 		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: s.bridge, Flags: net.FlagUp}}
 		if err := fab.nl.LinkAdd(br); err != nil {
 			return nil, tsimerr.Envf("create bridge %s for %s: %w", s.bridge, strings.Join(s.subnet, " "), err)

@@ -37,6 +37,32 @@ type segment struct {
 	key    string // smallest subnet key of the group
 	bridge string
 	subnet []string
+	// lone: one port only (a router interface without a neighbour or a
+	// host in the lab). Its fabric end stays on no bridge: a bridge costs
+	// the kernel an RCU grace period when the lab is removed (16 ms each
+	// here, under the rtnl lock every other lab's build waits on), and a
+	// bridge of one port forwards nothing.
+	lone bool
+}
+
+// markLone marks the segments with a single port, once hosts are placed.
+func (p *plan) markLone() {
+	ports := map[*segment]int{}
+	for _, rp := range p.routers {
+		for _, ip := range rp.ifaces {
+			if ip.seg != nil {
+				ports[ip.seg]++
+			}
+		}
+	}
+	for _, hp := range p.hosts {
+		if hp.seg != nil {
+			ports[hp.seg]++
+		}
+	}
+	for _, s := range p.segments {
+		s.lone = ports[s] < 2
+	}
 }
 
 type routerPlan struct {

@@ -316,11 +316,12 @@ func (r *runner) isolate(fab *netlink.Handle, lr *labRouter, fr *facts.Router, i
 	if err != nil {
 		return nil, fmt.Errorf("interface %s is not in the lab's %s (refused?): %w", iface, lr.name, err)
 	}
-	// The fabric end must be this veth's peer and a lab bridge port: only
-	// such a link is ever moved.
+	// The fabric end must be this veth's peer in the lab's fabric: only
+	// such a link is ever moved. It is a bridge port, or on no bridge when
+	// the interface is alone on its segment (hosts: segment.lone).
 	fl, err := fab.LinkByIndex(rl.Attrs().ParentIndex)
-	if _, veth := fl.(*netlink.Veth); err != nil || !veth || fl.Attrs().MasterIndex == 0 || fl.Attrs().ParentIndex != rl.Attrs().Index {
-		return nil, fmt.Errorf("%s %s has no bridge port in the lab fabric", lr.name, iface)
+	if _, veth := fl.(*netlink.Veth); err != nil || !veth || fl.Attrs().ParentIndex != rl.Attrs().Index {
+		return nil, fmt.Errorf("%s %s has no fabric end in the lab fabric", lr.name, iface)
 	}
 	p := &isoPort{iface: iface, rLink: rl, fabName: fl.Attrs().Name, origMaster: fl.Attrs().MasterIndex}
 	if ifc := fr.Interface(iface); ifc != nil {
