@@ -406,14 +406,6 @@ func observedBranch(t *doc.Trace, observed []string) int {
 	return found
 }
 
-// kernelBranch is the branch trace's hash names (0: none).
-func kernelBranch(t *doc.Trace) int {
-	if t == nil {
-		return 0
-	}
-	return t.KernelBranch
-}
-
 // predictedViews is trace's verdict per router for both directions: the
 // request's hops, then the reply's (a router that passes the request but
 // stops the reply is BLOCKED).
@@ -456,7 +448,7 @@ func (r *runner) compare(fp *flowPlan, res *doc.Reach) {
 	if !ok {
 		res.Disagreements = append(res.Disagreements, d)
 	}
-	if live, kb := observedBranch(fp.real, routersOf(e.Path)), kernelBranch(fp.seeded); live > 0 && kb > 0 && live != kb {
+	if live, kb := observedBranch(fp.real, routersOf(e.Path)), fp.kernelBranch; live > 0 && kb > 0 && live != kb {
 		// Trace's hash, with the lab's seeds, names another branch than
 		// the one the kernels took.
 		e.PathDiffers = true
