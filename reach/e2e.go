@@ -92,7 +92,11 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 	dstBefore, _ := dstStats.read()
 	spec := probeSpec{ns: src.ns, proto: fp.proto, src: fp.src, sport: uint16(fp.flow.SPort),
 		dst: netip.AddrPortFrom(dst0, uint16(fp.flow.DPort)), token: token(fp, "e2e", 0)}
-	out, err := r.probeWatch(ctx, srv, spec, ws)
+	silent := ""
+	if n := len(req); n > 0 && req[n-1].end == causeBlackhole {
+		silent = req[n-1].router
+	}
+	out, err := r.probeWatch(ctx, srv, spec, ws, true, silent)
 	if err != nil {
 		return unknown(err.Error())
 	}
@@ -284,7 +288,7 @@ func (r *runner) e2e(ctx context.Context, srv *echoServers, fp *flowPlan) *doc.E
 
 	// Router views: the request's routers, then the reply's own, then
 	// predicted routers the probe never reached.
-	pt := predictionFor(fp.real, routersOf(e.Path))
+	pt := predictionFor(fp.real, routersOf(e.Path), routersOf(e.ReplyPath))
 	pv := predictedViews(pt)
 	listed := map[string]bool{}
 	add := func(v *doc.RouterReach) {
@@ -361,9 +365,11 @@ func (r *runner) hostStats(ep endpoint) *snmpReader {
 
 // predictionFor is trace's prediction for the path the probe took: the
 // ECMP branch whose request routers are the observed ones (a prefix of
-// them when the request stopped), else the branch the kernel's hash
-// takes, else the flow's own.
-func predictionFor(t *doc.Trace, observed []string) *doc.Trace {
+// them when the request stopped) and, among those, whose reply routers are
+// the observed reply's (branches often share a request path and differ on
+// the way back), else the branch the kernel's hash takes, else the flow's
+// own.
+func predictionFor(t *doc.Trace, observed, observedReply []string) *doc.Trace {
 	if t == nil || len(t.Branches) == 0 {
 		return t
 	}
@@ -371,13 +377,8 @@ func predictionFor(t *doc.Trace, observed []string) *doc.Trace {
 		return &doc.Trace{Flow: t.Flow, Disposition: b.Disposition, Reason: b.Reason, Direction: b.Direction,
 			Hops: b.Hops, ReplyHops: b.ReplyHops, DeniedBy: b.DeniedBy}
 	}
-	if len(observed) > 0 {
-		for _, b := range t.Branches {
-			p := routersOf(pathText(b.Hops))
-			if len(p) >= len(observed) && slices.Equal(p[:len(observed)], observed) {
-				return view(b)
-			}
-		}
+	if b := matchBranch(t, observed, observedReply, false); b != nil {
+		return view(b)
 	}
 	for _, b := range t.Branches {
 		if b.Kernel {
@@ -387,23 +388,49 @@ func predictionFor(t *doc.Trace, observed []string) *doc.Trace {
 	return t
 }
 
-// observedBranch is the number of the ECMP branch whose request routers
-// are the observed ones (0: none, or a single path).
-func observedBranch(t *doc.Trace, observed []string) int {
-	if t == nil || len(t.Branches) < 2 || len(observed) == 0 {
-		return 0
+// matchBranch is the branch whose request (and, when given, reply)
+// routers begin with the observed ones; a branch matching the reply too
+// is preferred. With unique, it is nil when the observation does not tell
+// the branches apart.
+func matchBranch(t *doc.Trace, observed, observedReply []string, unique bool) *doc.Branch {
+	if len(observed) == 0 {
+		return nil
 	}
-	found := 0
+	prefix := func(hops []*doc.Hop, want []string) bool {
+		p := routersOf(pathText(hops))
+		return len(p) >= len(want) && slices.Equal(p[:len(want)], want)
+	}
+	var req, both []*doc.Branch
 	for _, b := range t.Branches {
-		p := routersOf(pathText(b.Hops))
-		if len(p) >= len(observed) && slices.Equal(p[:len(observed)], observed) {
-			if found != 0 {
-				return 0 // the observed part does not tell the branches apart
-			}
-			found = b.Branch
+		if !prefix(b.Hops, observed) {
+			continue
+		}
+		req = append(req, b)
+		if len(observedReply) > 0 && prefix(b.ReplyHops, observedReply) {
+			both = append(both, b)
 		}
 	}
-	return found
+	pick := req
+	if len(both) > 0 {
+		pick = both
+	}
+	if len(pick) == 0 || unique && len(pick) > 1 {
+		return nil
+	}
+	return pick[0]
+}
+
+// observedBranch is the number of the ECMP branch whose routers are the
+// observed ones (0: none, one path only, or the observation does not tell
+// the branches apart).
+func observedBranch(t *doc.Trace, observed, observedReply []string) int {
+	if t == nil || len(t.Branches) < 2 {
+		return 0
+	}
+	if b := matchBranch(t, observed, observedReply, true); b != nil {
+		return b.Branch
+	}
+	return 0
 }
 
 // predictedViews is trace's verdict per router for both directions: the
@@ -441,14 +468,14 @@ func predictedViews(t *doc.Trace) map[string]trace.RouterVerdict {
 // compare fills the end-to-end agreement and lists every disagreement.
 func (r *runner) compare(fp *flowPlan, res *doc.Reach) {
 	e := res.E2E
-	pt := predictionFor(fp.real, routersOf(e.Path))
+	pt := predictionFor(fp.real, routersOf(e.Path), routersOf(e.ReplyPath))
 	d := compareE2E(e, pt)
 	ok := d == ""
 	e.Agrees = &ok
 	if !ok {
 		res.Disagreements = append(res.Disagreements, d)
 	}
-	if live, kb := observedBranch(fp.real, routersOf(e.Path)), fp.kernelBranch; live > 0 && kb > 0 && live != kb {
+	if live, kb := observedBranch(fp.real, routersOf(e.Path), routersOf(e.ReplyPath)), fp.kernelBranch; live > 0 && kb > 0 && live != kb {
 		// Trace's hash, with the lab's seeds, names another branch than
 		// the one the kernels took.
 		e.PathDiffers = true

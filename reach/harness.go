@@ -9,11 +9,13 @@ import (
 
 	"runtime"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
@@ -286,11 +288,12 @@ func fits(owner map[netip.Addr]string, it *harnessItem) bool {
 	for _, a := range it.prev {
 		want[a] = it.hp.in
 	}
+	out := it.hp.outKey()
 	for _, a := range it.next {
-		if w, ok := want[a]; ok && w != it.hp.out {
+		if w, ok := want[a]; ok && w != out {
 			return false
 		}
-		want[a] = it.hp.out
+		want[a] = out
 	}
 	for a, ifc := range want {
 		if o, ok := owner[a]; ok && o != ifc {
@@ -344,6 +347,8 @@ func (r *runner) restorePort(fab *netlink.Handle, lr *labRouter, p *isoPort) err
 	if s := p.in; s != nil {
 		if err := s.release(r.fabric); err != nil {
 			errs = append(errs, fmt.Errorf("take %s %s back from its harness: %w", lr.name, p.iface, err))
+		} else {
+			r.recycle(s)
 		}
 	}
 	// Released ends come back on their bridge and up; check, and repair
@@ -424,18 +429,23 @@ func newAnonNS() (netns.NsHandle, error) {
 // takes the router's fabric end of port (from the fabric or from the side
 // of the previous round) and owns addrs on it.
 func (r *runner) newSide(fab *netlink.Handle, fabSock *netx.Socket, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
-	h, err := newAnonNS()
-	if err != nil {
-		return nil, fmt.Errorf("harness namespace: %w", err)
+	s := r.reuseSide()
+	if s == nil {
+		h, err := newAnonNS()
+		if err != nil {
+			return nil, fmt.Errorf("harness namespace: %w", err)
+		}
+		s = &side{ns: nsRef{h: h}}
+		if s.nl, err = netlink.NewHandleAt(h); err == nil {
+			s.sock, err = netx.OpenSocket(h)
+		}
+		if err != nil {
+			s.drop()
+			return nil, err
+		}
 	}
-	s := &side{port: p, ns: nsRef{name: fmt.Sprintf("harness %s/%s", lr.name, p.iface), h: h}}
-	if s.nl, err = netlink.NewHandleAt(h); err == nil {
-		s.sock, err = netx.OpenSocket(h)
-	}
-	if err != nil {
-		s.drop()
-		return nil, err
-	}
+	h := s.ns.h
+	s.port, s.ns.name = p, fmt.Sprintf("harness %s/%s", lr.name, p.iface)
 	from, fromSock := fab, fabSock
 	if p.in != nil {
 		from, fromSock = p.in.nl, p.in.sock
@@ -449,7 +459,7 @@ func (r *runner) newSide(fab *netlink.Handle, fabSock *netx.Socket, lr *labRoute
 		return nil, fmt.Errorf("move %s %s into its harness: %w", lr.name, p.iface, err)
 	}
 	if p.in != nil {
-		p.in.drop()
+		r.recycle(p.in)
 	}
 	p.in = s
 	lo, err := s.nl.LinkByName("lo")
@@ -523,8 +533,35 @@ func (s *side) release(fabric nsRef) error {
 		return err
 	}
 	s.port.in = nil
-	s.drop()
 	return nil
+}
+
+// A side's namespace, once its link has moved on (to the next round's
+// side or back to the fabric), holds only its loopback: addresses, routes
+// and neighbours went with the link, its sockets are closed. The next side
+// takes it instead of a new namespace, whose creation (and the sysctls it
+// needs, disable_ipv6 taking the kernel's rtnl lock) was a large part of
+// the harness's time.
+
+// recycle keeps the namespace of a side whose link has left it.
+func (r *runner) recycle(s *side) {
+	r.sidesMu.Lock()
+	defer r.sidesMu.Unlock()
+	s.port = nil
+	r.freeSides = append(r.freeSides, s)
+}
+
+// reuseSide takes a recycled side's namespace (nil if none).
+func (r *runner) reuseSide() *side {
+	r.sidesMu.Lock()
+	defer r.sidesMu.Unlock()
+	n := len(r.freeSides)
+	if n == 0 {
+		return nil
+	}
+	s := r.freeSides[n-1]
+	r.freeSides = r.freeSides[:n-1]
+	return s
 }
 
 // drop closes the side's handles; its namespace vanishes once nothing in
@@ -551,9 +588,18 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 		}
 		if it.hp.kind != hopInput && it.hp.out != "" {
 			want[it.hp.out] = append(want[it.hp.out], []netip.Addr{}...)
+			want[it.hp.outKey()] = append(want[it.hp.outKey()], []netip.Addr{}...)
 		}
 	}
 	sides := map[string]*side{}
+	// Hairpin peers go at the end of the round, after the echo servers
+	// listening in them (deferred below, so closed first).
+	var peers []*side
+	defer func() {
+		for _, s := range peers {
+			r.dropPeer(s)
+		}
+	}()
 	srv := newEchoServers()
 	// The sides stay until the next round takes their ports over, or the
 	// harness puts the ports back (restorePort).
@@ -565,10 +611,20 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 	sort.Strings(ifaces)
 	var setupErr error
 	t0 := time.Now()
+	// A port's side sorts before its hairpin peer (its key's prefix).
 	for _, ifc := range ifaces {
 		addrs := want[ifc]
 		sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
-		s, err := r.newSide(fab, fabSock, lr, ports[ifc], addrs)
+		var s *side
+		var err error
+		if base, ok := strings.CutSuffix(ifc, peerSuffix); ok {
+			s, err = r.newPeer(lr, sides[base], addrs)
+			if s != nil {
+				peers = append(peers, s)
+			}
+		} else {
+			s, err = r.newSide(fab, fabSock, lr, ports[ifc], addrs)
+		}
 		if err != nil {
 			setupErr = err
 			break
@@ -597,7 +653,7 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 		}
 		to := lr.ns
 		if hp.kind != hopInput && hp.out != "" {
-			to = sides[hp.out].ns
+			to = sides[hp.outKey()].ns
 		}
 		if it.fp.proto != "icmp" && !(hp.kind != hopInput && hp.out == "") {
 			if err := srv.ensure(to, lkey{to.name, it.fp.proto, hp.dstOut}); err != nil {
@@ -609,7 +665,11 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 		spec := probeSpec{ns: from, proto: it.fp.proto, src: hp.srcIn, sport: uint16(it.fp.flow.SPort), dst: hp.dstIn,
 			token: token(it.fp, "router "+lr.name, it.n)}
 		lr.mu.Lock()
-		out, err := r.probeWatch(ctx, srv, spec, []*watched{w})
+		silent := ""
+		if lr.blackholes(hp, it.fp.proto, uint16(it.fp.flow.SPort)) {
+			silent = lr.name
+		}
+		out, err := r.probeWatch(ctx, srv, spec, []*watched{w}, false, silent)
 		lr.mu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -629,4 +689,120 @@ func (r *runner) runRound(ctx context.Context, lr *labRouter, fab *netlink.Handl
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// blackholes asks the router's kernel whether it routes the hop's packet
+// into a blackhole (which drops it without a counter or an answer).
+func (x *labRouter) blackholes(hp *hopPlan, proto string, sport uint16) bool {
+	if hp.kind == hopInput {
+		return false
+	}
+	p := map[string]uint8{"tcp": 6, "udp": 17, "icmp": 1}[proto]
+	ans, err := x.routeGet(hp.dstOut.Addr(), hp.srcIn, hp.in, p, sport, hp.dstOut.Port(), hp.mark)
+	if err != nil {
+		return routeError(err) == causeBlackhole
+	}
+	return ans.typ == unix.RTN_BLACKHOLE
+}
+
+// A hop that leaves by the interface it came in on (a transit router on a
+// stick: in == out) needs two neighbours on one port: the side that sends
+// the packet must not own the destination, or its kernel would deliver it
+// to itself without the router. The destination's addresses go to a peer:
+// a macvlan (bridge mode) on the side's veth, in a namespace of its own.
+// The router's frames to the peer's MAC address reach it through the veth;
+// the peer answers through the router too (its default route).
+
+// peerSuffix marks the owner key of a hairpin hop's destination side.
+const peerSuffix = "\x00peer"
+
+// outKey is the owner key of the hop's egress addresses: the egress
+// interface, or its peer for a hairpin hop.
+func (hp *hopPlan) outKey() string {
+	if hp.kind == hopForward && hp.in != "" && hp.in == hp.out {
+		return hp.out + peerSuffix
+	}
+	return hp.out
+}
+
+// newPeer makes the hairpin peer of side base, owning addrs.
+func (r *runner) newPeer(lr *labRouter, base *side, addrs []netip.Addr) (*side, error) {
+	if base == nil {
+		return nil, fmt.Errorf("harness %s: no side for a hairpin peer", lr.name)
+	}
+	p := base.port
+	s := r.reuseSide()
+	if s == nil {
+		h, err := newAnonNS()
+		if err != nil {
+			return nil, fmt.Errorf("harness namespace: %w", err)
+		}
+		s = &side{ns: nsRef{h: h}}
+		if s.nl, err = netlink.NewHandleAt(h); err == nil {
+			s.sock, err = netx.OpenSocket(h)
+		}
+		if err != nil {
+			s.drop()
+			return nil, err
+		}
+	}
+	s.port, s.ns.name = p, fmt.Sprintf("harness %s/%s peer", lr.name, p.iface)
+	eth, err := base.nl.LinkByName(p.fabName)
+	if err != nil {
+		r.recycle(s)
+		return nil, fmt.Errorf("harness link: %w", err)
+	}
+	mv := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: "peer", ParentIndex: eth.Attrs().Index, Namespace: netlink.NsFd(s.ns.h)},
+		Mode: netlink.MACVLAN_MODE_BRIDGE}
+	if err := base.nl.LinkAdd(mv); err != nil {
+		r.recycle(s)
+		return nil, fmt.Errorf("harness hairpin peer of %s %s: %w", lr.name, p.iface, err)
+	}
+	fail := func(err error) (*side, error) {
+		r.dropPeer(s)
+		return nil, err
+	}
+	for _, name := range []string{"lo", "peer"} {
+		l, err := s.nl.LinkByName(name)
+		if err == nil {
+			err = s.nl.LinkSetUp(l)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("harness hairpin peer %s: %w", name, err))
+		}
+	}
+	l, err := s.nl.LinkByName("peer")
+	if err != nil {
+		return fail(err)
+	}
+	for _, a := range addrs {
+		pfx := netip.PrefixFrom(a, 32)
+		for _, rp := range p.prefixes {
+			if rp.Masked().Contains(a) && rp.Bits() < 32 {
+				pfx = netip.PrefixFrom(a, rp.Bits())
+				break
+			}
+		}
+		if err := s.nl.AddrAdd(l, &netlink.Addr{IPNet: ipNet(pfx), Flags: syscall.IFA_F_NODAD}); err != nil {
+			return fail(fmt.Errorf("harness address %s: %w", pfx, err))
+		}
+	}
+	if err := waitUp(s.nl, "peer"); err != nil {
+		return fail(err)
+	}
+	rt := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: p.gw.AsSlice(), Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")),
+		Flags: int(netlink.FLAG_ONLINK)}
+	if err := s.nl.RouteAdd(rt); err != nil {
+		return fail(fmt.Errorf("harness route via %s: %w", p.gw, err))
+	}
+	return s, nil
+}
+
+// dropPeer deletes a hairpin peer's macvlan (its lower link moves on to
+// the next round's side) and keeps its namespace for another side.
+func (r *runner) dropPeer(s *side) {
+	if l, err := s.nl.LinkByName("peer"); err == nil {
+		s.nl.LinkDel(l)
+	}
+	r.recycle(s)
 }

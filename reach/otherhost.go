@@ -52,57 +52,25 @@ func (r *otherhostReader) read() (uint64, error) {
 	if r == nil || r.fd < 0 {
 		return otherhostUnavailable, nil
 	}
-	r.seq++
-	req := make([]byte, unix.SizeofNlMsghdr+sizeofIfInfomsg)
-	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:], unix.RTM_GETLINK)
-	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	binary.NativeEndian.PutUint32(req[8:], r.seq)
-	if err := unix.Sendto(r.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	sum, have := uint64(0), false
+	err := r.dump(unix.RTM_GETLINK, make([]byte, sizeofIfInfomsg), func(body []byte) {
+		if len(body) < sizeofIfInfomsg {
+			return
+		}
+		for t, v := range nlAttrs(body[sizeofIfInfomsg:]) {
+			if t == iflaStats64 && len(v) >= otherhostOffset+8 {
+				sum += binary.NativeEndian.Uint64(v[otherhostOffset:])
+				have = true
+			}
+		}
+	})
+	if err != nil {
 		return 0, err
 	}
-	sum, have := uint64(0), false
-	for {
-		n, _, err := unix.Recvfrom(r.fd, r.buf, 0)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return 0, err
-		}
-		b := r.buf[:n]
-		for len(b) >= unix.SizeofNlMsghdr {
-			l := int(binary.NativeEndian.Uint32(b[0:]))
-			typ := binary.NativeEndian.Uint16(b[4:])
-			seq := binary.NativeEndian.Uint32(b[8:])
-			if l < unix.SizeofNlMsghdr || l > len(b) {
-				return 0, errors.New("link dump: truncated netlink message")
-			}
-			body := b[unix.SizeofNlMsghdr:l]
-			b = b[nlAlign(l):]
-			if seq != r.seq {
-				continue
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				if !have {
-					return otherhostUnavailable, nil
-				}
-				return sum, nil
-			case unix.NLMSG_ERROR:
-				return 0, errors.New("link dump failed")
-			}
-			if len(body) < sizeofIfInfomsg {
-				continue
-			}
-			for t, v := range nlAttrs(body[sizeofIfInfomsg:]) {
-				if t == iflaStats64 && len(v) >= otherhostOffset+8 {
-					sum += binary.NativeEndian.Uint64(v[otherhostOffset:])
-					have = true
-				}
-			}
-		}
+	if !have {
+		return otherhostUnavailable, nil
 	}
+	return sum, nil
 }
 
 // request sends one netlink request (not a dump) and returns the body of

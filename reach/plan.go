@@ -3,8 +3,12 @@ package reach
 import (
 	"context"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/facts"
@@ -102,95 +106,134 @@ func openFacts(f *facts.Facts, keep string) *facts.Facts {
 }
 
 // planFlows computes the open path, the packet at every router and the
-// predictions of both views.
+// predictions of both views. Flows are planned by one worker per CPU (the
+// engines are safe for concurrent use): a flow costs several traces, one
+// per router of its path with every other router open.
 func planFlows(ctx context.Context, f *facts.Facts, d *doc.Document) []*flowPlan {
-	real := map[string]*doc.Trace{}
+	pl := &planner{f: f, real: map[string]*doc.Trace{}, labSeed: labHashSeed(f, d.Lab), open: trace.New(openFacts(f, "")),
+		isolated: map[string]*trace.Engine{}}
 	for _, t := range d.Trace {
-		real[t.Flow] = t
+		pl.real[t.Flow] = t
 	}
-	var eng, seededEng *trace.Engine
-	labSeed := labHashSeed(f, d.Lab)
-	open := trace.New(openFacts(f, ""))
-	isolated := map[string]*trace.Engine{}
-	var plans []*flowPlan
-	for _, fl := range d.Flows {
-		fp := &flowPlan{flow: fl, proto: strings.ToLower(fl.Proto)}
-		if fp.proto == "" {
-			fp.proto = "icmp"
-		}
-		plans = append(plans, fp)
-		if err := open.Validate(fl); err != nil {
-			fp.problem = err.Error()
-			continue
-		}
-		fp.real = real[fl.ID]
-		if fp.real == nil {
-			if eng == nil {
-				eng = trace.New(f)
-			}
-			fp.real = eng.Trace(ctx, fl)
-		}
-		if len(fp.real.Branches) > 1 && labSeed != 0 {
-			if seededEng == nil {
-				seededEng = trace.New(f)
-				seededEng.SetHashSeed(labSeed)
-			}
-			fp.kernelBranch = seededEng.Trace(ctx, fl).KernelBranch
-		}
-		openT := open.Trace(ctx, fl)
-		src, _ := netip.ParseAddr(fl.Src)
-		dst, _ := netip.ParseAddr(fl.Dst)
-		fp.src = src
-		fp.hops, fp.finalDst = branchHops(fl, src, dst, openT.Hops, openT.Disposition)
-		// The other ECMP branches' routers are tested alone too.
-		for _, b := range openT.Branches {
-			bh, _ := branchHops(fl, src, dst, b.Hops, b.Disposition)
-			var routers []string
-			for _, hp := range bh {
-				routers = append(routers, hp.router)
-			}
-		next:
-			for _, hp := range bh {
-				for _, x := range fp.harnessHops() {
-					if x.router == hp.router && x.in == hp.in && x.out == hp.out {
-						continue next
-					}
-				}
-				hp.branch = routers
-				fp.extra = append(fp.extra, hp)
-			}
-		}
-		if len(fp.hops) == 0 && openT.Disposition != doc.Delivered {
-			fp.problem = "the path crosses no router of the lab (" + openT.Disposition + ": " + openT.Reason + ")"
-			continue
-		}
-		// Per-router predictions: each router alone (every other filter
-		// open), as the harness tests it.
-		var planRouters []string
-		for _, hp := range fp.hops {
-			planRouters = append(planRouters, hp.router)
-		}
-		for _, hp := range fp.harnessHops() {
-			e := isolated[hp.router]
-			if e == nil {
-				e = trace.New(openFacts(f, hp.router))
-				isolated[hp.router] = e
-			}
-			// The ECMP branch the harness tests: the open path's.
-			br := planRouters
-			if hp.branch != nil {
-				br = hp.branch
-			}
-			t := predictionFor(e.Trace(ctx, fl), br)
-			for _, v := range trace.PerRouter(t) {
-				if v.Router == hp.router {
-					hp.pred, hp.hasPred = v, true
-					break
-				}
-			}
-		}
+	plans := make([]*flowPlan, len(d.Flows))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, fl := range d.Flows {
+		g.Go(func() error {
+			plans[i] = pl.plan(gctx, fl)
+			return nil
+		})
 	}
+	g.Wait()
 	return plans
+}
+
+// planner holds the engines planFlows shares between its workers.
+type planner struct {
+	f       *facts.Facts
+	real    map[string]*doc.Trace
+	labSeed uint32
+	open    *trace.Engine
+
+	mu        sync.Mutex
+	eng       *trace.Engine
+	seededEng *trace.Engine
+	isolated  map[string]*trace.Engine
+}
+
+// engine returns the engine *p, made by mk on first use.
+func (pl *planner) engine(p **trace.Engine, mk func() *trace.Engine) *trace.Engine {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if *p == nil {
+		*p = mk()
+	}
+	return *p
+}
+
+func (pl *planner) isolatedEngine(router string) *trace.Engine {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	e := pl.isolated[router]
+	if e == nil {
+		e = trace.New(openFacts(pl.f, router))
+		pl.isolated[router] = e
+	}
+	return e
+}
+
+// plan plans one flow.
+func (pl *planner) plan(ctx context.Context, fl *doc.Flow) *flowPlan {
+	f := pl.f
+	fp := &flowPlan{flow: fl, proto: strings.ToLower(fl.Proto)}
+	if fp.proto == "" {
+		fp.proto = "icmp"
+	}
+	if err := pl.open.Validate(fl); err != nil {
+		fp.problem = err.Error()
+		return fp
+	}
+	fp.real = pl.real[fl.ID]
+	if fp.real == nil {
+		fp.real = pl.engine(&pl.eng, func() *trace.Engine { return trace.New(f) }).Trace(ctx, fl)
+	}
+	if len(fp.real.Branches) > 1 && pl.labSeed != 0 {
+		e := pl.engine(&pl.seededEng, func() *trace.Engine {
+			e := trace.New(f)
+			e.SetHashSeed(pl.labSeed)
+			return e
+		})
+		fp.kernelBranch = e.Trace(ctx, fl).KernelBranch
+	}
+	openT := pl.open.Trace(ctx, fl)
+	src, _ := netip.ParseAddr(fl.Src)
+	dst, _ := netip.ParseAddr(fl.Dst)
+	fp.src = src
+	fp.hops, fp.finalDst = branchHops(fl, src, dst, openT.Hops, openT.Disposition)
+	// The other ECMP branches' routers are tested alone too.
+	for _, b := range openT.Branches {
+		bh, _ := branchHops(fl, src, dst, b.Hops, b.Disposition)
+		var routers []string
+		for _, hp := range bh {
+			routers = append(routers, hp.router)
+		}
+	next:
+		for _, hp := range bh {
+			for _, x := range fp.harnessHops() {
+				if x.router == hp.router && x.in == hp.in && x.out == hp.out {
+					continue next
+				}
+			}
+			hp.branch = routers
+			fp.extra = append(fp.extra, hp)
+		}
+	}
+	if len(fp.hops) == 0 && openT.Disposition != doc.Delivered {
+		fp.problem = "the path crosses no router of the lab (" + openT.Disposition + ": " + openT.Reason + ")"
+		return fp
+	}
+	// Per-router predictions: each router alone (every other filter
+	// open), as the harness tests it.
+	var planRouters []string
+	for _, hp := range fp.hops {
+		planRouters = append(planRouters, hp.router)
+	}
+	for _, hp := range fp.harnessHops() {
+		e := pl.isolatedEngine(hp.router)
+		// The ECMP branch the harness tests: the open path's.
+		br := planRouters
+		if hp.branch != nil {
+			br = hp.branch
+		}
+		t := predictionFor(e.Trace(ctx, fl), br, nil)
+		for _, v := range trace.PerRouter(t) {
+			if v.Router == hp.router {
+				hp.pred, hp.hasPred = v, true
+				break
+			}
+		}
+	}
+	return fp
 }
 
 // labHashSeed is the multipath hash seed the lab pinned on the routers

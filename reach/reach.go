@@ -143,8 +143,11 @@ type labRouter struct {
 	snmp *snmpReader
 	// last is the latest snapshot, the next probe's "before" (reset
 	// whenever something else may have moved counters).
-	last      Counters
-	lastIP    ipStats
+	last   Counters
+	lastIP ipStats
+	// dirty: a packet crossed the router since its conntrack table was
+	// last flushed.
+	dirty     bool
 	mu        sync.Mutex       // one probe at a time touches its counters
 	bad       []string         // chains whose kernel rules do not match the facts
 	rt        *otherhostReader // route queries (observe.go)
@@ -176,6 +179,12 @@ type runner struct {
 	// order lists the lab's routers by name (every one is watched by an
 	// end-to-end probe).
 	order []*labRouter
+	// gate tells which routers an end-to-end probe touched (gate.go);
+	// nil: every router is read.
+	gate *fabricGate
+	// freeSides are harness namespaces whose link has left (harness.go).
+	sidesMu   sync.Mutex
+	freeSides []*side
 }
 
 func openNS(lab *doc.Lab, name string) (netns.NsHandle, error) {
@@ -198,7 +207,7 @@ func (r *runner) open() error {
 		if err != nil {
 			return err
 		}
-		x := &labRouter{name: lr.Name, ns: nsRef{lr.Netns, h}, rules: newRuleMap(fr, lr.Refused)}
+		x := &labRouter{name: lr.Name, ns: nsRef{lr.Netns, h}, rules: newRuleMap(fr, lr.Refused), dirty: true}
 		r.routers[lr.Name] = x
 		if x.nl, err = netlink.NewHandleAt(h); err != nil {
 			return tsimerr.Envf("netlink in %s: %w", lr.Netns, err)
@@ -248,6 +257,7 @@ func (r *runner) open() error {
 			return err
 		}
 		r.fabric = nsRef{lab.Fabric, h}
+		r.gate = r.openGate()
 	}
 	r.hosts = map[netip.Addr]*doc.LabHost{}
 	r.hostNS = map[string]nsRef{}
@@ -287,6 +297,10 @@ func (r *runner) open() error {
 func (r *runner) close() {
 	for i := len(r.undo) - 1; i >= 0; i-- {
 		r.undo[i]()
+	}
+	r.gate.Close()
+	for _, s := range r.freeSides {
+		s.drop()
 	}
 	for _, x := range r.routers {
 		if x.reader != nil {
@@ -364,12 +378,32 @@ type watched struct {
 // probeWatch flushes conntrack and snapshots the routers, sends the probe,
 // polls the counters until it answers or a blocking counter moves (then
 // it is stopped at once) or the timeout passes, waits for a TCP
-// connection's last packet to reach the server, and snapshots again.
-func (r *runner) probeWatch(ctx context.Context, srv *echoServers, spec probeSpec, ws []*watched) (probeOutcome, error) {
+// connection's last packet to reach the server, and snapshots again. With
+// gated, routers the fabric's link statistics show untouched by the probe
+// are not read (gate.go): only the end-to-end probes, whose lab is whole
+// (the per-router harness moves fabric ends away).
+//
+// silent names the router whose kernel, asked before the probe, routes it
+// into a blackhole: such a drop moves no counter and sends no error, so
+// without it the probe would wait its whole timeout. Once that router has
+// received the probe and forwarded nothing, the probe ends.
+func (r *runner) probeWatch(ctx context.Context, srv *echoServers, spec probeSpec, ws []*watched, gated bool, silent string) (probeOutcome, error) {
+	var g *fabricGate
+	if gated {
+		g = r.gate
+	}
+	g0, err := g.read()
+	if err != nil {
+		g = nil
+	}
 	for _, w := range ws {
-		// A conntrack entry left by an earlier probe would make this one's
-		// first packet ESTABLISHED.
-		w.r.nl.ConntrackTableFlush(netlink.ConntrackTable)
+		if w.r.dirty || g == nil {
+			// A conntrack entry left by an earlier probe would make this
+			// one's first packet ESTABLISHED (only routers a packet
+			// crossed since the last flush can hold one).
+			w.r.nl.ConntrackTableFlush(netlink.ConntrackTable)
+			w.r.dirty = false
+		}
 		if w.r.last != nil {
 			// The previous probe's "after" (nothing but probes moves
 			// counters in a lab, and they run one at a time per router).
@@ -384,6 +418,9 @@ func (r *runner) probeWatch(ctx context.Context, srv *echoServers, spec probeSpe
 		w.before = c
 		w.ipBefore, _ = w.r.snmp.read()
 	}
+	// The probe's source namespace, when it is a router, may send over its
+	// loopback only: the gate cannot see that.
+	always := func(w *watched) bool { return w.r.ns.name == spec.ns.name }
 	var done <-chan struct{}
 	if spec.proto == "tcp" {
 		done = srv.expect(spec.token)
@@ -410,8 +447,15 @@ wait:
 			break wait
 		case <-poll.C:
 			t0 := time.Now()
+			gs, _ := g.read()
 			for _, w := range ws {
-				if w.quiet {
+				if w.r.name == silent && w.r.snmp != nil {
+					if ip, err := w.r.snmp.read(); err == nil && ip.InReceives > w.ipBefore.InReceives &&
+						ip.forwarded() == w.ipBefore.forwarded() && ip.InDelivers == w.ipBefore.InDelivers {
+						cancel()
+					}
+				}
+				if w.quiet || !always(w) && !g.moved(w.r.name, g0, gs) {
 					continue
 				}
 				c, err := w.r.reader.Snapshot()
@@ -433,8 +477,28 @@ wait:
 		case <-ctx.Done():
 		}
 	}
-	settle(ctx, ws)
+	r.settle(ctx, ws, g, g0, always)
+	g1, err := g.read()
+	if err != nil {
+		g, g1 = nil, nil
+	}
+	read := 0
 	for _, w := range ws {
+		if g != nil && !always(w) {
+			ip := w.ipBefore
+			if g.moved(w.r.name, g0, g1) {
+				ip, _ = w.r.snmp.read()
+			}
+			if ip.RawInReceives == w.ipBefore.RawInReceives && w.r.snmp != nil {
+				// Untouched (no frame, or only frames that were not
+				// IPv4 for it: an ARP request flooded over a bridge):
+				// its counters are the ones read before.
+				w.after, w.ipAfter = w.before, ip
+				w.r.last, w.r.lastIP = w.before, ip
+				continue
+			}
+		}
+		read++
 		c, err := w.r.reader.Snapshot()
 		if err != nil {
 			return out, fmt.Errorf("counters of %s: %w", w.r.name, err)
@@ -442,6 +506,10 @@ wait:
 		w.after = c
 		w.ipAfter, _ = w.r.snmp.read()
 		w.r.last, w.r.lastIP = c, w.ipAfter
+		w.r.dirty = true
+	}
+	if len(ws) > 1 {
+		r.opts.Log.Debug().Str("probe", spec.token).Int("read", read).Int("watched", len(ws)).Bool("gated", g != nil).Msg("counters read after the probe")
 	}
 	if ctx.Err() != nil {
 		return out, ctx.Err()
@@ -449,16 +517,27 @@ wait:
 	return out, nil
 }
 
-// settle waits until the watched routers' IP statistics stop moving (two
-// reads 0.3 ms apart agree), at most 20 ms: a packet of this probe
-// still in flight (a crossing FIN answered by a reset, an ICMP error)
-// counts in this probe's "after", not in the next probe's window, where it
-// would pass for evidence.
-func settle(ctx context.Context, ws []*watched) {
+// settle waits until the probe's packets have stopped moving (two reads
+// 0.3 ms apart agree), at most 20 ms: a packet of this probe still in
+// flight (a crossing FIN answered by a reset, an ICMP error) counts in
+// this probe's "after", not in the next probe's window, where it would
+// pass for evidence. What is read: the IP statistics of the watched
+// routers; with a gate, the fabric's link statistics and the IP
+// statistics of the routers they show touched (a frame the fabric has
+// handed to a router may not have reached its IP layer yet).
+func (r *runner) settle(ctx context.Context, ws []*watched, g *fabricGate, g0 gateSnap, always func(*watched) bool) {
 	sum := func() (n uint64) {
+		var s gateSnap
+		if g != nil {
+			s, _ = g.read()
+			n = s.total()
+		}
 		for _, w := range ws {
+			if s != nil && !always(w) && !g.moved(w.r.name, g0, s) {
+				continue
+			}
 			st, _ := w.r.snmp.read()
-			n += st.InReceives + st.OutTransmits + st.OutRequests
+			n += st.RawInReceives + st.OutTransmits + st.OutRequests
 		}
 		return n
 	}

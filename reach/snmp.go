@@ -34,6 +34,10 @@ type ipStats struct {
 	// left. HasOutTransmits: the kernel reports it.
 	OutTransmits    uint64
 	HasOutTransmits bool
+	// RawInReceives is InReceives before the frames flooded to this
+	// router by a bridge are taken out: it moves for every IPv4 packet
+	// the router's IP layer saw.
+	RawInReceives uint64
 }
 
 // forwarded is how many packets the router passed on to a device
@@ -64,6 +68,7 @@ func (a ipStats) sub(b ipStats) ipStats {
 		OutDestUnreachs: d(a.OutDestUnreachs, b.OutDestUnreachs), OutTimeExcds: d(a.OutTimeExcds, b.OutTimeExcds),
 		InEchos: d(a.InEchos, b.InEchos), RPFilter: d(a.RPFilter, b.RPFilter),
 		OutTransmits: d(a.OutTransmits, b.OutTransmits), HasOutTransmits: a.HasOutTransmits && b.HasOutTransmits,
+		RawInReceives: d(a.RawInReceives, b.RawInReceives),
 	}
 }
 
@@ -125,6 +130,7 @@ func (r *snmpReader) read() (ipStats, error) {
 	}
 	// Frames a bridge flooded to this router, counted and dropped as
 	// another host's (see otherhost.go), are not packets it received.
+	st.RawInReceives = st.InReceives
 	if oh, err := r.oh.read(); err == nil && oh != otherhostUnavailable {
 		st.InReceives -= min(oh, st.InReceives)
 	}

@@ -222,14 +222,38 @@ func TestPredictionForBranch(t *testing.T) {
 		{Branch: 1, Disposition: doc.Delivered, Hops: h("a", "b", "c")},
 		{Branch: 2, Disposition: doc.Denied, Direction: doc.Reply, Hops: h("a", "b", "d"), Kernel: true},
 	}}
-	if p := predictionFor(tr, []string{"a", "b", "c"}); p.Disposition != doc.Delivered {
+	if p := predictionFor(tr, []string{"a", "b", "c"}, nil); p.Disposition != doc.Delivered {
 		t.Errorf("observed branch 1: predicted %s", p.Disposition)
 	}
-	if p := predictionFor(tr, []string{"a", "b", "d"}); p.Disposition != doc.Denied || p.Direction != doc.Reply {
+	if p := predictionFor(tr, []string{"a", "b", "d"}, nil); p.Disposition != doc.Denied || p.Direction != doc.Reply {
 		t.Errorf("observed branch 2: predicted %s %s", p.Disposition, p.Direction)
 	}
-	if p := predictionFor(tr, nil); p.Disposition != doc.Denied {
+	if p := predictionFor(tr, nil, nil); p.Disposition != doc.Denied {
 		t.Errorf("nothing observed: the kernel's branch, got %s", p.Disposition)
+	}
+	// Branches with one request path and two ways back (ECMP on the reply
+	// only): the observed reply picks the branch.
+	two := &doc.Trace{Disposition: doc.Delivered, Hops: h("a", "b"), Branches: []*doc.Branch{
+		{Branch: 1, Disposition: doc.Delivered, Hops: h("a", "b"), ReplyHops: h("b", "x", "a")},
+		{Branch: 2, Disposition: doc.Denied, Direction: doc.Reply, Hops: h("a", "b"), ReplyHops: h("b", "y")},
+	}}
+	for _, c := range []struct {
+		req, rep []string
+		branch   int // observedBranch
+		disp     string
+	}{
+		{[]string{"a", "b"}, []string{"b", "x", "a"}, 1, doc.Delivered},
+		{[]string{"a", "b"}, []string{"b", "y"}, 2, doc.Denied},
+		{[]string{"a", "b"}, []string{"b"}, 0, doc.Delivered}, // both match: not told apart
+		{[]string{"a", "b"}, nil, 0, doc.Delivered},
+		{[]string{"a", "b"}, []string{"z"}, 0, doc.Delivered}, // no reply matches: request only
+	} {
+		if got := observedBranch(two, c.req, c.rep); got != c.branch {
+			t.Errorf("observedBranch(%v, %v) = %d, want %d", c.req, c.rep, got, c.branch)
+		}
+		if p := predictionFor(two, c.req, c.rep); p.Disposition != c.disp {
+			t.Errorf("predictionFor(%v, %v): %s, want %s", c.req, c.rep, p.Disposition, c.disp)
+		}
 	}
 }
 
