@@ -1,7 +1,6 @@
 package pdf
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,12 +46,18 @@ func Merge(ctx context.Context, docs []*doc.Document, out string, opts Options) 
 		}
 		views[i] = v
 	}
-	var buf bytes.Buffer
-	res, err := render(ctx, views, opts, true, &buf)
-	if err != nil {
-		return Rendered{}, err
+	// Streamed to the file: a suite's PDF is not held twice in memory
+	// (fpdf keeps the whole file until it writes it out).
+	var res Rendered
+	var rerr error
+	err := fsx.WriteAtomic(out, 0o644, func(w io.Writer) error {
+		res, rerr = render(ctx, views, opts, true, w)
+		return rerr
+	})
+	if rerr != nil {
+		return Rendered{}, rerr
 	}
-	if err := fsx.WriteFileAtomic(out, buf.Bytes(), 0o644); err != nil {
+	if err != nil {
 		return Rendered{}, err
 	}
 	return res, nil

@@ -9,12 +9,12 @@
 package pdf
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
@@ -51,13 +51,17 @@ func Report(ctx context.Context, d *doc.Document, opts Options) (string, int, er
 	if err != nil {
 		return "", 0, err
 	}
-	var buf bytes.Buffer
-	res, err := render(ctx, []*view{v}, opts, false, &buf)
-	if err != nil {
-		return "", 0, err
-	}
 	path := filepath.Join(opts.Dir, name)
-	if err := fsx.WriteFileAtomic(path, buf.Bytes(), 0o644); err != nil {
+	var res Rendered
+	var rerr error
+	err = fsx.WriteAtomic(path, 0o644, func(w io.Writer) error {
+		res, rerr = render(ctx, []*view{v}, opts, false, w)
+		return rerr
+	})
+	if rerr != nil {
+		return "", 0, rerr
+	}
+	if err != nil {
 		return "", 0, err
 	}
 	d.Report = &doc.Report{PDF: path, Pages: res.Pages, Sections: res.Sections[0]}

@@ -442,14 +442,6 @@ func observedBranch(t *doc.Trace, observed, observedReply []string) int {
 	return 0
 }
 
-// kernelBranch is the branch trace's hash names (0: none).
-func kernelBranch(t *doc.Trace) int {
-	if t == nil {
-		return 0
-	}
-	return t.KernelBranch
-}
-
 // predictedViews is trace's verdict per router for both directions: the
 // request's hops, then the reply's (a router that passes the request but
 // stops the reply is BLOCKED).
@@ -492,7 +484,7 @@ func (r *runner) compare(fp *flowPlan, res *doc.Reach) {
 	if !ok {
 		res.Disagreements = append(res.Disagreements, d)
 	}
-	if live, kb := observedBranch(fp.real, routersOf(e.Path), routersOf(e.ReplyPath)), kernelBranch(fp.seeded); live > 0 && kb > 0 && live != kb {
+	if live, kb := observedBranch(fp.real, routersOf(e.Path), routersOf(e.ReplyPath)), fp.kernelBranch; live > 0 && kb > 0 && live != kb {
 		// Trace's hash, with the lab's seeds, names another branch than
 		// the one the kernels took.
 		e.PathDiffers = true

@@ -52,8 +52,7 @@ type hopPlan struct {
 type flowPlan struct {
 	flow  *doc.Flow
 	proto string
-	real  *doc.Trace // trace as the facts decide it
-	open  *doc.Trace // trace with every filter table open: the whole path
+	real  *doc.Trace // trace as the facts decide it (the document's)
 	hops  []*hopPlan // router visits of the open path
 	// replyMark is the mark trace gives the reply at each router.
 	replyMark map[string]uint32
@@ -64,10 +63,15 @@ type flowPlan struct {
 	finalDst netip.AddrPort // destination after every NAT on the path
 	// problem makes both views UNKNOWN (no path, no endpoint …).
 	problem string
-	// seeded is trace with the lab's pinned multipath hash seeds: its
-	// KernelBranch is the ECMP branch the lab's kernels should take (nil
-	// when the flow has one path or the seeds are not known).
-	seeded *doc.Trace
+	// kernelBranch is the KernelBranch of trace with the lab's pinned
+	// multipath hash seeds: the ECMP branch the lab's kernels should take
+	// (0 when the flow has one path or the seeds are not known).
+	//
+	// A plan keeps nothing else of the traces it is made from (the open
+	// path's, the seeded one, each router's isolated one): a suite's plans
+	// live for the whole of Run, and whole traces of every flow would make
+	// its memory grow by hundreds of kB per flow.
+	kernelBranch int
 }
 
 // openFacts returns a copy of f whose filter tables accept everything
@@ -181,16 +185,16 @@ func (pl *planner) plan(ctx context.Context, fl *doc.Flow) *flowPlan {
 			e.SetHashSeed(pl.labSeed)
 			return e
 		})
-		fp.seeded = e.Trace(ctx, fl)
+		fp.kernelBranch = e.Trace(ctx, fl).KernelBranch
 	}
-	fp.open = pl.open.Trace(ctx, fl)
+	openT := pl.open.Trace(ctx, fl)
 	fp.replyMark = replyMarks(fp.real)
 	src, _ := netip.ParseAddr(fl.Src)
 	dst, _ := netip.ParseAddr(fl.Dst)
 	fp.src = src
-	fp.hops, fp.finalDst = branchHops(fl, src, dst, fp.open.Hops, fp.open.Disposition)
+	fp.hops, fp.finalDst = branchHops(fl, src, dst, openT.Hops, openT.Disposition)
 	// The other ECMP branches' routers are tested alone too.
-	for _, b := range fp.open.Branches {
+	for _, b := range openT.Branches {
 		bh, _ := branchHops(fl, src, dst, b.Hops, b.Disposition)
 		var routers []string
 		for _, hp := range bh {
@@ -207,8 +211,8 @@ func (pl *planner) plan(ctx context.Context, fl *doc.Flow) *flowPlan {
 			fp.extra = append(fp.extra, hp)
 		}
 	}
-	if len(fp.hops) == 0 && fp.open.Disposition != doc.Delivered {
-		fp.problem = "the path crosses no router of the lab (" + fp.open.Disposition + ": " + fp.open.Reason + ")"
+	if len(fp.hops) == 0 && openT.Disposition != doc.Delivered {
+		fp.problem = "the path crosses no router of the lab (" + openT.Disposition + ": " + openT.Reason + ")"
 		return fp
 	}
 	// Per-router predictions: each router alone (every other filter

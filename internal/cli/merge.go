@@ -11,6 +11,7 @@ import (
 	"github.com/tsim-dev/tsim/internal/doc"
 	"github.com/tsim-dev/tsim/internal/tsimerr"
 	"github.com/tsim-dev/tsim/pdf"
+	"github.com/tsim-dev/tsim/trace"
 )
 
 func (a *app) mergeCommand() *ucli.Command {
@@ -55,6 +56,9 @@ func (a *app) merge(ctx context.Context, cmd *ucli.Command) error {
 	for i, d := range docs {
 		if err := pdf.Check(d); err != nil {
 			return tsimerr.Inputf("merge: document %d: %w", i+1, err)
+		}
+		for _, t := range d.Trace {
+			trace.ShareHops(t) // every document is held until the PDF is written
 		}
 		if len(d.Reach) == 0 {
 			simOnly++

