@@ -1,7 +1,7 @@
 // Package hosts owns labs (DESIGN §6): isolated copies of the routers of a
 // facts set rebuilt as Linux network namespaces — interfaces, addresses,
 // policy rules, every routing table, ipsets and iptables — joined by one
-// bridge per L2 segment in a private fabric namespace, plus endpoint host
+// bridge per L2 segment (of two or more ports) in a private fabric namespace, plus endpoint host
 // namespaces for each flow, and the registry under /run/tsim/labs that lets
 // `hosts down` remove exactly what a lab created. It never configures the
 // host's root namespace and deletes nothing its registry does not list. It
