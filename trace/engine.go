@@ -33,6 +33,49 @@ type Engine struct {
 	// hint needs them, so they are found when first asked for.
 	uplinksOnce sync.Once
 	uplinks     []string
+	// attached caches, per host address, the routers with it on a
+	// connected subnet (attachedTo): every walk of every ECMP branch, the
+	// reply's and the handshake ACK's too, starts by looking for them, a
+	// scan of every router's connected prefixes.
+	attachedMu sync.RWMutex
+	attached   map[netip.Addr]attachment
+}
+
+// attachment is what a walk's start needs of a host address: the routers
+// with it on a connected subnet (each by its first such interface) and
+// the longest of those subnets.
+type attachment struct {
+	cands []owner
+	seg   netip.Prefix
+}
+
+// attachedTo returns the routers with a on a connected subnet; callers
+// must not modify the result.
+func (e *Engine) attachedTo(a netip.Addr) attachment {
+	e.attachedMu.RLock()
+	at, ok := e.attached[a]
+	e.attachedMu.RUnlock()
+	if ok {
+		return at
+	}
+	for _, r := range e.routers {
+		for _, c := range r.conns {
+			if c.pfx.Contains(a) {
+				at.cands = append(at.cands, owner{r, c.ifc})
+				if !at.seg.IsValid() || c.pfx.Bits() > at.seg.Bits() {
+					at.seg = c.pfx
+				}
+				break
+			}
+		}
+	}
+	e.attachedMu.Lock()
+	if e.attached == nil {
+		e.attached = map[netip.Addr]attachment{}
+	}
+	e.attached[a] = at
+	e.attachedMu.Unlock()
+	return at
 }
 
 type owner struct {

@@ -171,19 +171,8 @@ func (w *walker) start(flow *doc.Flow) {
 		return
 	}
 	// A host: the routers with the source on a connected subnet.
-	var cands []owner
-	var seg netip.Prefix
-	for _, r := range e.routers {
-		for _, c := range r.conns {
-			if c.pfx.Contains(p.src) {
-				cands = append(cands, owner{r, c.ifc})
-				if !seg.IsValid() || c.pfx.Bits() > seg.Bits() {
-					seg = c.pfx
-				}
-				break
-			}
-		}
-	}
+	at := e.attachedTo(p.src)
+	cands, seg := at.cands, at.seg
 	if len(cands) == 0 {
 		hint := "no router has it on a connected subnet"
 		if up := e.uplinkList(); len(up) > 0 {
