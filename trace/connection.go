@@ -156,7 +156,18 @@ func (w *walker) branch(force []int) *doc.Branch {
 	w.force, w.points, w.ct, w.bcSrc = force, w.points[:0], w.ct[:0], netip.Addr{}
 	w.dir, w.p, w.seen = doc.Request, w.p0, w.seen[:0]
 	w.hops, w.disp, w.reason, w.denied = make([]*doc.Hop, 0, 8), "", "", nil
-	w.start(w.flow)
+	if m := w.requestWalked(force); m != nil && !w.e.walkEveryRequest {
+		// This branch's request takes the nexthops an earlier branch's
+		// did (the branches part on the way back): the same walk.
+		w.hops, w.disp, w.reason, w.denied, w.p, w.bcSrc = m.hops, m.disp, m.reason, m.denied, m.p, m.bcSrc
+		w.ct = append(w.ct, m.ct...)
+		w.points = append(w.points, m.points...)
+		w.e.requestReuses.Add(1)
+	} else {
+		w.start(w.flow)
+		w.memo = append(w.memo, &requestMemo{hops: w.hops, disp: w.disp, reason: w.reason, denied: w.denied, p: w.p,
+			bcSrc: w.bcSrc, ct: slices.Clone(w.ct), points: slices.Clone(w.points)})
+	}
 	b := &doc.Branch{Hops: w.hops, Disposition: w.disp, Reason: w.reason, DeniedBy: w.denied, Choices: []string{}}
 	if !Positive(w.disp) {
 		if w.disp != doc.UnknownSource {
@@ -198,6 +209,38 @@ func (w *walker) branch(force []int) *doc.Branch {
 		}
 	}
 	return b
+}
+
+// requestMemo is a request's walk, kept for the branches that take the
+// same nexthops on the way there: the request is a deterministic function
+// of its ECMP choices (an unforced point takes its first live nexthop).
+type requestMemo struct {
+	hops         []*doc.Hop
+	disp, reason string
+	denied       *doc.RuleRef
+	p            pkt
+	bcSrc        netip.Addr
+	ct           []ctEntry // before the reply marks what it crossed
+	points       []mpPoint
+}
+
+// requestWalked returns the walk of an earlier branch whose request makes
+// the choices force makes (nil if none).
+func (w *walker) requestWalked(force []int) *requestMemo {
+next:
+	for _, m := range w.memo {
+		for i, pt := range m.points {
+			c := 0
+			if i < len(force) {
+				c = force[i]
+			}
+			if c != pt.chosen {
+				continue next
+			}
+		}
+		return m
+	}
+	return nil
 }
 
 // handshakeACK walks the client's ACK that completes a tcp handshake along

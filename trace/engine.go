@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tsim-dev/tsim/internal/facts"
 )
@@ -39,6 +40,11 @@ type Engine struct {
 	// scan of every router's connected prefixes.
 	attachedMu sync.RWMutex
 	attached   map[netip.Addr]attachment
+	// walkEveryRequest turns off the reuse of a request's walk by the
+	// ECMP branches that take its nexthops (tests compare both ways).
+	walkEveryRequest bool
+	// requestReuses counts the branches that reused a request's walk.
+	requestReuses atomic.Int64
 }
 
 // attachment is what a walk's start needs of a host address: the routers

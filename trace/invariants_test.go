@@ -1,7 +1,9 @@
 package trace
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -241,4 +243,59 @@ func TestConcurrent(t *testing.T) {
 			t.Error(s)
 		}
 	}
+}
+
+// TestRequestMemo: reusing a request's walk for the ECMP branches that
+// take its nexthops changes nothing in any trace (every pair of
+// addresses of the asymmetric network, the lab, the corpus and the
+// example, four protocols), and some branches did reuse one.
+func TestRequestMemo(t *testing.T) {
+	ex, err := facts.Load(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asym, err := facts.Load(context.Background(), "testdata/asym")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab := loadLab(t)
+	sets := map[string]*facts.Facts{"asym": asym, "lab": lab.Facts(), "corpus": loadCorpus(t, "raw_facts"), "example": ex}
+	reused := int64(0)
+	for name, f := range sets {
+		memo, every := New(f), New(f)
+		every.walkEveryRequest = true
+		var addrs []string
+		for _, r := range f.Routers {
+			for _, i := range r.Interfaces {
+				for _, a := range i.Addrs {
+					if a.Prefix.Addr().Is4() && !a.Prefix.Addr().IsLoopback() {
+						addrs = append(addrs, a.Prefix.Addr().String())
+						if a.Prefix.Bits() <= 29 {
+							addrs = append(addrs, a.Prefix.Masked().Addr().Next().Next().Next().Next().String())
+						}
+					}
+				}
+			}
+		}
+		for i, s := range addrs {
+			for j, d := range addrs {
+				fl := []doc.Flow{{Proto: "icmp"}, {Proto: "tcp", DPort: 22}, {Proto: "udp", DPort: 53}, {Proto: "tcp", DPort: 443, SPort: 443}}[(i+j)%4]
+				fl.ID, fl.Src, fl.Dst = "f", s, d
+				a, b := memo.Trace(context.Background(), &fl), every.Trace(context.Background(), &fl)
+				ja, _ := json.Marshal(a)
+				jb, _ := json.Marshal(b)
+				if !bytes.Equal(ja, jb) {
+					t.Fatalf("%s %s→%s %s: traces differ with the request's walk reused:\n%s\n%s", name, s, d, fl.Proto, ja, jb)
+				}
+			}
+		}
+		if every.requestReuses.Load() != 0 {
+			t.Errorf("%s: the request's walk was reused with walkEveryRequest", name)
+		}
+		reused += memo.requestReuses.Load()
+	}
+	if reused == 0 {
+		t.Error("no branch reused a request's walk: the test proves nothing")
+	}
+	t.Logf("%d branches reused a request's walk", reused)
 }

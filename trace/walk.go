@@ -116,6 +116,8 @@ type walker struct {
 	// bcSrc: the request was an ICMP echo to a broadcast address that
 	// the router answers from this address of its own (invalid otherwise).
 	bcSrc netip.Addr
+	// memo: the request walks of this connection's branches so far.
+	memo []*requestMemo
 }
 
 // loopKey is what makes a packet "the same packet again" on a router.
