@@ -2,7 +2,6 @@ package reach
 
 import (
 	"encoding/binary"
-	"errors"
 
 	"golang.org/x/sys/unix"
 )
@@ -155,48 +154,9 @@ func (g *fabricGate) Close() {
 // with each answer's body.
 func (r *otherhostReader) dump(typ uint16, payload []byte, f func(body []byte)) error {
 	r.seq++
-	req := make([]byte, unix.SizeofNlMsghdr+len(payload))
-	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:], typ)
-	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	binary.NativeEndian.PutUint32(req[8:], r.seq)
-	copy(req[unix.SizeofNlMsghdr:], payload)
-	if err := unix.Sendto(r.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return err
-	}
-	for {
-		n, _, err := unix.Recvfrom(r.fd, r.buf, 0)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return err
-		}
-		b := r.buf[:n]
-		for len(b) >= unix.SizeofNlMsghdr {
-			l := int(binary.NativeEndian.Uint32(b[0:]))
-			t := binary.NativeEndian.Uint16(b[4:])
-			seq := binary.NativeEndian.Uint32(b[8:])
-			if l < unix.SizeofNlMsghdr || l > len(b) {
-				return errors.New("netlink dump: truncated message")
-			}
-			body := b[unix.SizeofNlMsghdr:l]
-			b = b[nlAlign(l):]
-			if seq != r.seq {
-				continue
-			}
-			switch t {
-			case unix.NLMSG_DONE:
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(body) >= 4 {
-					if e := int32(binary.NativeEndian.Uint32(body)); e != 0 {
-						return unix.Errno(-e)
-					}
-				}
-				return errors.New("netlink dump failed")
-			}
+	return nlExchange(r.fd, r.buf, typ, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, r.seq, append(make([]byte, unix.SizeofNlMsghdr), payload...),
+		func(_ uint16, body []byte) (bool, error) {
 			f(body)
-		}
-	}
+			return false, nil
+		})
 }

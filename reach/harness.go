@@ -430,23 +430,11 @@ func newAnonNS() (netns.NsHandle, error) {
 // takes the router's fabric end of port (from the fabric or from the side
 // of the previous round) and owns addrs on it.
 func (r *runner) newSide(fab *netlink.Handle, fabSock *netx.Socket, lr *labRouter, p *isoPort, addrs []netip.Addr) (*side, error) {
-	s := r.reuseSide()
-	if s == nil {
-		h, err := newAnonNS()
-		if err != nil {
-			return nil, fmt.Errorf("harness namespace: %w", err)
-		}
-		s = &side{ns: nsRef{h: h}}
-		if s.nl, err = netlink.NewHandleAt(h); err == nil {
-			s.sock, err = netx.OpenSocket(h)
-		}
-		if err != nil {
-			s.drop()
-			return nil, err
-		}
+	s, err := r.takeSide(p, fmt.Sprintf("harness %s/%s", lr.name, p.iface))
+	if err != nil {
+		return nil, err
 	}
 	h := s.ns.h
-	s.port, s.ns.name = p, fmt.Sprintf("harness %s/%s", lr.name, p.iface)
 	from, fromSock := fab, fabSock
 	if p.in != nil {
 		from, fromSock = p.in.nl, p.in.sock
@@ -470,9 +458,46 @@ func (r *runner) newSide(fab *netlink.Handle, fabSock *netx.Socket, lr *labRoute
 	if err != nil {
 		return nil, fmt.Errorf("harness loopback: %w", err)
 	}
-	eth, err := s.nl.LinkByName(p.fabName)
+	// Readiness: a veth sends nothing until the kernel has activated its
+	// queue (operstate up), on both ends.
+	if err := s.impersonate(p.fabName, addrs); err != nil {
+		return nil, err
+	}
+	if err := waitUp(lr.nl, p.iface); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// takeSide takes a recycled side's namespace, or makes one, for port p.
+func (r *runner) takeSide(p *isoPort, name string) (*side, error) {
+	s := r.reuseSide()
+	if s == nil {
+		h, err := newAnonNS()
+		if err != nil {
+			return nil, fmt.Errorf("harness namespace: %w", err)
+		}
+		s = &side{ns: nsRef{h: h}}
+		if s.nl, err = netlink.NewHandleAt(h); err == nil {
+			s.sock, err = netx.OpenSocket(h)
+		}
+		if err != nil {
+			s.drop()
+			return nil, err
+		}
+	}
+	s.port, s.ns.name = p, name
+	return s, nil
+}
+
+// impersonate gives the side's link addrs (with the prefix length of the
+// router's subnet holding each, else /32), waits for it to be up and
+// routes everything through the router.
+func (s *side) impersonate(link string, addrs []netip.Addr) error {
+	p := s.port
+	l, err := s.nl.LinkByName(link)
 	if err != nil {
-		return nil, fmt.Errorf("harness link: %w", err)
+		return fmt.Errorf("harness link: %w", err)
 	}
 	for _, a := range addrs {
 		pfx := netip.PrefixFrom(a, 32)
@@ -482,24 +507,19 @@ func (r *runner) newSide(fab *netlink.Handle, fabSock *netx.Socket, lr *labRoute
 				break
 			}
 		}
-		if err := s.nl.AddrAdd(eth, &netlink.Addr{IPNet: ipNet(pfx), Flags: syscall.IFA_F_NODAD}); err != nil {
-			return nil, fmt.Errorf("harness address %s: %w", pfx, err)
+		if err := s.nl.AddrAdd(l, &netlink.Addr{IPNet: ipNet(pfx), Flags: syscall.IFA_F_NODAD}); err != nil {
+			return fmt.Errorf("harness address %s: %w", pfx, err)
 		}
 	}
-	// Readiness: a veth sends nothing until the kernel has activated its
-	// queue (operstate up), on both ends.
-	if err := waitUp(s.nl, p.fabName); err != nil {
-		return nil, err
+	if err := waitUp(s.nl, link); err != nil {
+		return err
 	}
-	if err := waitUp(lr.nl, p.iface); err != nil {
-		return nil, err
-	}
-	rt := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: p.gw.AsSlice(), Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")),
+	rt := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: p.gw.AsSlice(), Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")),
 		Flags: int(netlink.FLAG_ONLINK)}
 	if err := s.nl.RouteAdd(rt); err != nil {
-		return nil, fmt.Errorf("harness route via %s: %w", p.gw, err)
+		return fmt.Errorf("harness route via %s: %w", p.gw, err)
 	}
-	return s, nil
+	return nil
 }
 
 // waitUp polls a link until its operstate is up (the kernel's link
@@ -732,22 +752,10 @@ func (r *runner) newPeer(lr *labRouter, base *side, addrs []netip.Addr) (*side, 
 		return nil, fmt.Errorf("harness %s: no side for a hairpin peer", lr.name)
 	}
 	p := base.port
-	s := r.reuseSide()
-	if s == nil {
-		h, err := newAnonNS()
-		if err != nil {
-			return nil, fmt.Errorf("harness namespace: %w", err)
-		}
-		s = &side{ns: nsRef{h: h}}
-		if s.nl, err = netlink.NewHandleAt(h); err == nil {
-			s.sock, err = netx.OpenSocket(h)
-		}
-		if err != nil {
-			s.drop()
-			return nil, err
-		}
+	s, err := r.takeSide(p, fmt.Sprintf("harness %s/%s peer", lr.name, p.iface))
+	if err != nil {
+		return nil, err
 	}
-	s.port, s.ns.name = p, fmt.Sprintf("harness %s/%s peer", lr.name, p.iface)
 	eth, err := base.nl.LinkByName(p.fabName)
 	if err != nil {
 		r.recycle(s)
@@ -772,29 +780,8 @@ func (r *runner) newPeer(lr *labRouter, base *side, addrs []netip.Addr) (*side, 
 			return fail(fmt.Errorf("harness hairpin peer %s: %w", name, err))
 		}
 	}
-	l, err := s.nl.LinkByName("peer")
-	if err != nil {
+	if err := s.impersonate("peer", addrs); err != nil {
 		return fail(err)
-	}
-	for _, a := range addrs {
-		pfx := netip.PrefixFrom(a, 32)
-		for _, rp := range p.prefixes {
-			if rp.Masked().Contains(a) && rp.Bits() < 32 {
-				pfx = netip.PrefixFrom(a, rp.Bits())
-				break
-			}
-		}
-		if err := s.nl.AddrAdd(l, &netlink.Addr{IPNet: ipNet(pfx), Flags: syscall.IFA_F_NODAD}); err != nil {
-			return fail(fmt.Errorf("harness address %s: %w", pfx, err))
-		}
-	}
-	if err := waitUp(s.nl, "peer"); err != nil {
-		return fail(err)
-	}
-	rt := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: p.gw.AsSlice(), Dst: ipNet(netip.MustParsePrefix("0.0.0.0/0")),
-		Flags: int(netlink.FLAG_ONLINK)}
-	if err := s.nl.RouteAdd(rt); err != nil {
-		return fail(fmt.Errorf("harness route via %s: %w", p.gw, err))
 	}
 	return s, nil
 }

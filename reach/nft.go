@@ -416,54 +416,71 @@ func (r *nftReader) dump(msg uint16, f func(attrs []byte) error, filter ...[]byt
 	for _, a := range filter {
 		req = append(req, a...)
 	}
+	req[unix.SizeofNlMsghdr] = unix.NFPROTO_IPV4 // nfgenmsg: family, version 0, res_id 0
+	err := nlExchange(r.fd, r.buf, nfnlSubsysNftables<<8|msg, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq, req,
+		func(flags uint16, body []byte) (bool, error) {
+			if flags&unix.NLM_F_DUMP_INTR != 0 {
+				return true, errors.New("the ruleset changed while reading it")
+			}
+			if len(body) < 4 {
+				return false, nil
+			}
+			return false, f(body[4:])
+		})
+	if err != nil {
+		return fmt.Errorf("nftables dump: %w", err)
+	}
+	return nil
+}
+
+// nlExchange sends one netlink request (req: a header's room, then the
+// payload) of type typ and flags with sequence number seq on fd, and calls
+// each with every answer message of that sequence until each says it is
+// done, a dump ends (NLMSG_DONE) or an NLMSG_ERROR answers (an error, or
+// the acknowledgement of success).
+func nlExchange(fd int, buf []byte, typ, flags uint16, seq uint32, req []byte,
+	each func(flags uint16, body []byte) (done bool, err error)) error {
 	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:], nfnlSubsysNftables<<8|msg)
-	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint16(req[4:], typ)
+	binary.NativeEndian.PutUint16(req[6:], flags)
 	binary.NativeEndian.PutUint32(req[8:], seq)
-	req[16] = unix.NFPROTO_IPV4 // nfgenmsg: family, version 0, res_id 0
-	if err := unix.Sendto(r.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return fmt.Errorf("nftables dump request: %w", err)
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
 	}
 	for {
-		n, _, err := unix.Recvfrom(r.fd, r.buf, 0)
+		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			return fmt.Errorf("nftables dump: %w", err)
+			return err
 		}
-		b := r.buf[:n]
+		b := buf[:n]
 		for len(b) >= unix.SizeofNlMsghdr {
 			l := int(binary.NativeEndian.Uint32(b[0:]))
-			typ := binary.NativeEndian.Uint16(b[4:])
-			flags := binary.NativeEndian.Uint16(b[6:])
+			t := binary.NativeEndian.Uint16(b[4:])
+			fl := binary.NativeEndian.Uint16(b[6:])
 			mseq := binary.NativeEndian.Uint32(b[8:])
 			if l < unix.SizeofNlMsghdr || l > len(b) {
-				return errors.New("nftables dump: truncated netlink message")
+				return errors.New("truncated netlink message")
 			}
 			body := b[unix.SizeofNlMsghdr:l]
 			b = b[nlAlign(l):]
 			if mseq != seq {
 				continue
 			}
-			switch typ {
+			switch t {
 			case unix.NLMSG_DONE:
 				return nil
 			case unix.NLMSG_ERROR:
 				if len(body) >= 4 {
 					if e := int32(binary.NativeEndian.Uint32(body)); e != 0 {
-						return fmt.Errorf("nftables dump: %w", unix.Errno(-e))
+						return unix.Errno(-e)
 					}
 				}
 				return nil
 			}
-			if flags&unix.NLM_F_DUMP_INTR != 0 {
-				return errors.New("nftables dump interrupted: the ruleset changed while reading it")
-			}
-			if len(body) < 4 {
-				continue
-			}
-			if err := f(body[4:]); err != nil {
+			if done, err := each(fl, body); done || err != nil {
 				return err
 			}
 		}

@@ -77,45 +77,14 @@ func (r *otherhostReader) read() (uint64, error) {
 // its answer, or the kernel's error as a syscall.Errno.
 func (r *otherhostReader) request(typ uint16, payload []byte) ([]byte, error) {
 	r.seq++
-	req := make([]byte, unix.SizeofNlMsghdr+len(payload))
-	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
-	binary.NativeEndian.PutUint16(req[4:], typ)
-	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	binary.NativeEndian.PutUint32(req[8:], r.seq)
-	copy(req[unix.SizeofNlMsghdr:], payload)
-	if err := unix.Sendto(r.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return nil, err
+	var ans []byte
+	err := nlExchange(r.fd, r.buf, typ, unix.NLM_F_REQUEST, r.seq, append(make([]byte, unix.SizeofNlMsghdr), payload...),
+		func(_ uint16, body []byte) (bool, error) {
+			ans = append([]byte(nil), body...)
+			return true, nil
+		})
+	if err == nil && ans == nil {
+		err = errors.New("netlink: empty answer")
 	}
-	for {
-		n, _, err := unix.Recvfrom(r.fd, r.buf, 0)
-		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return nil, err
-		}
-		b := r.buf[:n]
-		for len(b) >= unix.SizeofNlMsghdr {
-			l := int(binary.NativeEndian.Uint32(b[0:]))
-			t := binary.NativeEndian.Uint16(b[4:])
-			seq := binary.NativeEndian.Uint32(b[8:])
-			if l < unix.SizeofNlMsghdr || l > len(b) {
-				return nil, errors.New("truncated netlink message")
-			}
-			body := b[unix.SizeofNlMsghdr:l]
-			b = b[nlAlign(l):]
-			if seq != r.seq {
-				continue
-			}
-			if t == unix.NLMSG_ERROR {
-				if len(body) >= 4 {
-					if e := int32(binary.NativeEndian.Uint32(body)); e != 0 {
-						return nil, unix.Errno(-e)
-					}
-				}
-				return nil, errors.New("netlink: empty answer")
-			}
-			return append([]byte(nil), body...), nil
-		}
-	}
+	return ans, err
 }

@@ -485,10 +485,13 @@ wait:
 	}
 	read := 0
 	for _, w := range ws {
+		var ip ipStats
+		ipRead := false
 		if g != nil && !always(w) {
-			ip := w.ipBefore
+			ip = w.ipBefore
 			if g.moved(w.r.name, g0, g1) {
 				ip, _ = w.r.snmp.read()
+				ipRead = true
 			}
 			if ip.RawInReceives == w.ipBefore.RawInReceives && w.r.snmp != nil {
 				// Untouched (no frame, or only frames that were not
@@ -505,7 +508,10 @@ wait:
 			return out, fmt.Errorf("counters of %s: %w", w.r.name, err)
 		}
 		w.after = c
-		w.ipAfter, _ = w.r.snmp.read()
+		if !ipRead { // after settling nothing moves: one read is enough
+			ip, _ = w.r.snmp.read()
+		}
+		w.ipAfter = ip
 		w.r.last, w.r.lastIP = c, w.ipAfter
 		w.r.dirty = true
 	}
