@@ -385,19 +385,9 @@ func section(text, name string) string {
 // floor builds the routers of the lab run --flows would build, with plain
 // commands, and removes them: the kernel's floor for the same objects.
 func (m *measurer) floor(ctx context.Context, n int, dir string, k int) error {
-	f, err := facts.Load(ctx, filepath.Join(dir, "facts"))
+	f, d, err := tracedDoc(ctx, dir, k)
 	if err != nil {
 		return err
-	}
-	flows, err := readFlows(filepath.Join(dir, fmt.Sprintf("flows-%d.csv", k)))
-	if err != nil {
-		return err
-	}
-	d := doc.New()
-	d.Flows = flows
-	eng := trace.New(f)
-	for _, fl := range flows {
-		d.Trace = append(d.Trace, eng.Trace(ctx, fl))
 	}
 	scope := ""
 	if m.scope == hosts.ScopeAll {
@@ -575,19 +565,9 @@ func neigh() string {
 // from): wall, peak RSS and peak open descriptors of hosts up.
 func (m *measurer) lab(ctx context.Context, n int, dir string, k int) error {
 	fdir := filepath.Join(dir, "facts")
-	f, err := facts.Load(ctx, fdir)
+	_, d, err := tracedDoc(ctx, dir, k)
 	if err != nil {
 		return err
-	}
-	flows, err := readFlows(filepath.Join(dir, fmt.Sprintf("flows-%d.csv", k)))
-	if err != nil {
-		return err
-	}
-	d := doc.New()
-	d.Flows = flows
-	eng := trace.New(f)
-	for _, fl := range flows {
-		d.Trace = append(d.Trace, eng.Trace(ctx, fl))
 	}
 	var buf bytes.Buffer
 	if err := doc.Write(&buf, d); err != nil {
@@ -689,4 +669,24 @@ func timedFDs(cmd *exec.Cmd) (time.Duration, float64, int, int) {
 		rss = float64(ru.Maxrss) / 1024
 	}
 	return d, rss, <-peak, code
+}
+
+// tracedDoc loads the facts and the suite of k flows of a generated
+// network and traces them: the document run --flows builds its lab from.
+func tracedDoc(ctx context.Context, dir string, k int) (*facts.Facts, *doc.Document, error) {
+	f, err := facts.Load(ctx, filepath.Join(dir, "facts"))
+	if err != nil {
+		return nil, nil, err
+	}
+	flows, err := readFlows(filepath.Join(dir, fmt.Sprintf("flows-%d.csv", k)))
+	if err != nil {
+		return nil, nil, err
+	}
+	d := doc.New()
+	d.Flows = flows
+	eng := trace.New(f)
+	for _, fl := range flows {
+		d.Trace = append(d.Trace, eng.Trace(ctx, fl))
+	}
+	return f, d, nil
 }
